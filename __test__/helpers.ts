@@ -1,0 +1,49 @@
+import { join } from 'node:path'
+import { DCGAN, readSafetensors, type Tensor } from '../src/index'
+
+export const FIXTURES = join(__dirname, 'fixtures')
+
+/** Largest |a − b| over two equally long arrays; Infinity when the lengths differ. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]))
+  return m
+}
+
+export interface Fixture {
+  config: { zDim: number; channels: 1 | 3; featuresG: number; featuresD: number; imageSize: number; batch: number }
+  io: Map<string, Tensor>
+  path: (file: string) => string
+}
+
+/** Inputs and PyTorch's outputs written by benchmark/reference/make_fixtures.py. */
+export async function loadFixture(name: string): Promise<Fixture> {
+  const path = (file: string) => join(FIXTURES, name, file)
+  const io = await readSafetensors(path('io.safetensors'))
+  return { config: JSON.parse(io.metadata.config), io: io.tensors, path }
+}
+
+/** A CPU model with the fixture's shape and its initial PyTorch weights. */
+export async function modelFromFixture(f: Fixture): Promise<DCGAN> {
+  const { zDim, channels, featuresG, featuresD, imageSize } = f.config
+  const gan = new DCGAN({ zDim, channels, featuresG, featuresD, imageSize, device: 'cpu', seed: 0 })
+  await gan.loadWeights(f.path('init.safetensors'))
+  return gan
+}
+
+/** Names whose values differ by more than `tol` between two state maps (and names only one has). */
+export function stateDifferences(actual: Map<string, Tensor>, expected: Map<string, Tensor>, tol: number): string[] {
+  const out: string[] = []
+  for (const [name, e] of expected) {
+    const a = actual.get(name)
+    if (!a) {
+      out.push(`${name}: missing`)
+      continue
+    }
+    const d = maxAbsDiff(a.data, e.data)
+    if (!(d <= tol) || a.shape.join() !== e.shape.join()) out.push(`${name}: max |diff| ${d}, shapes ${a.shape} vs ${e.shape}`)
+  }
+  for (const name of actual.keys()) if (!expected.has(name)) out.push(`${name}: not in PyTorch's state_dict`)
+  return out
+}

@@ -1,0 +1,94 @@
+"""Writes the parity fixtures of __test__/fixtures from the reference (dcgan.py) on PyTorch.
+
+For each configuration: the initial weights (state_dict keys of both networks), the inputs, the
+outputs of G and D, and the state of both networks after one and after three steps of the seed's
+loop. Run it with `npm run fixtures`; the tests compare this library against these files.
+"""
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dcgan import SeedLoop, build  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "__test__", "fixtures")
+
+CONFIGS = {
+    # The seed's own network shape (64×64, gen.4 / disc.5), with few features.
+    "seed64": dict(z_dim=100, channels=1, features_g=2, features_d=3, image_size=64, batch=4),
+    # A generalised size with RGB images and another zDim.
+    "rgb32": dict(z_dim=16, channels=3, features_g=4, features_d=6, image_size=32, batch=6),
+}
+STEPS = 3
+
+
+def state(gen, disc):
+    sd = {**gen.state_dict(), **disc.state_dict()}
+    return {k: v.detach().clone().contiguous() for k, v in sd.items()}
+
+
+def make(name, cfg):
+    torch.manual_seed(1234)
+    torch.set_num_threads(1)
+    batch = cfg["batch"]
+    model = {k: v for k, v in cfg.items() if k != "batch"}
+    gen, disc = build(**model)
+    out = os.path.join(ROOT, name)
+    os.makedirs(out, exist_ok=True)
+    config = {"zDim": cfg["z_dim"], "channels": cfg["channels"], "featuresG": cfg["features_g"],
+              "featuresD": cfg["features_d"], "imageSize": cfg["image_size"], "batch": batch}
+    meta = {"config": json.dumps(config), "torch": torch.__version__}
+    save_file(state(gen, disc), os.path.join(out, "init.safetensors"), metadata=meta)
+
+    s, c, z = cfg["image_size"], cfg["channels"], cfg["z_dim"]
+    io = {}
+    for step in range(1, STEPS + 1):
+        io[f"real.{step}"] = torch.rand(batch, c, s, s) * 2 - 1
+        io[f"noise.{step}"] = torch.randn(batch, z, 1, 1)
+
+    # Forward parity, on copies so that running statistics stay at their initial values.
+    import copy
+    with torch.no_grad():
+        g, d = copy.deepcopy(gen), copy.deepcopy(disc)
+        io["forward.gen_train"] = g(io["noise.1"])
+        io["forward.disc_train"] = d(io["real.1"]).reshape(-1)
+        g.eval(), d.eval()
+        io["forward.gen_eval"] = g(io["noise.1"])
+        io["forward.disc_eval"] = d(io["real.1"]).reshape(-1)
+
+    loop = SeedLoop(gen, disc)
+    for step in range(1, STEPS + 1):
+        loss_d, loss_g, d_x, d_gz1, d_gz2 = loop.step(io[f"real.{step}"], io[f"noise.{step}"])
+        io[f"stats.{step}"] = torch.stack([loss_d, loss_g, d_x, d_gz1, d_gz2]).detach()
+        if step in (1, STEPS):
+            save_file(state(gen, disc), os.path.join(out, f"after{step}.safetensors"), metadata=meta)
+    save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(out, "io.safetensors"), metadata=meta)
+    print(f"{name}: wrote {out}")
+
+
+def param_counts():
+    """Parameter counts of both networks for every image size, as PyTorch counts them."""
+    rows = []
+    for size in (16, 32, 64, 128, 256):
+        for z_dim, channels, features in ((100, 1, 8), (32, 3, 4)):
+            gen, disc = build(z_dim=z_dim, channels=channels, features_g=features, features_d=features, image_size=size)
+            rows.append({"imageSize": size, "zDim": z_dim, "channels": channels, "features": features,
+                         "generator": sum(p.numel() for p in gen.parameters()),
+                         "discriminator": sum(p.numel() for p in disc.parameters())})
+    # The seed's full network.
+    gen, disc = build()
+    rows.append({"imageSize": 64, "zDim": 100, "channels": 1, "features": 64,
+                 "generator": sum(p.numel() for p in gen.parameters()),
+                 "discriminator": sum(p.numel() for p in disc.parameters())})
+    with open(os.path.join(ROOT, "param-counts.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    for name, cfg in CONFIGS.items():
+        make(name, cfg)
+    param_counts()

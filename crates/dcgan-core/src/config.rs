@@ -1,0 +1,122 @@
+//! Model and optimiser settings, with the validation that turns bad values into clear errors.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// How weights are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Init {
+    /// The seed: every Conv/ConvTranspose/BatchNorm weight ~ N(0, 0.02).
+    #[serde(rename = "seed")]
+    Seed,
+    /// pytorch/examples: conv weights N(0, 0.02), BatchNorm weight N(1, 0.02) and bias 0.
+    #[serde(rename = "pytorch-example")]
+    PytorchExample,
+}
+
+/// The generator's objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GeneratorLoss {
+    /// Maximise log D(G(z)): BCE of D(G(z)) against 1 (the seed's code, and the paper's advice).
+    #[serde(rename = "non-saturating")]
+    NonSaturating,
+    /// Minimise log(1 − D(G(z))): the minimax objective as written.
+    #[serde(rename = "minimax")]
+    Minimax,
+}
+
+/// The shape of both networks. `image_size` 64 is exactly the seed's network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelConfig {
+    pub z_dim: i64,
+    pub channels: i64,
+    pub features_g: i64,
+    pub features_d: i64,
+    pub image_size: i64,
+    pub init: Init,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { z_dim: 100, channels: 1, features_g: 64, features_d: 64, image_size: 64, init: Init::Seed }
+    }
+}
+
+/// Optimiser and schedule of the training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainOptions {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub d_steps: i64,
+    pub generator_loss: GeneratorLoss,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+            d_steps: 1,
+            generator_loss: GeneratorLoss::NonSaturating,
+        }
+    }
+}
+
+pub const MIN_IMAGE_SIZE: i64 = 16;
+pub const MAX_IMAGE_SIZE: i64 = 256;
+
+fn positive_int(field: &str, value: i64, max: i64) -> Result<()> {
+    if value < 1 || value > max {
+        return Err(Error::config(field, format!("got {value}; allowed: an integer from 1 to {max}")));
+    }
+    Ok(())
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<()> {
+        positive_int("zDim", self.z_dim, 4096)?;
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::config(
+                "channels",
+                format!("got {}; allowed: 1 (grayscale) or 3 (RGB)", self.channels),
+            ));
+        }
+        positive_int("featuresG", self.features_g, 1024)?;
+        positive_int("featuresD", self.features_d, 1024)?;
+        let s = self.image_size;
+        if !(MIN_IMAGE_SIZE..=MAX_IMAGE_SIZE).contains(&s) || s.count_ones() != 1 {
+            return Err(Error::config(
+                "imageSize",
+                format!("got {s}; allowed: a power of two from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (16, 32, 64, 128, 256)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of stride-2 layers between 4×4 and the image: 4 for 64×64.
+    pub fn upsamplings(&self) -> usize {
+        (self.image_size.trailing_zeros() - 2) as usize
+    }
+}
+
+impl TrainOptions {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config("lr", format!("got {}; allowed: a finite number > 0 (the seed uses 0.0002)", self.lr)));
+        }
+        for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(beta.is_finite() && (0.0..1.0).contains(&beta)) {
+                return Err(Error::config(field, format!("got {beta}; allowed: a number in [0, 1)")));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::config("eps", format!("got {}; allowed: a finite number > 0", self.eps)));
+        }
+        positive_int("dSteps", self.d_steps, 100)
+    }
+}

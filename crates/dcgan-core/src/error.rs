@@ -1,0 +1,27 @@
+//! The one error type of the core: every failure says what was wrong and, where it can, how to fix it.
+
+/// Errors of the DCGAN core. `Config` and `Input` come from the caller's values; `Torch` wraps a
+/// libtorch exception; `File` names the file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {message}")]
+    Config { field: String, message: String },
+    #[error("{0}")]
+    Input(String),
+    #[error("libtorch error: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn config(field: &str, message: impl Into<String>) -> Self {
+        Error::Config { field: field.to_string(), message: message.into() }
+    }
+
+    pub fn file(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        Error::File { path: path.display().to_string(), message: message.to_string() }
+    }
+}

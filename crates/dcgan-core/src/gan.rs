@@ -1,0 +1,207 @@
+//! A DCGAN: both networks, both optimisers and the random generator that draws noise, with
+//! sampling and saving. The training step lives in train.rs.
+use crate::adam::Adam;
+use crate::config::{ModelConfig, TrainOptions};
+use crate::error::{Error, Result};
+use crate::ffi::AdamHyper;
+use crate::layers::{normal, NormMode};
+use crate::model::{Discriminator, Generator, Network};
+use crate::weights;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+pub const FORMAT: &str = "dcgan/1";
+
+pub struct Gan {
+    pub model: ModelConfig,
+    pub train: TrainOptions,
+    pub device: Device,
+    pub generator: Generator,
+    pub discriminator: Discriminator,
+    pub opt_g: Adam,
+    pub opt_d: Adam,
+    /// Draws the initial weights and every noise batch: owned here, so it can be saved and restored.
+    pub rng: ChaCha8Rng,
+    /// Completed training steps (one generator update each).
+    pub steps_done: i64,
+}
+
+/// Serializable state of the random generator.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RngState {
+    seed: Vec<u8>,
+    stream: u64,
+    word_pos: String,
+}
+
+fn hyper(t: &TrainOptions) -> AdamHyper {
+    AdamHyper { lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
+}
+
+impl Gan {
+    /// New networks initialised from `seed` (random when `None`).
+    pub fn new(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
+        model.validate()?;
+        train.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
+        let generator = Generator::new(&model, &mut rng, device)?;
+        let discriminator = Discriminator::new(&model, &mut rng, device)?;
+        let opt_g = Adam::new(&generator.parameters(), hyper(&train))?;
+        let opt_d = Adam::new(&discriminator.parameters(), hyper(&train))?;
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, rng, steps_done: 0 })
+    }
+
+    /// `n` latent vectors z ~ N(0, I), shaped n×zDim×1×1, from `rng`.
+    pub fn latent(&self, rng: &mut impl Rng, n: i64) -> Result<Tensor> {
+        normal(rng, 0.0, 1.0, &[n, self.model.z_dim, 1, 1], self.device)
+    }
+
+    /// Checks a user-supplied latent batch (n×zDim or n×zDim×1×1) and moves it to the device.
+    pub fn check_latent(&self, z: &Tensor, what: &str) -> Result<Tensor> {
+        let size = z.size();
+        let zd = self.model.z_dim;
+        let ok = match size.as_slice() {
+            [_, d] => *d == zd,
+            [_, d, 1, 1] => *d == zd,
+            _ => false,
+        };
+        if !ok || size[0] < 1 {
+            return Err(Error::Input(format!(
+                "{what} has shape {size:?}; expected [n, {zd}] or [n, {zd}, 1, 1] (zDim = {zd})"
+            )));
+        }
+        crate::input::ensure_finite(z, what)?;
+        Ok(z.f_view([size[0], zd, 1, 1])?.f_to_device(self.device)?)
+    }
+
+    /// Checks an image batch: n×C×S×S for this model, every value finite.
+    pub fn check_images(&self, x: &Tensor, what: &str) -> Result<()> {
+        let m = &self.model;
+        let size = x.size();
+        if size.len() != 4 || size[1..] != [m.channels, m.image_size, m.image_size] || size[0] < 1 {
+            return Err(Error::Input(format!(
+                "{what} has shape {size:?}; expected [n, {}, {}, {}] (channels, imageSize, imageSize)",
+                m.channels, m.image_size, m.image_size
+            )));
+        }
+        crate::input::ensure_finite(x, what)
+    }
+
+    /// D(x) for each image of `x`, without tracking gradients.
+    pub fn discriminate(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        self.check_images(x, "the image batch")?;
+        let x = x.f_to_device(self.device)?;
+        tch::no_grad(|| self.discriminator.forward(&x, mode))
+    }
+
+    /// Images from the generator for the latent batch `z`, without tracking gradients.
+    pub fn generate_from(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let z = self.check_latent(z, "the latent batch")?;
+        tch::no_grad(|| self.generator.forward(&z, mode))
+    }
+
+    /// `n` images from noise drawn with `seed` (or the model's own generator when `None`).
+    pub fn generate(&mut self, n: i64, seed: Option<u64>, mode: NormMode) -> Result<Tensor> {
+        if !(1..=65536).contains(&n) {
+            return Err(Error::config("n", format!("got {n}; allowed: an integer from 1 to 65536")));
+        }
+        let z = match seed {
+            Some(s) => self.latent(&mut ChaCha8Rng::seed_from_u64(s), n)?,
+            None => {
+                let mut rng = self.rng.clone();
+                let z = self.latent(&mut rng, n)?;
+                self.rng = rng;
+                z
+            }
+        };
+        tch::no_grad(|| self.generator.forward(&z, mode))
+    }
+
+    /// Every tensor of a checkpoint: both networks under their PyTorch names, then the Adam moments.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        for (net, opt, state) in [
+            ("gen", &self.opt_g, self.generator.state()),
+            ("disc", &self.opt_d, self.discriminator.state()),
+        ] {
+            let params: Vec<String> = state.iter().filter(|s| !s.2).map(|s| s.0.clone()).collect();
+            out.extend(state.into_iter().map(|(n, t, _)| (n, t)));
+            for (name, (m, v)) in params.iter().zip(opt.exp_avg.iter().zip(&opt.exp_avg_sq)) {
+                out.push((format!("optim.{net}.exp_avg.{name}"), m.shallow_clone()));
+                out.push((format!("optim.{net}.exp_avg_sq.{name}"), v.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    fn metadata(&self) -> Result<HashMap<String, String>> {
+        let rng = RngState {
+            seed: self.rng.get_seed().to_vec(),
+            stream: self.rng.get_stream(),
+            word_pos: self.rng.get_word_pos().to_string(),
+        };
+        Ok(HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("model".to_string(), to_json(&self.model)?),
+            ("train".to_string(), to_json(&self.train)?),
+            ("rng".to_string(), to_json(&rng)?),
+            ("steps".to_string(), self.steps_done.to_string()),
+            ("optim.gen.step".to_string(), self.opt_g.step.to_string()),
+            ("optim.disc.step".to_string(), self.opt_d.step.to_string()),
+        ]))
+    }
+
+    /// Saves weights, buffers, Adam state, configuration and random state to a safetensors file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        weights::save(path, &self.named_tensors(), self.metadata()?)
+    }
+
+    /// Loads a file written by `save` onto `device`.
+    pub fn load(path: &Path, device: Device) -> Result<Gan> {
+        let loaded = weights::load(path)?;
+        let meta = &loaded.metadata;
+        let field = |key: &str| {
+            meta.get(key).ok_or_else(|| {
+                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()"))
+            })
+        };
+        if field("format")? != FORMAT {
+            return Err(Error::file(path, format!("has format '{}', this version reads '{FORMAT}'", field("format")?)));
+        }
+        let parse_err = |key: &str, e: serde_json::Error| Error::file(path, format!("bad '{key}' metadata: {e}"));
+        let model: ModelConfig = serde_json::from_str(field("model")?).map_err(|e| parse_err("model", e))?;
+        let train: TrainOptions = serde_json::from_str(field("train")?).map_err(|e| parse_err("train", e))?;
+        let mut gan = Gan::new(model, train, device, Some(0))?;
+        gan.generator.load_state(&loaded.tensors)?;
+        gan.discriminator.load_state(&loaded.tensors)?;
+        let int = |key: &str| -> Result<i64> {
+            field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
+        };
+        gan.steps_done = int("steps")?;
+        for (net, state) in [("gen", gan.generator.state()), ("disc", gan.discriminator.state())] {
+            let opt = if net == "gen" { &mut gan.opt_g } else { &mut gan.opt_d };
+            opt.step = int(&format!("optim.{net}.step"))?;
+            let params = state.iter().filter(|s| !s.2).map(|s| &s.0);
+            for (i, name) in params.enumerate() {
+                for (kind, dst) in [("exp_avg", &mut opt.exp_avg[i]), ("exp_avg_sq", &mut opt.exp_avg_sq[i])] {
+                    let key = format!("optim.{net}.{kind}.{name}");
+                    let src = loaded.tensors.get(&key).ok_or_else(|| Error::file(path, format!("lacks '{key}'")))?;
+                    dst.f_copy_(&src.f_to_device(device)?)?;
+                }
+            }
+        }
+        let rng: RngState = serde_json::from_str(field("rng")?).map_err(|e| parse_err("rng", e))?;
+        let seed: [u8; 32] = rng.seed.try_into().map_err(|_| Error::file(path, "bad 'rng' metadata: seed is not 32 bytes"))?;
+        gan.rng = ChaCha8Rng::from_seed(seed);
+        gan.rng.set_stream(rng.stream);
+        gan.rng.set_word_pos(rng.word_pos.parse().map_err(|_| Error::file(path, "bad 'rng' metadata: word_pos"))?);
+        Ok(gan)
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Input(format!("cannot encode metadata: {e}")))
+}

@@ -1,0 +1,134 @@
+//! The two layer kinds the networks are made of, named as PyTorch names them in a `state_dict`.
+use crate::error::Result;
+use crate::ffi;
+use rand::Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use tch::{Device, Kind, Tensor};
+
+/// Stride and padding of a 4×4 convolution; kernel size is always 4 in a DCGAN.
+pub const KERNEL: i64 = 4;
+
+/// A Conv2d or ConvTranspose2d with a 4×4 kernel.
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+    transposed: bool,
+}
+
+/// How a BatchNorm layer normalises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormMode {
+    /// Batch statistics, running statistics updated (training).
+    Train,
+    /// Running statistics (evaluation).
+    Eval,
+    /// Batch statistics without touching the running ones (sampling as the seed watches progress).
+    BatchStats,
+}
+
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    /// PyTorch's int64 buffer, kept on the host: with momentum 0.1 it never enters the arithmetic.
+    pub num_batches_tracked: i64,
+}
+
+/// Draws from `dist` into a new float tensor of `shape` on `device`.
+pub fn sample<D: Distribution<f32>>(rng: &mut impl Rng, dist: D, shape: &[i64], device: Device) -> Result<Tensor> {
+    let n: i64 = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| dist.sample(rng)).collect();
+    Ok(Tensor::f_from_slice(&values)?.f_view(shape)?.f_to_device(device)?)
+}
+
+pub fn normal(rng: &mut impl Rng, mean: f32, std: f32, shape: &[i64], device: Device) -> Result<Tensor> {
+    sample(rng, Normal::new(mean, std).expect("std is a positive constant"), shape, device)
+}
+
+fn parameter(t: Tensor) -> Result<Tensor> {
+    Ok(t.f_set_requires_grad(true)?)
+}
+
+impl Conv {
+    /// A 4×4 (transposed) convolution; weights N(0, 0.02) as in the seed, bias (when present)
+    /// PyTorch's default U(−1/√fan_in, 1/√fan_in), which the seed leaves as it is.
+    pub fn new(
+        rng: &mut impl Rng,
+        (c_in, c_out): (i64, i64),
+        (stride, padding): (i64, i64),
+        transposed: bool,
+        bias: bool,
+        device: Device,
+    ) -> Result<Conv> {
+        let shape = if transposed { [c_in, c_out, KERNEL, KERNEL] } else { [c_out, c_in, KERNEL, KERNEL] };
+        let weight = parameter(normal(rng, 0.0, 0.02, &shape, device)?)?;
+        let bias = if bias {
+            let bound = 1.0 / ((shape[1] * KERNEL * KERNEL) as f32).sqrt();
+            let dist = Uniform::new(-bound, bound).expect("bound is positive");
+            Some(parameter(sample(rng, dist, &[c_out], device)?)?)
+        } else {
+            None
+        };
+        Ok(Conv { weight, bias, stride, padding, transposed })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (s, p) = ([self.stride; 2], [self.padding; 2]);
+        Ok(if self.transposed {
+            x.f_conv_transpose2d(&self.weight, self.bias.as_ref(), s, p, [0, 0], 1, [1, 1])?
+        } else {
+            x.f_conv2d(&self.weight, self.bias.as_ref(), s, p, [1, 1], 1)?
+        })
+    }
+}
+
+impl BatchNorm {
+    pub fn new(rng: &mut impl Rng, channels: i64, weight_mean: f32, device: Device) -> Result<BatchNorm> {
+        Ok(BatchNorm {
+            weight: parameter(normal(rng, weight_mean, 0.02, &[channels], device)?)?,
+            bias: parameter(Tensor::f_zeros([channels], (Kind::Float, device))?)?,
+            running_mean: Tensor::f_zeros([channels], (Kind::Float, device))?,
+            running_var: Tensor::f_ones([channels], (Kind::Float, device))?,
+            num_batches_tracked: 0,
+        })
+    }
+
+    pub fn forward(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let (running_mean, running_var) = match mode {
+            NormMode::BatchStats => (None, None),
+            _ => (Some(&self.running_mean), Some(&self.running_var)),
+        };
+        let training = mode != NormMode::Eval;
+        if mode == NormMode::Train {
+            self.num_batches_tracked += 1;
+        }
+        let cudnn = true; // what torch.nn.BatchNorm2d passes (torch.backends.cudnn.enabled)
+        Ok(x.f_batch_norm(Some(&self.weight), Some(&self.bias), running_mean, running_var, training, 0.1, 1e-5, cudnn)?)
+    }
+}
+
+/// A transposed or strided convolution followed by BatchNorm: one `_block` of the seed.
+pub struct Block {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+}
+
+/// Activation applied after a block.
+pub enum Activation {
+    Relu,
+    LeakyRelu(f64),
+}
+
+impl Block {
+    pub fn forward(&mut self, x: &Tensor, mode: NormMode, act: &Activation) -> Result<Tensor> {
+        let mut y = self.bn.forward(&self.conv.forward(x)?, mode)?;
+        // In place is safe: BatchNorm's backward needs its input, not its output.
+        match act {
+            Activation::Relu => Ok(y.f_relu_()?),
+            Activation::LeakyRelu(slope) => ffi::leaky_relu(&y, *slope, true),
+        }
+    }
+}

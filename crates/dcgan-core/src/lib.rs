@@ -1,0 +1,31 @@
+//! dcgan-core: the DCGAN of Radford et al. as the seed writes it, on libtorch through tch.
+//! Models, the training step, Adam and weight files; nothing here knows about Node.
+pub mod adam;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod ffi;
+pub mod gan;
+pub mod idx;
+pub mod image;
+pub mod input;
+pub mod layers;
+pub mod model;
+pub mod train;
+pub mod weights;
+
+pub use config::{GeneratorLoss, Init, ModelConfig, TrainOptions};
+pub use error::{Error, Result};
+pub use gan::Gan;
+pub use layers::NormMode;
+pub use train::StepStats;
+
+/// Sets the number of threads libtorch uses for intra-op parallelism on the CPU (process-wide).
+pub fn set_threads(n: i32) -> Result<()> {
+    if !(1..=1024).contains(&n) {
+        return Err(Error::config("threads", format!("got {n}; allowed: an integer from 1 to 1024")));
+    }
+    tch::set_num_threads(n);
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The seed's Generator and Discriminator, generalised to image sizes 16…256, with parameter and
+//! buffer names equal to the keys of the seed's PyTorch `state_dict`.
+use crate::config::{Init, ModelConfig};
+use crate::error::{Error, Result};
+use crate::layers::{Activation, BatchNorm, Block, Conv, NormMode};
+use rand::Rng;
+use std::collections::HashMap;
+use tch::{Device, Kind, Tensor};
+
+const LEAKY_SLOPE: f64 = 0.2;
+
+/// Visits every named tensor of a network in `state_dict` order. `is_buffer` marks running
+/// statistics; `num_batches_tracked` is visited as an int64 scalar made on the fly.
+fn block_state(prefix: &str, b: &Block, out: &mut Vec<(String, Tensor, bool)>) {
+    out.push((format!("{prefix}.0.weight"), b.conv.weight.shallow_clone(), false));
+    out.push((format!("{prefix}.1.weight"), b.bn.weight.shallow_clone(), false));
+    out.push((format!("{prefix}.1.bias"), b.bn.bias.shallow_clone(), false));
+    out.push((format!("{prefix}.1.running_mean"), b.bn.running_mean.shallow_clone(), true));
+    out.push((format!("{prefix}.1.running_var"), b.bn.running_var.shallow_clone(), true));
+    let tracked = Tensor::from(b.bn.num_batches_tracked);
+    out.push((format!("{prefix}.1.num_batches_tracked"), tracked, true));
+}
+
+fn conv_state(prefix: &str, c: &Conv, out: &mut Vec<(String, Tensor, bool)>) {
+    out.push((format!("{prefix}.weight"), c.weight.shallow_clone(), false));
+    if let Some(b) = &c.bias {
+        out.push((format!("{prefix}.bias"), b.shallow_clone(), false));
+    }
+}
+
+fn bn_weight_mean(init: Init) -> f32 {
+    match init {
+        Init::Seed => 0.0,
+        Init::PytorchExample => 1.0,
+    }
+}
+
+/// One network: its stride-2 blocks between an input and an output layer.
+pub trait Network {
+    /// Every parameter and buffer with its PyTorch name, in `state_dict` order; the flag marks buffers.
+    fn state(&self) -> Vec<(String, Tensor, bool)>;
+
+    /// Trainable tensors, in `state_dict` order (the optimiser's order).
+    fn parameters(&self) -> Vec<Tensor> {
+        self.state().into_iter().filter(|(_, _, buffer)| !buffer).map(|(_, t, _)| t).collect()
+    }
+
+    fn blocks_mut(&mut self) -> Vec<&mut Block>;
+
+    /// Copies values from `tensors` (keys as in `state`) into this network, checking every shape.
+    fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let state = self.state();
+        let mut tracked = Vec::new();
+        for (name, target, _) in &state {
+            let source = tensors.get(name).ok_or_else(|| {
+                Error::Input(format!("the weights lack '{name}': they were saved from a different model configuration"))
+            })?;
+            if source.size() != target.size() {
+                return Err(Error::Input(format!(
+                    "'{name}' has shape {:?} in the weights but {:?} in this model: the configurations differ",
+                    source.size(),
+                    target.size()
+                )));
+            }
+            if name.ends_with("num_batches_tracked") {
+                tracked.push(source.f_int64_value(&[])?);
+                continue;
+            }
+            tch::no_grad(|| {
+                let src = source.f_to_kind(Kind::Float)?.f_to_device(target.device())?;
+                target.shallow_clone().f_copy_(&src)
+            })?;
+        }
+        for (block, n) in self.blocks_mut().into_iter().zip(tracked) {
+            block.bn.num_batches_tracked = n;
+        }
+        Ok(())
+    }
+}
+
+/// z (zDim×1×1) → 4×4 → … → C×S×S through transposed convolutions, BatchNorm and ReLU, Tanh out.
+pub struct Generator {
+    blocks: Vec<Block>,
+    out: Conv,
+}
+
+impl Generator {
+    pub fn new(cfg: &ModelConfig, rng: &mut impl Rng, device: Device) -> Result<Generator> {
+        let n = cfg.upsamplings() as u32;
+        let f = cfg.features_g;
+        let mut blocks = Vec::new();
+        let mut c_in = cfg.z_dim;
+        for i in 0..n {
+            let c_out = f << (n - i);
+            let geometry = if i == 0 { (1, 0) } else { (2, 1) };
+            let conv = Conv::new(rng, (c_in, c_out), geometry, true, false, device)?;
+            let bn = BatchNorm::new(rng, c_out, bn_weight_mean(cfg.init), device)?;
+            blocks.push(Block { conv, bn });
+            c_in = c_out;
+        }
+        let out = Conv::new(rng, (c_in, cfg.channels), (2, 1), true, true, device)?;
+        Ok(Generator { blocks, out })
+    }
+
+    /// `z` is N×zDim×1×1; returns N×C×S×S in [−1, 1].
+    pub fn forward(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let mut x = z.shallow_clone();
+        for block in &mut self.blocks {
+            x = block.forward(&x, mode, &Activation::Relu)?;
+        }
+        Ok(self.out.forward(&x)?.f_tanh()?)
+    }
+}
+
+impl Network for Generator {
+    fn state(&self) -> Vec<(String, Tensor, bool)> {
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            block_state(&format!("gen.{i}"), b, &mut out);
+        }
+        conv_state(&format!("gen.{}", self.blocks.len()), &self.out, &mut out);
+        out
+    }
+
+    fn blocks_mut(&mut self) -> Vec<&mut Block> {
+        self.blocks.iter_mut().collect()
+    }
+}
+
+/// C×S×S → strided convolutions with BatchNorm (none on the input layer) and LeakyReLU(0.2) →
+/// one probability per image through a Sigmoid.
+pub struct Discriminator {
+    input: Conv,
+    blocks: Vec<Block>,
+    out: Conv,
+}
+
+impl Discriminator {
+    pub fn new(cfg: &ModelConfig, rng: &mut impl Rng, device: Device) -> Result<Discriminator> {
+        let n = cfg.upsamplings() as u32;
+        let f = cfg.features_d;
+        let input = Conv::new(rng, (cfg.channels, f), (2, 1), false, true, device)?;
+        let mut blocks = Vec::new();
+        for j in 1..n {
+            let (c_in, c_out) = (f << (j - 1), f << j);
+            let conv = Conv::new(rng, (c_in, c_out), (2, 1), false, false, device)?;
+            let bn = BatchNorm::new(rng, c_out, bn_weight_mean(cfg.init), device)?;
+            blocks.push(Block { conv, bn });
+        }
+        let out = Conv::new(rng, (f << (n - 1), 1), (2, 0), false, true, device)?;
+        Ok(Discriminator { input, blocks, out })
+    }
+
+    /// `x` is N×C×S×S; returns N probabilities that each image is real.
+    pub fn forward(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, true)?;
+        for block in &mut self.blocks {
+            h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
+        }
+        Ok(self.out.forward(&h)?.f_sigmoid()?.f_reshape([-1])?)
+    }
+}
+
+impl Network for Discriminator {
+    fn state(&self) -> Vec<(String, Tensor, bool)> {
+        let mut out = Vec::new();
+        conv_state("disc.0", &self.input, &mut out);
+        for (j, b) in self.blocks.iter().enumerate() {
+            block_state(&format!("disc.{}", j + 2), b, &mut out);
+        }
+        conv_state(&format!("disc.{}", self.blocks.len() + 2), &self.out, &mut out);
+        out
+    }
+
+    fn blocks_mut(&mut self) -> Vec<&mut Block> {
+        self.blocks.iter_mut().collect()
+    }
+}

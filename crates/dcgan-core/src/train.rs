@@ -1,0 +1,124 @@
+//! One training iteration of the seed: `dSteps` discriminator updates, then one generator update.
+use crate::config::GeneratorLoss;
+use crate::error::{Error, Result};
+use crate::gan::Gan;
+use crate::layers::NormMode;
+use crate::model::Network;
+use tch::{Reduction, Tensor};
+
+/// What one step measured, as the seed logs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Discriminator loss (real + fake) / 2 of the last discriminator update.
+    pub loss_d: f64,
+    /// Generator loss.
+    pub loss_g: f64,
+    /// Mean D(x) on the real batch.
+    pub d_real: f64,
+    /// Mean D(G(z)) before the discriminator update.
+    pub d_fake: f64,
+    /// Mean D(G(z)) in the generator update, after the discriminator update.
+    pub d_fake_after: f64,
+}
+
+fn bce(p: &Tensor, target: f64) -> Result<Tensor> {
+    let t = p.f_full_like(target)?;
+    Ok(p.f_binary_cross_entropy::<Tensor>(&t, None, Reduction::Mean)?)
+}
+
+/// Gradients of `loss` with respect to `params` only: nothing else is computed or accumulated,
+/// so the generator update spends no work on the discriminator's weight gradients.
+fn gradients(loss: &Tensor, params: &[Tensor]) -> Result<Vec<Tensor>> {
+    Ok(Tensor::f_run_backward(&[loss], params, false, false)?)
+}
+
+impl Gan {
+    /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps.
+    fn check_real(&self, real: &Tensor) -> Result<()> {
+        self.check_images(real, "the real batch")?;
+        let k = self.train.d_steps;
+        let n = real.size()[0];
+        if n % k != 0 {
+            return Err(Error::Input(format!(
+                "the real batch has {n} images, which dSteps = {k} cannot split evenly: give a multiple of {k}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One iteration on `real` (n×C×S×S in [−1, 1]). With dSteps = k the batch is split in k
+    /// parts, one per discriminator update. `noise` (n×zDim[×1×1]) replaces the drawn noise.
+    pub fn train_step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        self.check_real(real)?;
+        let real = real.f_to_device(self.device)?;
+        let n = real.size()[0];
+        let noise = match noise {
+            Some(z) => {
+                let z = self.check_latent(z, "the noise batch")?;
+                if z.size()[0] != n {
+                    return Err(Error::Input(format!(
+                        "the noise batch has {} vectors but the real batch {n} images: give one per image",
+                        z.size()[0]
+                    )));
+                }
+                z
+            }
+            None => {
+                let mut rng = self.rng.clone();
+                let z = self.latent(&mut rng, n)?;
+                self.rng = rng;
+                z
+            }
+        };
+        let k = self.train.d_steps;
+        let reals = real.f_chunk(k, 0)?;
+        let noises = noise.f_chunk(k, 0)?;
+        let mut fake = None;
+        let mut d_stats = None;
+        for (i, (real_i, z_i)) in reals.iter().zip(&noises).enumerate() {
+            let last = i as i64 == k - 1;
+            // Only the last fake batch feeds the generator update, so only it keeps a graph.
+            let fake_i = if last {
+                self.generator.forward(z_i, NormMode::Train)?
+            } else {
+                tch::no_grad(|| self.generator.forward(z_i, NormMode::Train))?
+            };
+            d_stats = Some(self.discriminator_update(real_i, &fake_i.f_detach()?)?);
+            fake = Some(fake_i);
+        }
+        let fake = fake.expect("dSteps >= 1");
+        let (loss_g, d_fake_after) = self.generator_update(&fake)?;
+        self.steps_done += 1;
+        let (loss_d, d_real, d_fake) = d_stats.expect("dSteps >= 1");
+        // One host read for all five numbers.
+        let all = Tensor::f_stack(&[&loss_d, &loss_g, &d_real, &d_fake, &d_fake_after], 0)?.f_to_device(tch::Device::Cpu)?;
+        let v: Vec<f64> = Vec::<f64>::try_from(all.f_to_kind(tch::Kind::Double)?)?;
+        Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
+    }
+
+    /// Maximise log D(x) + log(1 − D(G(z))); returns (loss, mean D(x), mean D(G(z))) as tensors.
+    fn discriminator_update(&mut self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let d_real = self.discriminator.forward(real, NormMode::Train)?;
+        let loss_real = bce(&d_real, 1.0)?;
+        let d_fake = self.discriminator.forward(fake, NormMode::Train)?;
+        let loss_fake = bce(&d_fake, 0.0)?;
+        let loss = loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?;
+        let params = self.discriminator.parameters();
+        let grads = gradients(&loss, &params)?;
+        self.opt_d.update(&params, &grads)?;
+        Ok((loss.f_detach()?, d_real.f_mean(None)?.f_detach()?, d_fake.f_mean(None)?.f_detach()?))
+    }
+
+    /// The generator update on `fake` (with its graph); returns (loss, mean D(G(z))) as tensors.
+    fn generator_update(&mut self, fake: &Tensor) -> Result<(Tensor, Tensor)> {
+        let out = self.discriminator.forward(fake, NormMode::Train)?;
+        let loss = match self.train.generator_loss {
+            GeneratorLoss::NonSaturating => bce(&out, 1.0)?,
+            GeneratorLoss::Minimax => bce(&out, 0.0)?.f_neg()?,
+        };
+        let params = self.generator.parameters();
+        let grads = gradients(&loss, &params)?;
+        self.opt_g.update(&params, &grads)?;
+        Ok((loss.f_detach()?, out.f_mean(None)?.f_detach()?))
+    }
+}

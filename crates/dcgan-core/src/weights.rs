@@ -1,0 +1,102 @@
+//! Named tensors to and from safetensors files, written atomically (temporary file, fsync, rename)
+//! so that a crash mid-write leaves the previous file intact.
+use crate::error::{Error, Result};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+fn dtype_of(kind: Kind) -> Result<Dtype> {
+    Ok(match kind {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        Kind::Int64 => Dtype::I64,
+        Kind::Int => Dtype::I32,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Half => Dtype::F16,
+        Kind::BFloat16 => Dtype::BF16,
+        other => return Err(Error::Input(format!("cannot store tensors of kind {other:?} in safetensors"))),
+    })
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    Some(match dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::I64 => Kind::Int64,
+        Dtype::I32 => Kind::Int,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        _ => return None,
+    })
+}
+
+/// The bytes of `t` on the host, in row-major order.
+fn host_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let t = t.f_detach()?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.f_kind()?.elt_size_in_bytes()];
+    t.f_copy_data_u8(&mut bytes, numel)?;
+    Ok(bytes)
+}
+
+/// Writes `tensors` and `metadata` to `path` atomically.
+pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<()> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        owned.push((name.clone(), dtype_of(t.f_kind()?)?, shape, host_bytes(t)?));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.as_str(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::file(path, e))?;
+    let buffer = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::file(path, e))?;
+    write_atomically(path, &buffer)
+}
+
+/// Writes to `<path>.tmp-<pid>`, syncs it, renames it over `path` and syncs the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create the folder: {e}")))?;
+    let file_name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::file(path, format!("cannot write: {e}"))
+    })
+}
+
+/// Named tensors (on the CPU) and the metadata of a safetensors file.
+pub struct Loaded {
+    pub tensors: HashMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let invalid = |e: safetensors::SafeTensorError| Error::file(path, format!("not a valid safetensors file ({e})"));
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(invalid)?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let kind = kind_of(view.dtype())
+            .ok_or_else(|| Error::file(path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind)?;
+        tensors.insert(name, t);
+    }
+    Ok(Loaded { tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// `npm test`: the core's Rust tests, then the ava suite against the built addon.
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { ROOT } from './torch-env.mjs'
+
+function step(cmd, args) {
+  console.log(`\n> ${cmd} ${args.join(' ')}`)
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: ROOT })
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+
+step('node', ['scripts/with-torch.mjs', 'cargo', 'test', '--release', '-p', 'dcgan-core'])
+step(join(ROOT, 'node_modules', '.bin', 'ava'), [])

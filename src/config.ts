@@ -1,0 +1,101 @@
+/** How weights are initialised: the seed's N(0, 0.02) for every Conv/BatchNorm weight, or
+ * pytorch/examples' BatchNorm weight N(1, 0.02) and bias 0. */
+export type Init = 'seed' | 'pytorch-example'
+
+/** The generator's objective: `'non-saturating'` maximises log D(G(z)) (the seed's code);
+ * `'minimax'` minimises log(1 − D(G(z))) as the objective is written. */
+export type GeneratorLoss = 'non-saturating' | 'minimax'
+
+/** Where tensors live: `'auto'` is CUDA when available, else the CPU. */
+export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
+
+/** The shape of both networks. `imageSize` 64 with the defaults is exactly the seed's network. */
+export interface ModelConfig {
+  /** Length of the latent vector z. Default 100. */
+  zDim: number
+  /** Image channels: 1 (grayscale) or 3 (RGB). Default 1. */
+  channels: 1 | 3
+  /** Generator width: its last hidden layer has 2·featuresG channels. Default 64. */
+  featuresG: number
+  /** Discriminator width: its first layer has featuresD channels. Default 64. */
+  featuresD: number
+  /** A power of two from 16 to 256; other sizes than 64 add or drop middle blocks. Default 64. */
+  imageSize: number
+  /** Weight initialisation. Default `'seed'`. */
+  init: Init
+}
+
+/** Adam and the schedule of one training step. Defaults are the seed's (the paper's). */
+export interface OptimizerConfig {
+  /** Learning rate of both Adams. Default 2e-4. */
+  lr: number
+  /** Adam β1. Default 0.5. */
+  beta1: number
+  /** Adam β2. Default 0.999. */
+  beta2: number
+  /** Adam ε. Default 1e-8. */
+  eps: number
+  /** Discriminator updates per generator update (k in the paper's algorithm). Default 1. */
+  dSteps: number
+  /** Default `'non-saturating'`. */
+  generatorLoss: GeneratorLoss
+}
+
+/** Everything `new DCGAN(options)` accepts; every field is optional. */
+export interface DCGANOptions extends Partial<ModelConfig>, Partial<OptimizerConfig> {
+  /** Default `'auto'`. */
+  device?: DeviceSpec
+  /** CPU threads libtorch uses (process-wide). Default: libtorch's choice. */
+  threads?: number
+  /** Seed of the initial weights and of the noise drawn during training. Default: random. */
+  seed?: number
+}
+
+/** The seed's model: 64×64 grayscale images, 100-dimensional z, 64 features. */
+export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
+  zDim: 100,
+  channels: 1,
+  featuresG: 64,
+  featuresD: 64,
+  imageSize: 64,
+  init: 'seed',
+})
+
+/** The seed's optimiser: Adam lr 2e-4, β1 0.5, β2 0.999; one D update per G update. */
+export const DEFAULT_OPTIMIZER_CONFIG: Readonly<OptimizerConfig> = Object.freeze({
+  lr: 2e-4,
+  beta1: 0.5,
+  beta2: 0.999,
+  eps: 1e-8,
+  dSteps: 1,
+  generatorLoss: 'non-saturating',
+})
+
+const OPTION_KEYS = [
+  ...Object.keys(DEFAULT_MODEL_CONFIG),
+  ...Object.keys(DEFAULT_OPTIMIZER_CONFIG),
+  'device',
+  'threads',
+  'seed',
+]
+
+/**
+ * Rejects what the native layer cannot see: unknown keys (a typo would silently fall back to a
+ * default) and values of the wrong type. Ranges are checked natively, with the same style of message.
+ */
+export function checkOptions(options: DCGANOptions): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`DCGAN options must be an object, got ${options === null ? 'null' : typeof options}`)
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (!OPTION_KEYS.includes(key)) {
+      throw new TypeError(`unknown option '${key}'; allowed: ${OPTION_KEYS.join(', ')}`)
+    }
+    if (value === undefined) continue
+    const stringKeys = ['init', 'generatorLoss', 'device']
+    const expected = stringKeys.includes(key) ? 'string' : 'number'
+    if (typeof value !== expected) {
+      throw new TypeError(`invalid ${key}: got ${JSON.stringify(value)} (${typeof value}); expected a ${expected}`)
+    }
+  }
+}

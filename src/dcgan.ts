@@ -1,0 +1,164 @@
+import { checkOptions, type DCGANOptions, type ModelConfig, type OptimizerConfig } from './config'
+import * as native from './native'
+
+/** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
+export interface Tensor {
+  data: Float32Array
+  shape: number[]
+}
+
+/** What one training step measured, as the seed's loop logs it. */
+export interface StepResult {
+  /** Discriminator loss: (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2. */
+  lossD: number
+  /** Generator loss: BCE(D(G(z)), 1) (non-saturating) or −BCE(D(G(z)), 0) (minimax). */
+  lossG: number
+  /** Mean D(x) on the real batch; tends towards 1/2 as training converges. */
+  dReal: number
+  /** Mean D(G(z)) before the discriminator update. */
+  dFake: number
+  /** Mean D(G(z)) in the generator update, after the discriminator update. */
+  dFakeAfter: number
+}
+
+/** Options of a training step. */
+export interface TrainStepOptions {
+  /** Latent vectors to use instead of drawn ones: n×zDim values, one per real image. */
+  noise?: Float32Array
+}
+
+/** Options of sampling. */
+export interface GenerateOptions {
+  /** Seed of the noise; the same seed gives the same images. Default: the model's own generator. */
+  seed?: number
+  /** Normalise with the batch's statistics instead of BatchNorm's running statistics. Default false. */
+  batchStats?: boolean
+}
+
+/** The model's configuration, as it is in use. */
+export interface DCGANConfig {
+  model: ModelConfig
+  train: OptimizerConfig
+  /** The device in use: `'cpu'` or `'cuda:N'`. */
+  device: string
+  /** Training steps done (generator updates). */
+  stepsDone: number
+}
+
+function asFloat32(values: Float32Array | ArrayLike<number>, what: string): Float32Array {
+  if (values instanceof Float32Array) return values
+  if (values == null || typeof (values as ArrayLike<number>).length !== 'number') {
+    throw new TypeError(`${what} must be a Float32Array or an array of numbers`)
+  }
+  return Float32Array.from(values)
+}
+
+function wrap(t: native.TensorData): Tensor {
+  return { data: t.data, shape: t.shape }
+}
+
+const fromNative = Symbol('fromNative')
+
+/**
+ * A DCGAN (Radford et al.) as the seed writes it: generator and discriminator, an Adam for each,
+ * BCE losses. Every method that computes runs off the JavaScript thread and returns a Promise.
+ *
+ * ```ts
+ * const gan = new DCGAN({ imageSize: 32, featuresG: 16, featuresD: 16, seed: 1 })
+ * const stats = await gan.trainStep({ data, shape: [128, 1, 32, 32] })
+ * const samples = await gan.generate(64, { seed: 7 })
+ * ```
+ */
+export class DCGAN {
+  readonly #native: native.NativeGan
+
+  /** New networks, initialised as the seed does. Throws on an invalid option, naming it. */
+  constructor(options: DCGANOptions = {}) {
+    const given = options as DCGANOptions & { [fromNative]?: native.NativeGan }
+    if (given[fromNative]) {
+      this.#native = given[fromNative]
+      return
+    }
+    checkOptions(options)
+    this.#native = new native.NativeGan(options)
+  }
+
+  /** Loads a model written by {@link DCGAN.save}: weights, Adam state, configuration, random state. */
+  static async load(path: string, options: { device?: string } = {}): Promise<DCGAN> {
+    const n = await native.loadGan(path, options.device)
+    return new DCGAN({ [fromNative]: n } as DCGANOptions)
+  }
+
+  /** The configuration in use. */
+  get config(): DCGANConfig {
+    return JSON.parse(this.#native.configJson()) as DCGANConfig
+  }
+
+  /**
+   * One training iteration on a real batch (n×C×S×S, values in [−1, 1]): `dSteps` discriminator
+   * updates, then one generator update.
+   */
+  async trainStep(real: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
+    const data = asFloat32(real?.data, 'real.data')
+    const noise = options.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
+    return this.#native.trainStep(data, real.shape, noise)
+  }
+
+  /** `n` images (n×C×S×S in [−1, 1]) from the generator. */
+  async generate(n: number, options: GenerateOptions = {}): Promise<Tensor> {
+    return wrap(await this.#native.generate(n, options.seed, options.batchStats))
+  }
+
+  /** Images for the given latent vectors: `z` holds n×zDim values. */
+  async generateFrom(z: Float32Array | ArrayLike<number>, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Tensor> {
+    const values = asFloat32(z, 'z')
+    const zDim = this.config.model.zDim
+    if (values.length === 0 || values.length % zDim !== 0) {
+      throw new RangeError(`z has ${values.length} values, which is not a positive multiple of zDim = ${zDim}`)
+    }
+    return wrap(await this.#native.generateFrom(values, values.length / zDim, options.batchStats))
+  }
+
+  /** D(x): the probability that each image (n×C×S×S in [−1, 1]) is real; n values. */
+  async discriminate(images: Tensor, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
+    const data = asFloat32(images?.data, 'images.data')
+    return (await this.#native.discriminate(data, images.shape, options.batchStats)).data
+  }
+
+  /** Saves everything needed to continue training to one safetensors file, atomically. The
+   * network tensors use the seed's PyTorch `state_dict` names (`gen.*`, `disc.*`). */
+  async save(path: string): Promise<void> {
+    return this.#native.save(path)
+  }
+
+  /** Loads weights with the seed's PyTorch names (e.g. saved with `safetensors.torch.save_file(
+   * gen.state_dict())`); resolves to which networks were found. */
+  async loadWeights(path: string): Promise<Array<'generator' | 'discriminator'>> {
+    return (await this.#native.loadWeights(path)) as Array<'generator' | 'discriminator'>
+  }
+
+  /** Every parameter and buffer by its PyTorch `state_dict` name. */
+  async state(): Promise<Map<string, Tensor>> {
+    const all = await this.#native.state()
+    return new Map(all.map((t) => [t.name, wrap(t)]))
+  }
+}
+
+/** Whether libtorch sees a CUDA device. */
+export function cudaAvailable(): boolean {
+  return native.cudaAvailable()
+}
+
+/** Writes images (n×C×H×W in [−1, 1]) as one PNG grid, `nrow` per row (default 8), like torchvision's `save_image`. */
+export async function saveImageGrid(images: Tensor, path: string, options: { nrow?: number; padding?: number } = {}): Promise<void> {
+  return native.writeImageGrid(asFloat32(images.data, 'images.data'), images.shape, path, options.nrow, options.padding)
+}
+
+/** Every tensor of a safetensors file as float32, with the file's metadata. */
+export async function readSafetensors(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
+  const file = await native.readTensors(path)
+  return {
+    tensors: new Map(file.tensors.map((t) => [t.name, wrap(t)])),
+    metadata: JSON.parse(file.metadataJson) as Record<string, string>,
+  }
+}
