@@ -1,0 +1,101 @@
+// Bad input gets a message that names the field, the value and what is allowed; never a crash.
+import test from 'ava'
+import { writeFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DCGAN, IdxDataset, cudaAvailable, type DCGANOptions } from '../src/index'
+
+const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
+
+const badConfigs: Array<[DCGANOptions, RegExp]> = [
+  [{ imageSize: 48 }, /invalid imageSize: got 48; allowed: a power of two from 16 to 256/],
+  [{ imageSize: 512 }, /invalid imageSize: got 512/],
+  [{ zDim: 0 }, /invalid zDim: got 0; allowed: an integer from 1/],
+  [{ zDim: 2.5 }, /invalid zDim: got 2.5; allowed: an integer/],
+  [{ channels: 2 as 1 }, /invalid channels: got 2; allowed: 1 \(grayscale\) or 3 \(RGB\)/],
+  [{ featuresG: -1 }, /invalid featuresG: got -1/],
+  [{ lr: 0 }, /invalid lr: got 0/],
+  [{ beta1: 1 }, /invalid beta1: got 1; allowed: a number in \[0, 1\)/],
+  [{ dSteps: 0 }, /invalid dSteps: got 0/],
+  [{ init: 'xavier' as 'seed' }, /invalid init: got 'xavier'; allowed: 'seed', 'pytorch-example'/],
+  [{ generatorLoss: 'wgan' as 'minimax' }, /invalid generatorLoss: got 'wgan'; allowed: 'non-saturating', 'minimax'/],
+  [{ device: 'tpu' as 'cpu' }, /invalid device: got 'tpu'; allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'/],
+  [{ threads: 0 }, /invalid threads: got 0/],
+  [{ imageSize: '64' as unknown as number }, /invalid imageSize: got "64" \(string\); expected a number/],
+  [{ imagesize: 64 } as DCGANOptions, /unknown option 'imagesize'; allowed: zDim, channels, featuresG, featuresD, imageSize/],
+]
+
+for (const [options, message] of badConfigs) {
+  test(`rejects ${JSON.stringify(options)}`, (t) => {
+    t.throws(() => new DCGAN({ ...small, ...options }), { message })
+  })
+}
+
+test('asking for CUDA where there is none says so', (t) => {
+  if (cudaAvailable()) return t.pass('this machine has CUDA')
+  t.throws(() => new DCGAN({ ...small, device: 'cuda' }), { message: /CUDA is not available on this machine.*use 'cpu' or 'auto'/ })
+  t.throws(() => new DCGAN({ ...small, device: 'cuda:1' }), { message: /CUDA is not available/ })
+})
+
+test('a real batch of the wrong shape, size or values is rejected with what was expected', async (t) => {
+  const gan = new DCGAN(small)
+  const ok = new Float32Array(4 * 256)
+  await t.throwsAsync(gan.trainStep({ data: ok, shape: [4, 1, 32, 8] }), { message: /the real batch has shape \[4, 1, 32, 8\]; expected \[n, 1, 16, 16\]/ })
+  await t.throwsAsync(gan.trainStep({ data: ok, shape: [4, 3, 16, 16] }), { message: /needs 3072 values but 1024 were given/ })
+  await t.throwsAsync(gan.trainStep({ data: ok, shape: [1024] }), { message: /has shape \[1024\]; expected \[n, 1, 16, 16\]/ })
+  const nan = ok.slice()
+  nan[17] = NaN
+  await t.throwsAsync(gan.trainStep({ data: nan, shape: [4, 1, 16, 16] }), { message: /value 17 is NaN.*must be finite/ })
+  const inf = ok.slice()
+  inf[3] = Infinity
+  await t.throwsAsync(gan.trainStep({ data: inf, shape: [4, 1, 16, 16] }), { message: /value 3 is inf/ })
+  await t.throwsAsync(gan.trainStep({ data: ok, shape: [4, 1, 16, 16] }, { noise: new Float32Array(7) }), { message: /the noise batch: shape \[4, 100\] needs 400 values but 7 were given/ })
+  await t.throwsAsync(gan.trainStep({ data: [1, 2] as unknown as Float32Array, shape: [4, 1, 16, 16] }), { message: /needs 1024 values but 2 were given/ })
+  // The model is still usable after all of that.
+  const s = await gan.trainStep({ data: ok, shape: [4, 1, 16, 16] })
+  t.true(Number.isFinite(s.lossD))
+})
+
+test('bad sampling requests are rejected', async (t) => {
+  const gan = new DCGAN(small)
+  await t.throwsAsync(gan.generate(0), { message: /invalid n: got 0; allowed: an integer from 1/ })
+  await t.throwsAsync(gan.generate(1.5), { message: /invalid n: got 1.5/ })
+  await t.throwsAsync(gan.generateFrom(new Float32Array(150)), { message: /150 values, which is not a positive multiple of zDim = 100/ })
+  await t.throwsAsync(gan.discriminate({ data: new Float32Array(10), shape: [10] }), { message: /the image batch has shape \[10\]/ })
+})
+
+test('loading a missing, foreign or corrupt file names it and says what is wrong', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dcgan-errors-'))
+  const missing = join(dir, 'nope.safetensors')
+  await t.throwsAsync(DCGAN.load(missing), { message: new RegExp(`${missing}: cannot read`) })
+  const junk = join(dir, 'junk.safetensors')
+  writeFileSync(junk, 'this is not a safetensors file')
+  await t.throwsAsync(DCGAN.load(junk), { message: /junk.safetensors: not a valid safetensors file/ })
+  const gan = new DCGAN(small)
+  await t.throwsAsync(gan.loadWeights(junk), { message: /junk.safetensors: not a valid safetensors file/ })
+  // Weights of another configuration.
+  const other = new DCGAN({ ...small, featuresG: 3 })
+  const otherPath = join(dir, 'other.safetensors')
+  await other.save(otherPath)
+  await t.throwsAsync(gan.loadWeights(otherPath), { message: /'gen.0.0.weight' has shape \[100, 12, 4, 4\] in the weights but \[100, 8, 4, 4\] in this model/ })
+})
+
+test('a truncated or foreign IDX file is named in the error', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dcgan-idx-'))
+  const truncated = join(dir, 'short-idx3-ubyte')
+  const header = Buffer.alloc(16)
+  header.writeUInt32BE(0x803, 0)
+  header.writeUInt32BE(10, 4)
+  header.writeUInt32BE(28, 8)
+  header.writeUInt32BE(28, 12)
+  writeFileSync(truncated, Buffer.concat([header, Buffer.alloc(100)]))
+  t.throws(() => new IdxDataset(truncated, { imageSize: 32, batchSize: 2 }), {
+    message: new RegExp(`${truncated}: truncated: the header announces 10 images of 28×28 \\(7856 bytes\\) but the file has 116`),
+  })
+  const labels = join(dir, 'labels-idx1-ubyte')
+  const lh = Buffer.alloc(8)
+  lh.writeUInt32BE(0x801, 0)
+  writeFileSync(labels, lh)
+  t.throws(() => new IdxDataset(labels, { imageSize: 32, batchSize: 2 }), { message: /truncated: 8 bytes|not an IDX image file/ })
+  t.throws(() => new IdxDataset(join(dir, 'absent'), { imageSize: 32, batchSize: 2 }), { message: /absent: cannot open/ })
+})

