@@ -5,7 +5,6 @@
 use dcgan_core::{device, input, weights, Error as CoreError, Gan, GeneratorLoss, Init, ModelConfig, NormMode, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tch::Tensor;
@@ -22,14 +21,12 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, message.into())
 }
 
-/// Runs `f`, turning a panic into an error instead of letting it unwind into Node.
-fn guarded<T>(what: &str, f: impl FnOnce() -> dcgan_core::Result<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+/// Runs `f` on the libtorch thread (see dcgan_core::executor), turning a panic into an error
+/// instead of letting it unwind into Node.
+fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> dcgan_core::Result<T> + Send + 'static) -> Result<T> {
+    match dcgan_core::executor::run(f) {
         Ok(r) => r.map_err(to_js),
-        Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            Err(Error::new(Status::GenericFailure, format!("internal error in {what}: {}", msg.unwrap_or_default())))
-        }
+        Err(msg) => Err(Error::new(Status::GenericFailure, format!("internal error in {what}: {msg}"))),
     }
 }
 
@@ -111,8 +108,9 @@ fn train_options(o: &NativeOptions) -> Result<TrainOptions> {
 
 fn apply_threads(threads: Option<f64>) -> Result<()> {
     if threads.is_some() {
-        let n = int_option("threads", threads, 0)?;
-        dcgan_core::set_threads(n.clamp(i32::MIN as i64, i32::MAX as i64) as i32).map_err(to_js)?;
+        let n = int_option("threads", threads, 0)?.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        // OpenMP's thread count is per calling thread: set it where the work runs.
+        guarded("threads", move || dcgan_core::set_threads(n))?;
     }
     Ok(())
 }
@@ -173,11 +171,13 @@ impl HostTensor {
 
 type Shared = Arc<Mutex<Gan>>;
 
-fn with_gan<T>(gan: &Shared, what: &str, f: impl FnOnce(&mut Gan) -> dcgan_core::Result<T>) -> Result<T> {
-    let mut g = gan.lock().map_err(|_| {
-        Error::new(Status::GenericFailure, "this model is unusable after an internal error; load it again from a saved file")
-    })?;
-    guarded(what, || f(&mut g))
+fn with_gan<T: Send + 'static>(gan: &Shared, what: &str, f: impl FnOnce(&mut Gan) -> dcgan_core::Result<T> + Send + 'static) -> Result<T> {
+    let gan = gan.clone();
+    let poisoned = "this model is unusable after an internal error; load it again from a saved file";
+    guarded(what, move || {
+        let mut g = gan.lock().map_err(|_| CoreError::Input(poisoned.into()))?;
+        f(&mut g)
+    })
 }
 
 /// Work run on the libuv thread pool: a closure over the model, and how to turn its result into JS.
@@ -232,7 +232,7 @@ impl NativeGan {
             None => None,
             Some(_) => Some(int_option("seed", o.seed, 0)?.max(0) as u64),
         };
-        let gan = guarded("new model", || Gan::new(model, train, device, seed))?;
+        let gan = guarded("new model", move || Gan::new(model, train, device, seed))?;
         Ok(NativeGan { gan: Arc::new(Mutex::new(gan)) })
     }
 
@@ -366,7 +366,7 @@ impl Task for LoadTask {
     fn compute(&mut self) -> Result<Gan> {
         let device = parse_device(&self.device)?;
         let path = PathBuf::from(&self.path);
-        guarded("load", || Gan::load(&path, device))
+        guarded("load", move || Gan::load(&path, device))
     }
 
     fn resolve(&mut self, _env: Env, gan: Gan) -> Result<NativeGan> {
@@ -391,7 +391,7 @@ impl Task for ReadTensorsTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let path = PathBuf::from(&self.path);
-        guarded("readTensors", || {
+        guarded("readTensors", move || {
             let loaded = weights::load(&path)?;
             let mut names: Vec<&String> = loaded.tensors.keys().collect();
             names.sort();
@@ -479,8 +479,11 @@ impl Task for NextBatchTask {
     type JsValue = TensorData;
 
     fn compute(&mut self) -> Result<HostTensor> {
-        let mut b = self.inner.lock().map_err(|_| invalid("the dataset is unusable after an internal error"))?;
-        guarded("nextBatch", || to_host("batch".into(), &b.next_batch()?))
+        let inner = self.inner.clone();
+        guarded("nextBatch", move || {
+            let mut b = inner.lock().map_err(|_| CoreError::Input("the dataset is unusable after an internal error".into()))?;
+            to_host("batch".into(), &b.next_batch()?)
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: HostTensor) -> Result<TensorData> {
@@ -500,7 +503,7 @@ impl NativeIdxBatches {
         }
         let seed = int_option("seed", seed, 0)?.max(0) as u64;
         let limit = limit.map(|l| int_option("limit", Some(l), 0)).transpose()?.map(|l| l.max(0) as usize);
-        let b = guarded("open IDX", || {
+        let b = guarded("open IDX", move || {
             let images = dcgan_core::idx::IdxImages::open(&PathBuf::from(&path))?;
             dcgan_core::data::IdxBatches::new(images, image_size, batch_size as usize, seed, limit)
         })?;
