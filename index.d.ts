@@ -14,9 +14,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * TypeScript API rather than this one.
  */
 export declare class NativeGan {
-  /** Builds and initialises both networks (fast: runs on the calling thread). */
+  /**
+   * Checks the options and queues the building of both networks on the libtorch thread, so
+   * that it never waits for other work; methods called afterwards run after the build.
+   */
   constructor(options?: NativeOptions | undefined | null)
-  /** The model's configuration as JSON: `{ model, train, device, stepsDone }`. */
+  /** The model's configuration as JSON: `{ model, train, device, stepsDone }` (never waits). */
   configJson(): string
   /**
    * One training iteration on `real` (values of an n×C×S×S batch in [−1, 1]); `noise`
@@ -34,8 +37,15 @@ export declare class NativeGan {
   discriminate(images: Float32Array, shape: Array<number>, batchStats?: boolean | undefined | null): Promise<TensorData>
   /** Every parameter and buffer under its PyTorch `state_dict` name (for inspection and tests). */
   state(): Promise<TensorData[]>
-  /** Saves weights, optimiser state, configuration and random state (safetensors, atomic). */
-  save(path: string): Promise<void>
+  /**
+   * Saves weights, optimiser state, configuration and random state (safetensors, atomic), with
+   * `metadata` entries beside dcgan's own.
+   */
+  save(path: string, metadata?: Record<string, string> | undefined | null): Promise<void>
+  /** Whether every weight and buffer is finite. */
+  allFinite(): Promise<boolean>
+  /** `n` latent vectors z ~ N(0, I) (n×zDim values) drawn with `seed`, as `generate` draws them. */
+  latent(n: number, seed: number): Promise<TensorData>
   /**
    * Loads PyTorch-named weights (`gen.*` and/or `disc.*` keys, as the seed's `state_dict`) into
    * this model. Resolves to the networks that were found: 'generator', 'discriminator'.
@@ -43,14 +53,16 @@ export declare class NativeGan {
   loadWeights(path: string): Promise<string[]>
 }
 
-/** Shuffled batches from an IDX image file (MNIST), scaled to [−1, 1] and resized. */
-export declare class NativeIdxBatches {
-  /** Opens `path` (IDX images, plain or .gz) and checks its header against its size. */
-  constructor(path: string, imageSize: number, batchSize: number, seed?: number | undefined | null, limit?: number | undefined | null)
-  /** Full batches in one epoch. */
+/** Shuffled batches prepared on background threads (no libtorch involved). */
+export declare class NativeLoader {
+  /** Opens the source (checking headers and sizes) and starts preparing batches. */
+  constructor(o: LoaderOptions)
+  /** Images in the dataset (after `limit`). */
+  get length(): number
+  /** Full batches per epoch (a last partial batch is dropped). */
   get batchesPerEpoch(): number
-  /** The next batch (batch×1×S×S); a new shuffled epoch starts when one is used up. */
-  nextBatch(): Promise<TensorData>
+  /** The next batch; rejects with the file's name if an image cannot be read. */
+  next(): Promise<LoadedBatch>
 }
 
 /** Whether libtorch sees a CUDA device. */
@@ -58,6 +70,40 @@ export declare function cudaAvailable(): boolean
 
 /** Threads libtorch uses on the CPU. */
 export declare function getThreads(): number
+
+/** A prepared batch and where the data order stands after it. */
+export interface LoadedBatch {
+  data: Float32Array
+  shape: Array<number>
+  epoch: number
+  position: number
+  warnings: Array<string>
+}
+
+/** Options of a data loader. */
+export interface LoaderOptions {
+  /** 'idx' (MNIST format, plain or .gz), 'cifar10' (binary batches) or 'folder' (PNG/JPEG, recursive). */
+  kind: string
+  /** Files (idx: one; cifar10: .bin files or one folder; folder: one folder). */
+  paths: Array<string>
+  imageSize: number
+  /** 1 (grayscale) or 3 (RGB): images are converted to it. */
+  channels: number
+  batchSize: number
+  seed?: number
+  /** Default true. */
+  shuffle?: boolean
+  /** Skip unreadable images with a warning instead of failing. Default false. */
+  skipCorrupt?: boolean
+  /** Batches prepared ahead (default 4). */
+  prefetch?: number
+  /** Decoding threads (default 2). */
+  workers?: number
+  limit?: number
+  /** Start at this epoch and position in its order (to resume). */
+  epoch?: number
+  position?: number
+}
 
 /** Loads a model file written by `NativeGan.save`. */
 export declare function loadGan(path: string, device?: string | undefined | null): Promise<NativeGan>
@@ -85,6 +131,9 @@ export interface NativeOptions {
   /** Seed of the weights' initialisation and of the noise drawn in training. */
   seed?: number
 }
+
+/** The metadata of a safetensors file (reads only its header). */
+export declare function readMetadata(path: string): Record<string, string>
 
 export declare function readTensors(path: string): Promise<TensorFile>
 
@@ -114,6 +163,9 @@ export interface TensorFile {
   tensors: Array<TensorData>
   metadataJson: string
 }
+
+/** Checks model and optimiser options without building a model; throws naming the bad field. */
+export declare function validateOptions(options: NativeOptions): void
 
 /** Writes a grid of images (n×C×H×W values in [−1, 1]) as one PNG file, `nrow` images per row. */
 export declare function writeImageGrid(data: Float32Array, shape: Array<number>, path: string, nrow?: number | undefined | null, padding?: number | undefined | null): Promise<void>

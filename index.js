@@ -836,9 +836,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeGan = nativeBinding.NativeGan
-module.exports.NativeIdxBatches = nativeBinding.NativeIdxBatches
+module.exports.NativeLoader = nativeBinding.NativeLoader
 module.exports.cudaAvailable = nativeBinding.cudaAvailable
 module.exports.getThreads = nativeBinding.getThreads
 module.exports.loadGan = nativeBinding.loadGan
+module.exports.readMetadata = nativeBinding.readMetadata
 module.exports.readTensors = nativeBinding.readTensors
+module.exports.validateOptions = nativeBinding.validateOptions
 module.exports.writeImageGrid = nativeBinding.writeImageGrid

@@ -3,7 +3,7 @@ import test from 'ava'
 import { writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, IdxDataset, cudaAvailable, type DCGANOptions } from '../src/index'
+import { DCGAN, openDataset, cudaAvailable, type DCGANOptions } from '../src/index'
 
 const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
 
@@ -89,13 +89,13 @@ test('a truncated or foreign IDX file is named in the error', (t) => {
   header.writeUInt32BE(28, 8)
   header.writeUInt32BE(28, 12)
   writeFileSync(truncated, Buffer.concat([header, Buffer.alloc(100)]))
-  t.throws(() => new IdxDataset(truncated, { imageSize: 32, batchSize: 2 }), {
+  t.throws(() => openDataset({ kind: 'idx', path: truncated }, { imageSize: 32, batchSize: 2 }), {
     message: new RegExp(`${truncated}: truncated: the header announces 10 images of 28×28 \\(7856 bytes\\) but the file has 116`),
   })
   const labels = join(dir, 'labels-idx1-ubyte')
   const lh = Buffer.alloc(8)
   lh.writeUInt32BE(0x801, 0)
   writeFileSync(labels, lh)
-  t.throws(() => new IdxDataset(labels, { imageSize: 32, batchSize: 2 }), { message: /truncated: 8 bytes|not an IDX image file/ })
-  t.throws(() => new IdxDataset(join(dir, 'absent'), { imageSize: 32, batchSize: 2 }), { message: /absent: cannot open/ })
+  t.throws(() => openDataset({ kind: 'idx', path: labels }, { imageSize: 32, batchSize: 2 }), { message: /truncated: 8 bytes|not an IDX image file/ })
+  t.throws(() => openDataset({ kind: 'idx', path: join(dir, 'absent') }, { imageSize: 32, batchSize: 2 }), { message: /absent: cannot open/ })
 })

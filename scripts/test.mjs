@@ -10,5 +10,6 @@ function step(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
+step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']) // the CLI tests run dist/
 step('node', ['scripts/with-torch.mjs', 'cargo', 'test', '--release', '-p', 'dcgan-core'])
 step(join(ROOT, 'node_modules', '.bin', 'ava'), [])

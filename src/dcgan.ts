@@ -126,9 +126,20 @@ export class DCGAN {
   }
 
   /** Saves everything needed to continue training to one safetensors file, atomically. The
-   * network tensors use the seed's PyTorch `state_dict` names (`gen.*`, `disc.*`). */
-  async save(path: string): Promise<void> {
-    return this.#native.save(path)
+   * network tensors use the seed's PyTorch `state_dict` names (`gen.*`, `disc.*`); `metadata`
+   * entries are stored beside dcgan's own. */
+  async save(path: string, metadata?: Record<string, string>): Promise<void> {
+    return this.#native.save(path, metadata)
+  }
+
+  /** Whether every weight and buffer is finite. */
+  async allFinite(): Promise<boolean> {
+    return this.#native.allFinite()
+  }
+
+  /** `n` latent vectors (n×zDim values) drawn with `seed`, exactly as `generate(n, { seed })` draws them. */
+  async latent(n: number, seed: number): Promise<Float32Array> {
+    return (await this.#native.latent(n, seed)).data
   }
 
   /** Loads weights with the seed's PyTorch names (e.g. saved with `safetensors.torch.save_file(

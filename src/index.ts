@@ -6,3 +6,8 @@
 export * from './config'
 export * from './dcgan'
 export * from './datasets'
+export * from './train-config'
+export * from './trainer'
+export * from './callbacks'
+export { findCheckpoint, listCheckpoints } from './checkpoints'
+export * from './sampling'

@@ -8,8 +8,11 @@ pub enum Error {
     Config { field: String, message: String },
     #[error("{0}")]
     Input(String),
-    #[error("libtorch error: {0}")]
+    #[error("libtorch error: {}", first_lines(.0))]
     Torch(#[from] tch::TchError),
+    /// Weights or losses became NaN or infinite.
+    #[error("non-finite: {0}")]
+    NonFinite(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
 }
@@ -24,4 +27,11 @@ impl Error {
     pub fn file(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
         Error::File { path: path.display().to_string(), message: message.to_string() }
     }
+}
+
+/// A libtorch message without the C++ backtrace that follows it.
+fn first_lines(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
+    text[..cut].trim_end().to_string()
 }

@@ -28,6 +28,15 @@ fn sender() -> &'static Mutex<Sender<Job>> {
     })
 }
 
+/// Queues `f` on the libtorch thread without waiting. Jobs run in the order they were queued.
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    sender()
+        .lock()
+        .map_err(|_| "the libtorch thread is unavailable".to_string())?
+        .send(Box::new(f))
+        .map_err(|_| "the libtorch thread has stopped".to_string())
+}
+
 /// Runs `f` on the libtorch thread and waits for its result. A panic in `f` comes back as `Err`
 /// with its message instead of unwinding.
 pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {

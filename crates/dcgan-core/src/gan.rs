@@ -154,9 +154,27 @@ impl Gan {
         ]))
     }
 
-    /// Saves weights, buffers, Adam state, configuration and random state to a safetensors file.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        weights::save(path, &self.named_tensors(), self.metadata()?)
+    /// Saves weights, buffers, Adam state, configuration and random state to a safetensors file,
+    /// with `extra` metadata entries beside dcgan's own.
+    pub fn save(&self, path: &Path, extra: HashMap<String, String>) -> Result<()> {
+        let mut meta = self.metadata()?;
+        for (k, v) in extra {
+            if meta.contains_key(&k) {
+                return Err(Error::Input(format!("metadata key '{k}' is reserved by dcgan")));
+            }
+            meta.insert(k, v);
+        }
+        weights::save(path, &self.named_tensors(), meta)
+    }
+
+    /// Whether every parameter and buffer is finite.
+    pub fn all_finite(&self) -> Result<bool> {
+        for (_, t, _) in self.generator.state().into_iter().chain(self.discriminator.state()) {
+            if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Loads a file written by `save` onto `device`.

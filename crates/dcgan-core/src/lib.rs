@@ -8,7 +8,6 @@ pub mod error;
 pub mod executor;
 pub mod ffi;
 pub mod gan;
-pub mod idx;
 pub mod image;
 pub mod input;
 pub mod layers;

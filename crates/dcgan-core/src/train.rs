@@ -50,6 +50,17 @@ impl Gan {
     /// parts, one per discriminator update. `noise` (n×zDim[×1×1]) replaces the drawn noise.
     pub fn train_step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
         self.check_real(real)?;
+        self.step(real, noise).or_else(|e| match e {
+            // NaN weights make D's output NaN, which BCE rejects: say what happened instead.
+            Error::Torch(_) if !self.all_finite()? => Err(Error::NonFinite(format!(
+                "the weights hold NaN or Infinity at step {}: training diverged (try a lower lr)",
+                self.steps_done + 1
+            ))),
+            e => Err(e),
+        })
+    }
+
+    fn step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
         let real = real.f_to_device(self.device)?;
         let n = real.size()[0];
         let noise = match noise {

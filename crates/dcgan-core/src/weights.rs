@@ -85,6 +85,26 @@ pub struct Loaded {
     pub metadata: HashMap<String, String>,
 }
 
+/// The metadata of a safetensors file, reading only its header.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| Error::file(path, "not a valid safetensors file (shorter than its 8-byte header length)"))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        return Err(Error::file(path, format!("not a valid safetensors file (header length {n})")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|_| Error::file(path, "not a valid safetensors file (truncated header)"))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file (header is not JSON: {e})")))?;
+    let meta = json.get("__metadata__").and_then(|m| m.as_object());
+    Ok(meta
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default())
+}
+
 pub fn load(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     let invalid = |e: safetensors::SafeTensorError| Error::file(path, format!("not a valid safetensors file ({e})"));

@@ -1,6 +1,6 @@
 //! Tests of the core that need no Node: the optimiser's arithmetic, validation, file formats.
 use dcgan_core::ffi::{adam_step, AdamHyper};
-use dcgan_core::{device, idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
+use dcgan_core::{device, data::idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
 use std::io::Write;
 use tch::{Device, Kind, Tensor};
 

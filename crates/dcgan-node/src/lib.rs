@@ -5,7 +5,10 @@
 use dcgan_core::{device, input, weights, Error as CoreError, Gan, GeneratorLoss, Init, ModelConfig, NormMode, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tch::Tensor;
 
@@ -106,15 +109,6 @@ fn train_options(o: &NativeOptions) -> Result<TrainOptions> {
     })
 }
 
-fn apply_threads(threads: Option<f64>) -> Result<()> {
-    if threads.is_some() {
-        let n = int_option("threads", threads, 0)?.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        // OpenMP's thread count is per calling thread: set it where the work runs.
-        guarded("threads", move || dcgan_core::set_threads(n))?;
-    }
-    Ok(())
-}
-
 fn parse_device(spec: &Option<String>) -> Result<tch::Device> {
     device::parse_device(spec.as_deref().unwrap_or("auto")).map_err(to_js)
 }
@@ -169,14 +163,50 @@ impl HostTensor {
     }
 }
 
-type Shared = Arc<Mutex<Gan>>;
+/// A model and what can be read without waiting for the libtorch thread.
+pub struct Model {
+    slot: Mutex<Slot>,
+    steps_done: AtomicI64,
+    model: ModelConfig,
+    train: TrainOptions,
+    device: tch::Device,
+}
 
-fn with_gan<T: Send + 'static>(gan: &Shared, what: &str, f: impl FnOnce(&mut Gan) -> dcgan_core::Result<T> + Send + 'static) -> Result<T> {
-    let gan = gan.clone();
-    let poisoned = "this model is unusable after an internal error; load it again from a saved file";
+/// A model is built on the libtorch thread after its constructor returns (the constructor must
+/// not wait behind other models' work); every later task is queued after that build.
+enum Slot {
+    Pending,
+    Ready(Box<Gan>),
+    Failed(String),
+}
+
+type Shared = Arc<Model>;
+
+impl Model {
+    fn ready(gan: Gan) -> Shared {
+        Arc::new(Model {
+            steps_done: AtomicI64::new(gan.steps_done),
+            model: gan.model.clone(),
+            train: gan.train.clone(),
+            device: gan.device,
+            slot: Mutex::new(Slot::Ready(Box::new(gan))),
+        })
+    }
+}
+
+fn with_gan<T: Send + 'static>(shared: &Shared, what: &str, f: impl FnOnce(&mut Gan) -> dcgan_core::Result<T> + Send + 'static) -> Result<T> {
+    let shared = shared.clone();
     guarded(what, move || {
-        let mut g = gan.lock().map_err(|_| CoreError::Input(poisoned.into()))?;
-        f(&mut g)
+        let poisoned = || CoreError::Input("this model is unusable after an internal error; load it again from a saved file".into());
+        let mut slot = shared.slot.lock().map_err(|_| poisoned())?;
+        let gan = match &mut *slot {
+            Slot::Ready(g) => g,
+            Slot::Failed(msg) => return Err(CoreError::Input(format!("the model could not be built: {msg}"))),
+            Slot::Pending => return Err(CoreError::Input("the model is not built yet".into())),
+        };
+        let out = f(gan);
+        shared.steps_done.store(gan.steps_done, Ordering::Relaxed);
+        out
     })
 }
 
@@ -222,30 +252,56 @@ pub struct NativeGan {
 
 #[napi]
 impl NativeGan {
-    /// Builds and initialises both networks (fast: runs on the calling thread).
+    /// Checks the options and queues the building of both networks on the libtorch thread, so
+    /// that it never waits for other work; methods called afterwards run after the build.
     #[napi(constructor)]
     pub fn new(options: Option<NativeOptions>) -> Result<Self> {
         let o = options.unwrap_or_default();
-        apply_threads(o.threads)?;
         let (model, train, device) = (model_config(&o)?, train_options(&o)?, parse_device(&o.device)?);
+        model.validate().map_err(to_js)?;
+        train.validate().map_err(to_js)?;
+        let threads = o.threads.map(|_| int_option("threads", o.threads, 0)).transpose()?;
+        if let Some(n) = threads {
+            if !(1..=1024).contains(&n) {
+                return Err(invalid(format!("invalid threads: got {n}; allowed: an integer from 1 to 1024")));
+            }
+        }
         let seed = match o.seed {
             None => None,
             Some(_) => Some(int_option("seed", o.seed, 0)?.max(0) as u64),
         };
-        let gan = guarded("new model", move || Gan::new(model, train, device, seed))?;
-        Ok(NativeGan { gan: Arc::new(Mutex::new(gan)) })
+        let shared = Arc::new(Model { slot: Mutex::new(Slot::Pending), steps_done: AtomicI64::new(0), model: model.clone(), train: train.clone(), device });
+        let target = shared.clone();
+        dcgan_core::executor::spawn(move || {
+            let built = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(n) = threads {
+                    // OpenMP's thread count is per calling thread: set it where the work runs.
+                    dcgan_core::set_threads(n as i32)?;
+                }
+                Gan::new(model, train, device, seed)
+            }));
+            let slot = match built {
+                Ok(Ok(g)) => Slot::Ready(Box::new(g)),
+                Ok(Err(e)) => Slot::Failed(e.to_string()),
+                Err(_) => Slot::Failed("panic while building the model".into()),
+            };
+            if let Ok(mut s) = target.slot.lock() {
+                *s = slot;
+            }
+        })
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
+        Ok(NativeGan { gan: shared })
     }
 
-    /// The model's configuration as JSON: `{ model, train, device, stepsDone }`.
+    /// The model's configuration as JSON: `{ model, train, device, stepsDone }` (never waits).
     #[napi]
-    pub fn config_json(&self) -> Result<String> {
-        with_gan(&self.gan, "config", |g| {
-            let v = serde_json::json!({
-                "model": g.model, "train": g.train,
-                "device": device::device_name(g.device), "stepsDone": g.steps_done,
-            });
-            Ok(v.to_string())
+    pub fn config_json(&self) -> String {
+        let g = &self.gan;
+        serde_json::json!({
+            "model": g.model, "train": g.train,
+            "device": device::device_name(g.device), "stepsDone": g.steps_done.load(Ordering::Relaxed),
         })
+        .to_string()
     }
 
     /// One training iteration on `real` (values of an n×C×S×S batch in [−1, 1]); `noise`
@@ -317,10 +373,32 @@ impl NativeGan {
         })
     }
 
-    /// Saves weights, optimiser state, configuration and random state (safetensors, atomic).
+    /// Saves weights, optimiser state, configuration and random state (safetensors, atomic), with
+    /// `metadata` entries beside dcgan's own.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save(&self, path: String) -> AsyncTask<GanTask<(), ()>> {
-        task(&self.gan, "save", unit, move |g| g.save(&PathBuf::from(path)))
+    pub fn save(&self, path: String, metadata: Option<HashMap<String, String>>) -> AsyncTask<GanTask<(), ()>> {
+        task(&self.gan, "save", unit, move |g| g.save(&PathBuf::from(path), metadata.unwrap_or_default()))
+    }
+
+    /// Whether every weight and buffer is finite.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn all_finite(&self) -> AsyncTask<GanTask<bool, bool>> {
+        task(&self.gan, "allFinite", |b| b, |g| g.all_finite())
+    }
+
+    /// `n` latent vectors z ~ N(0, I) (n×zDim values) drawn with `seed`, as `generate` draws them.
+    #[napi(ts_return_type = "Promise<TensorData>")]
+    pub fn latent(&self, n: f64, seed: f64) -> Result<AsyncTask<GanTask<HostTensor, TensorData>>> {
+        let n = int_option("n", Some(n), 0)?;
+        if !(1..=65536).contains(&n) {
+            return Err(invalid(format!("invalid n: got {n}; allowed: an integer from 1 to 65536")));
+        }
+        let seed = int_option("seed", Some(seed), 0)?.max(0) as u64;
+        Ok(task(&self.gan, "latent", HostTensor::into_js, move |g| {
+            use rand::SeedableRng;
+            let z = g.latent(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), n)?;
+            to_host("z".into(), &z.f_view([n, g.model.z_dim])?)
+        }))
     }
 
     /// Loads PyTorch-named weights (`gen.*` and/or `disc.*` keys, as the seed's `state_dict`) into
@@ -370,7 +448,7 @@ impl Task for LoadTask {
     }
 
     fn resolve(&mut self, _env: Env, gan: Gan) -> Result<NativeGan> {
-        Ok(NativeGan { gan: Arc::new(Mutex::new(gan)) })
+        Ok(NativeGan { gan: Model::ready(gan) })
     }
 }
 
@@ -416,6 +494,29 @@ pub struct TensorFile {
 #[napi(ts_return_type = "Promise<TensorFile>")]
 pub fn read_tensors(path: String) -> AsyncTask<ReadTensorsTask> {
     AsyncTask::new(ReadTensorsTask { path })
+}
+
+/// Checks model and optimiser options without building a model; throws naming the bad field.
+#[napi]
+pub fn validate_options(options: NativeOptions) -> Result<()> {
+    model_config(&options)?.validate().map_err(to_js)?;
+    train_options(&options)?.validate().map_err(to_js)?;
+    if options.device.is_some() {
+        parse_device(&options.device)?;
+    }
+    if options.threads.is_some() {
+        let n = int_option("threads", options.threads, 0)?;
+        if !(1..=1024).contains(&n) {
+            return Err(invalid(format!("invalid threads: got {n}; allowed: an integer from 1 to 1024")));
+        }
+    }
+    Ok(())
+}
+
+/// The metadata of a safetensors file (reads only its header).
+#[napi]
+pub fn read_metadata(path: String) -> Result<HashMap<String, String>> {
+    weights::read_metadata(&PathBuf::from(path)).map_err(to_js)
 }
 
 /// Whether libtorch sees a CUDA device.
@@ -464,62 +565,135 @@ fn fn_task<T: Send + ToNapiValue + TypeName + 'static>(what: &'static str, work:
     AsyncTask::new(FnTask { what, work: Some(Box::new(work)) })
 }
 
-/// Shuffled batches from an IDX image file (MNIST), scaled to [−1, 1] and resized.
+/// Options of a data loader.
+#[napi(object)]
+pub struct LoaderOptions {
+    /// 'idx' (MNIST format, plain or .gz), 'cifar10' (binary batches) or 'folder' (PNG/JPEG, recursive).
+    pub kind: String,
+    /// Files (idx: one; cifar10: .bin files or one folder; folder: one folder).
+    pub paths: Vec<String>,
+    pub image_size: f64,
+    /// 1 (grayscale) or 3 (RGB): images are converted to it.
+    pub channels: f64,
+    pub batch_size: f64,
+    pub seed: Option<f64>,
+    /// Default true.
+    pub shuffle: Option<bool>,
+    /// Skip unreadable images with a warning instead of failing. Default false.
+    pub skip_corrupt: Option<bool>,
+    /// Batches prepared ahead (default 4).
+    pub prefetch: Option<f64>,
+    /// Decoding threads (default 2).
+    pub workers: Option<f64>,
+    pub limit: Option<f64>,
+    /// Start at this epoch and position in its order (to resume).
+    pub epoch: Option<f64>,
+    pub position: Option<f64>,
+}
+
+/// A prepared batch and where the data order stands after it.
+#[napi(object)]
+pub struct LoadedBatch {
+    pub data: Float32Array,
+    pub shape: Vec<u32>,
+    pub epoch: u32,
+    pub position: u32,
+    pub warnings: Vec<String>,
+}
+
+/// Shuffled batches prepared on background threads (no libtorch involved).
 #[napi]
-pub struct NativeIdxBatches {
-    inner: Arc<Mutex<dcgan_core::data::IdxBatches>>,
+pub struct NativeLoader {
+    inner: Arc<dcgan_core::data::loader::Loader>,
 }
 
-pub struct NextBatchTask {
-    inner: Arc<Mutex<dcgan_core::data::IdxBatches>>,
+pub struct NextTask {
+    inner: Arc<dcgan_core::data::loader::Loader>,
 }
 
-impl Task for NextBatchTask {
-    type Output = HostTensor;
-    type JsValue = TensorData;
+impl Task for NextTask {
+    type Output = dcgan_core::data::loader::Batch;
+    type JsValue = LoadedBatch;
 
-    fn compute(&mut self) -> Result<HostTensor> {
-        let inner = self.inner.clone();
-        guarded("nextBatch", move || {
-            let mut b = inner.lock().map_err(|_| CoreError::Input("the dataset is unusable after an internal error".into()))?;
-            to_host("batch".into(), &b.next_batch()?)
+    // Waits on the loader's channel here, on a libuv thread: no libtorch work is involved.
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.inner.next().map_err(to_js)
+    }
+
+    fn resolve(&mut self, _env: Env, b: Self::Output) -> Result<LoadedBatch> {
+        Ok(LoadedBatch {
+            data: Float32Array::new(b.data),
+            shape: b.shape.iter().map(|&d| d as u32).collect(),
+            epoch: b.next.epoch as u32,
+            position: b.next.position as u32,
+            warnings: b.warnings,
         })
     }
+}
 
-    fn resolve(&mut self, _env: Env, output: HostTensor) -> Result<TensorData> {
-        Ok(output.into_js())
-    }
+fn open_source(kind: &str, paths: &[String]) -> dcgan_core::Result<Arc<dyn dcgan_core::data::Source>> {
+    use dcgan_core::data::{cifar::Cifar10, folder::ImageFolder, idx::IdxImages};
+    let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+    let one = |what: &str| -> dcgan_core::Result<&PathBuf> {
+        match paths.as_slice() {
+            [p] => Ok(p),
+            _ => Err(CoreError::config("paths", format!("got {} paths; a {what} dataset takes exactly one", paths.len()))),
+        }
+    };
+    Ok(match kind {
+        "idx" => Arc::new(IdxImages::open(one("idx")?)?),
+        "folder" => Arc::new(ImageFolder::open(one("folder")?)?),
+        "cifar10" => {
+            if paths.is_empty() {
+                return Err(CoreError::config("paths", "got none; give CIFAR-10 .bin files or their folder"));
+            }
+            Arc::new(Cifar10::open(&paths)?)
+        }
+        other => return Err(CoreError::config("kind", format!("got '{other}'; allowed: 'idx', 'cifar10', 'folder'"))),
+    })
 }
 
 #[napi]
-impl NativeIdxBatches {
-    /// Opens `path` (IDX images, plain or .gz) and checks its header against its size.
+impl NativeLoader {
+    /// Opens the source (checking headers and sizes) and starts preparing batches.
     #[napi(constructor)]
-    pub fn new(path: String, image_size: f64, batch_size: f64, seed: Option<f64>, limit: Option<f64>) -> Result<Self> {
-        let image_size = int_option("imageSize", Some(image_size), 0)?;
-        let batch_size = int_option("batchSize", Some(batch_size), 0)?;
-        if batch_size < 1 {
-            return Err(invalid(format!("invalid batchSize: got {batch_size}; allowed: an integer from 1")));
-        }
-        let seed = int_option("seed", seed, 0)?.max(0) as u64;
-        let limit = limit.map(|l| int_option("limit", Some(l), 0)).transpose()?.map(|l| l.max(0) as usize);
-        let b = guarded("open IDX", move || {
-            let images = dcgan_core::idx::IdxImages::open(&PathBuf::from(&path))?;
-            dcgan_core::data::IdxBatches::new(images, image_size, batch_size as usize, seed, limit)
-        })?;
-        Ok(NativeIdxBatches { inner: Arc::new(Mutex::new(b)) })
+    pub fn new(o: LoaderOptions) -> Result<Self> {
+        let int = |f: &str, v: Option<f64>, d: i64| int_option(f, v, d).map(|x| x.max(0));
+        let opts = dcgan_core::data::loader::LoaderOptions {
+            image_size: int("imageSize", Some(o.image_size), 0)? as u32,
+            channels: int("channels", Some(o.channels), 0)? as usize,
+            batch_size: int("batchSize", Some(o.batch_size), 0)? as usize,
+            seed: int("seed", o.seed, 0)? as u64,
+            shuffle: o.shuffle.unwrap_or(true),
+            skip_corrupt: o.skip_corrupt.unwrap_or(false),
+            prefetch: int("prefetch", o.prefetch, 4)?.clamp(1, 64) as usize,
+            workers: int("workers", o.workers, 2)?.clamp(1, 64) as usize,
+            limit: o.limit.map(|l| int("limit", Some(l), 0)).transpose()?.map(|l| l as usize),
+            start: dcgan_core::data::loader::Position {
+                epoch: int("epoch", o.epoch, 0)? as u64,
+                position: int("position", o.position, 0)? as usize,
+            },
+        };
+        let source = open_source(&o.kind, &o.paths).map_err(to_js)?;
+        let loader = dcgan_core::data::loader::Loader::new(source, opts).map_err(to_js)?;
+        Ok(NativeLoader { inner: Arc::new(loader) })
     }
 
-    /// Full batches in one epoch.
+    /// Images in the dataset (after `limit`).
     #[napi(getter)]
-    pub fn batches_per_epoch(&self) -> Result<u32> {
-        let b = self.inner.lock().map_err(|_| invalid("the dataset is unusable after an internal error"))?;
-        Ok(b.batches_per_epoch() as u32)
+    pub fn length(&self) -> u32 {
+        self.inner.len as u32
     }
 
-    /// The next batch (batch×1×S×S); a new shuffled epoch starts when one is used up.
-    #[napi(ts_return_type = "Promise<TensorData>")]
-    pub fn next_batch(&self) -> AsyncTask<NextBatchTask> {
-        AsyncTask::new(NextBatchTask { inner: self.inner.clone() })
+    /// Full batches per epoch (a last partial batch is dropped).
+    #[napi(getter)]
+    pub fn batches_per_epoch(&self) -> u32 {
+        self.inner.batches_per_epoch as u32
+    }
+
+    /// The next batch; rejects with the file's name if an image cannot be read.
+    #[napi(ts_return_type = "Promise<LoadedBatch>")]
+    pub fn next(&self) -> AsyncTask<NextTask> {
+        AsyncTask::new(NextTask { inner: self.inner.clone() })
     }
 }

@@ -80,3 +80,19 @@ impl IdxImages {
         Ok(())
     }
 }
+
+impl super::Source for IdxImages {
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn read(&self, index: usize) -> Result<super::RawImage> {
+        let mut pixels = vec![0u8; self.image_len()];
+        self.read_into(index, &mut pixels)?;
+        Ok(super::RawImage { width: self.cols as u32, height: self.rows as u32, channels: 1, pixels })
+    }
+
+    fn describe(&self, index: usize) -> String {
+        format!("{} image {index}", self.path.display())
+    }
+}

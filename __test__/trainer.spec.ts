@@ -1,0 +1,140 @@
+// Trainer.fit: resume exactness, checkpoints, callbacks, cancellation, guards, the event loop.
+import test from 'ava'
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DCGAN, IterableDataset, NonFiniteError, Trainer, listCheckpoints, resolveTrainConfig, type TrainConfig } from '../src/index'
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-trainer-'))
+// A tiny run on 200 MNIST images: 12 batches of 16 per epoch, so 30 steps cross two epoch ends.
+const tiny = (outDir: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
+  imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, batchSize: 16, device: 'cpu', seed: 5, outDir,
+  sampleEvery: 0, checkpointEvery: 1000, dataset: { kind: 'mnist', limit: 200 }, ...extra,
+} as Partial<TrainConfig>)
+
+async function stateOf(gan: DCGAN): Promise<Array<[string, Float32Array]>> {
+  return [...(await gan.state())].map(([k, v]) => [k, v.data])
+}
+
+test('resume is exact: 2N steps straight equal N, stop, resume, N more (bit for bit)', async (t) => {
+  const straight = new Trainer(tiny(tmp(), { steps: 30 }))
+  await straight.fit({ progress: false })
+  const dir = tmp()
+  const first = new Trainer(tiny(dir, { steps: 17 }))
+  await first.fit({ progress: false })
+  const resumed = await Trainer.resume(dir, { steps: 30 })
+  t.is(resumed.step, 17)
+  t.deepEqual(resumed.dataPosition, first.dataPosition)
+  await resumed.fit({ progress: false })
+  t.is(resumed.step, 30)
+  t.deepEqual(await stateOf(resumed.gan), await stateOf(straight.gan))
+  // The Adam moments and the noise generator came back too: the next steps agree as well.
+  const [a, b] = [await straight.gan.trainStep({ data: new Float32Array(16 * 256), shape: [16, 1, 16, 16] }), await resumed.gan.trainStep({ data: new Float32Array(16 * 256), shape: [16, 1, 16, 16] })]
+  t.deepEqual(a, b)
+})
+
+test('checkpoints every N steps and at the end, keeping the last K; metrics, samples and config are written', async (t) => {
+  const dir = tmp()
+  const seen: string[] = []
+  const trainer = new Trainer(tiny(dir, { steps: 7, checkpointEvery: 2, keepCheckpoints: 2, sampleEvery: 3, sampleCount: 4 }))
+  const result = await trainer.fit({
+    progress: false,
+    callbacks: {
+      onStepEnd: (s) => void seen.push(`step ${s.step}`),
+      onSample: (s) => void seen.push(`sample ${s.step}`),
+      onCheckpoint: (c) => void seen.push(`checkpoint ${c.step}`),
+      onTrainEnd: (r) => void seen.push(`end ${r.reason}`),
+    },
+  })
+  t.is(result.reason, 'completed')
+  t.deepEqual(seen, ['step 1', 'step 2', 'checkpoint 2', 'step 3', 'sample 3', 'step 4', 'checkpoint 4', 'step 5', 'step 6', 'sample 6', 'checkpoint 6', 'step 7', 'sample 7', 'checkpoint 7', 'end completed'])
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [6, 7])
+  t.deepEqual(readdirSync(join(dir, 'samples')).sort(), ['step-000003.png', 'step-000006.png', 'step-000007.png'])
+  const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.deepEqual(rows.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7])
+  for (const key of ['lossD', 'lossG', 'dReal', 'dFake', 'stepMs', 'imagesPerSec']) t.true(Number.isFinite(rows[0][key]), key)
+  t.is(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).batchSize, 16)
+  // A checkpoint is also a model file.
+  t.is((await DCGAN.load(result.checkpoint!)).config.stepsDone, 7)
+})
+
+test('an AbortSignal stops after the current step and writes a checkpoint', async (t) => {
+  const dir = tmp()
+  const controller = new AbortController()
+  const trainer = new Trainer(tiny(dir, { steps: 1000 }))
+  const result = await trainer.fit({ progress: false, signal: controller.signal, callbacks: { onStepEnd: (s) => { if (s.step === 3) controller.abort() } } })
+  t.is(result.reason, 'aborted')
+  t.is(result.steps, 3)
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [3])
+  t.is((await Trainer.resume(dir)).step, 3)
+})
+
+test('epochs: steps default to epochs × batches per epoch, with onEpochEnd at each end', async (t) => {
+  const epochs: number[] = []
+  const trainer = new Trainer(tiny(tmp(), { epochs: 2, dataset: { kind: 'mnist', limit: 48 } }))
+  const r = await trainer.fit({ progress: false, callbacks: { onEpochEnd: (e) => void epochs.push(e.step) } })
+  t.is(r.steps, 6) // 48 / 16 = 3 batches per epoch
+  t.deepEqual(epochs, [4]) // the batch of step 4 began epoch 1
+})
+
+test('training on a JS iterable of batches ends when it is exhausted', async (t) => {
+  const batches = Array.from({ length: 3 }, (_, k) => ({ data: new Float32Array(8 * 256).fill(k / 3), shape: [8, 1, 16, 16] }))
+  const trainer = new Trainer(tiny(tmp(), { steps: 100, batchSize: 8 }))
+  const r = await trainer.fit({ progress: false, dataset: new IterableDataset(batches) })
+  t.is(r.reason, 'exhausted')
+  t.is(r.steps, 3)
+  // Given a function, the source starts over for each epoch.
+  const again = new Trainer(tiny(tmp(), { steps: 5, batchSize: 8 }))
+  t.is((await again.fit({ progress: false, dataset: new IterableDataset(() => batches) })).steps, 5)
+})
+
+test('diverging training stops with a clear error and keeps the last good checkpoint', async (t) => {
+  const dir = tmp()
+  const trainer = new Trainer(tiny(dir, { steps: 50, lr: 1e30, checkpointEvery: 1 }))
+  const e = await t.throwsAsync(trainer.fit({ progress: false }), { instanceOf: NonFiniteError })
+  t.regex(e!.message, /(training diverged at step \d+: lossD = |the weights hold NaN or Infinity at step \d+)/)
+  for (const c of listCheckpoints(dir)) t.true(await (await DCGAN.load(c.path)).allFinite())
+})
+
+test('the event loop keeps ticking during fit(): timer drift under 50 ms', async (t) => {
+  const trainer = new Trainer(tiny(tmp(), { steps: 25, imageSize: 32, featuresG: 16, featuresD: 16, batchSize: 32 }))
+  let worst = 0
+  let last = performance.now()
+  const timer = setInterval(() => {
+    const now = performance.now()
+    worst = Math.max(worst, now - last - 10)
+    last = now
+  }, 10)
+  await trainer.fit({ progress: false })
+  clearInterval(timer)
+  t.log(`worst timer drift ${worst.toFixed(1)} ms`)
+  t.true(worst < 50)
+})
+
+test('bad training configs are rejected up front, naming the field', (t) => {
+  const cases: Array<[Partial<TrainConfig>, RegExp]> = [
+    [{ batchSize: 0 }, /invalid batchSize: got 0; allowed: an integer from 1 to 65536/],
+    [{ batchSize: 15, dSteps: 2 }, /invalid batchSize: got 15, which dSteps = 2 cannot split evenly/],
+    [{ steps: -1 }, /invalid steps: got -1/],
+    [{ epochs: 1.5 }, /invalid epochs: got 1.5/],
+    [{ imageSize: 48 }, /invalid imageSize: got 48; allowed: a power of two/],
+    [{ checkpointEvery: 0 }, /invalid checkpointEvery: got 0/],
+    [{ dataset: { kind: 'imagenet' } } as unknown as Partial<TrainConfig>, /invalid dataset: got \{"kind":"imagenet"\}/],
+    [{ lerningRate: 1 } as unknown as Partial<TrainConfig>, /unknown config field 'lerningRate'/],
+  ]
+  for (const [c, message] of cases) t.throws(() => resolveTrainConfig(c), { message }, JSON.stringify(c))
+  t.throws(() => resolveTrainConfig({}, 'fast' as 'quick'), { message: /invalid preset: got "fast"; allowed: paper, quick/ })
+  t.is(resolveTrainConfig({}, 'quick').imageSize, 32)
+  t.is(resolveTrainConfig({ imageSize: 64 }, 'quick').imageSize, 64) // fields override the preset
+  t.is(resolveTrainConfig({ epochs: 2 }, 'quick').steps, undefined) // explicit epochs replace the preset's steps
+})
+
+test('resuming from a path without checkpoints says so', async (t) => {
+  const dir = tmp()
+  await t.throwsAsync(Trainer.resume(dir), { message: new RegExp(`${dir}: holds no checkpoints`) })
+  await t.throwsAsync(Trainer.resume(join(dir, 'nope')), { message: /nope: no such file or folder/ })
+  const model = join(dir, 'model.safetensors')
+  await new DCGAN({ imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu' }).save(model)
+  await t.throwsAsync(Trainer.resume(model), { message: /is a model file without training state/ })
+  t.false(existsSync(join(dir, 'checkpoints')))
+})

@@ -1,0 +1,225 @@
+//! Shuffled batches from a `Source`, prepared ahead on background threads. Memory is bounded by
+//! `prefetch` batches whatever the dataset's size; the order depends only on the seed, so a run
+//! can continue exactly from an (epoch, position) pair.
+use super::prepare::prepare_into;
+use super::Source;
+use crate::error::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+#[derive(Clone, Debug)]
+pub struct LoaderOptions {
+    pub image_size: u32,
+    pub channels: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+    /// Skip images that fail to decode (with a warning) instead of failing.
+    pub skip_corrupt: bool,
+    /// Batches prepared ahead.
+    pub prefetch: usize,
+    /// Threads decoding the images of one batch.
+    pub workers: usize,
+    /// Use only the first `limit` images.
+    pub limit: Option<usize>,
+    /// Where to begin: epoch and position in that epoch's order.
+    pub start: Position,
+}
+
+/// A place in the data order: `position` images of epoch `epoch`'s order have been used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub epoch: u64,
+    pub position: usize,
+}
+
+pub struct Batch {
+    /// batch×channels×size×size values in [−1, 1].
+    pub data: Vec<f32>,
+    pub shape: [usize; 4],
+    /// The place in the data order after this batch.
+    pub next: Position,
+    /// Images skipped as corrupt while making this batch.
+    pub warnings: Vec<String>,
+}
+
+pub struct Loader {
+    rx: Mutex<Receiver<Result<Batch>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub len: usize,
+    pub batches_per_epoch: usize,
+}
+
+/// The order of epoch `epoch`: a seeded shuffle, or 0..n.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    if shuffle {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        order.shuffle(&mut rng);
+    }
+    order
+}
+
+impl Loader {
+    pub fn new(source: Arc<dyn Source>, opts: LoaderOptions) -> Result<Loader> {
+        let len = opts.limit.unwrap_or(usize::MAX).min(source.len());
+        if opts.batch_size == 0 {
+            return Err(Error::config("batchSize", "got 0; allowed: an integer from 1"));
+        }
+        if len < opts.batch_size {
+            return Err(Error::config("batchSize", format!("got {}, but the dataset has only {len} images", opts.batch_size)));
+        }
+        if opts.channels != 1 && opts.channels != 3 {
+            return Err(Error::config("channels", format!("got {}; allowed: 1 or 3", opts.channels)));
+        }
+        if !(1..=4096).contains(&opts.image_size) {
+            return Err(Error::config("imageSize", format!("got {}; allowed: 1 to 4096", opts.image_size)));
+        }
+        if opts.start.position > len {
+            return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
+        }
+        let (tx, rx) = sync_channel(opts.prefetch.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = Producer { source, opts: opts.clone(), len, stop: stop.clone() };
+        let thread = std::thread::Builder::new()
+            .name("dcgan-data".into())
+            .spawn(move || producer.run(tx))
+            .map_err(|e| Error::Input(format!("cannot start the data thread: {e}")))?;
+        Ok(Loader { rx: Mutex::new(rx), stop, thread: Some(thread), len, batches_per_epoch: len / opts.batch_size })
+    }
+
+    /// The next batch, waiting for it if it is not ready.
+    pub fn next(&self) -> Result<Batch> {
+        let rx = self.rx.lock().map_err(|_| Error::Input("the data loader is unusable after an internal error".into()))?;
+        rx.recv().map_err(|_| Error::Input("the data loader has stopped after an earlier error".into()))?
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock a producer waiting on a full channel, then wait for it to see `stop`.
+        if let Ok(rx) = self.rx.lock() {
+            while rx.try_recv().is_ok() {}
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Producer {
+    source: Arc<dyn Source>,
+    opts: LoaderOptions,
+    len: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Producer {
+    fn run(self, tx: SyncSender<Result<Batch>>) {
+        let mut at = self.opts.start;
+        let mut order = epoch_order(self.len, self.opts.seed, at.epoch, self.opts.shuffle);
+        let mut made_this_epoch = at.position > 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            if at.position + self.opts.batch_size > self.len {
+                if !made_this_epoch {
+                    let _ = tx.send(Err(Error::Input(format!(
+                        "a whole epoch of {} images gave no batch of {}: too many images are unreadable",
+                        self.len, self.opts.batch_size
+                    ))));
+                    return;
+                }
+                at = Position { epoch: at.epoch + 1, position: 0 };
+                order = epoch_order(self.len, self.opts.seed, at.epoch, self.opts.shuffle);
+                made_this_epoch = false;
+                continue;
+            }
+            match self.make_batch(&order, &mut at) {
+                Ok(Some(batch)) => {
+                    made_this_epoch = true;
+                    // A closed channel means the loader was dropped.
+                    if tx.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => continue, // the epoch ran out while skipping corrupt images
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Prepares the next batch from `order`, advancing `at`; None if the epoch ran out first.
+    fn make_batch(&self, order: &[u32], at: &mut Position) -> Result<Option<Batch>> {
+        let o = &self.opts;
+        let per_image = o.channels * (o.image_size * o.image_size) as usize;
+        let mut data = vec![0f32; o.batch_size * per_image];
+        let mut warnings = Vec::new();
+        let mut filled = 0;
+        while filled < o.batch_size {
+            let want = o.batch_size - filled;
+            if at.position + want > self.len {
+                return Ok(None);
+            }
+            let indices = &order[at.position..at.position + want];
+            let results = self.prepare_parallel(indices, &mut data[filled * per_image..]);
+            at.position += want;
+            // Failed slots are compacted away; later candidates fill the batch.
+            let mut write = filled;
+            for (k, r) in results.into_iter().enumerate() {
+                match r {
+                    Ok(()) => {
+                        if write != filled + k {
+                            data.copy_within((filled + k) * per_image..(filled + k + 1) * per_image, write * per_image);
+                        }
+                        write += 1;
+                    }
+                    Err(e) if o.skip_corrupt => warnings.push(format!("skipped {}: {e}", self.source.describe(indices[k] as usize))),
+                    Err(e) => return Err(e),
+                }
+            }
+            filled = write;
+        }
+        let shape = [o.batch_size, o.channels, o.image_size as usize, o.image_size as usize];
+        Ok(Some(Batch { data, shape, next: *at, warnings }))
+    }
+
+    /// Decodes and prepares `indices` into consecutive slots of `out`, on `workers` threads.
+    fn prepare_parallel(&self, indices: &[u32], out: &mut [f32]) -> Vec<Result<()>> {
+        let o = &self.opts;
+        let per_image = o.channels * (o.image_size * o.image_size) as usize;
+        let workers = o.workers.clamp(1, indices.len().max(1));
+        let chunk = indices.len().div_ceil(workers);
+        let mut results: Vec<Result<()>> = Vec::with_capacity(indices.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = indices
+                .chunks(chunk)
+                .zip(out.chunks_mut(chunk * per_image))
+                .map(|(idx, slots)| {
+                    s.spawn(move || {
+                        idx.iter()
+                            .zip(slots.chunks_mut(per_image))
+                            .map(|(&i, slot)| {
+                                let img = self.source.read(i as usize)?;
+                                prepare_into(&img, o.channels, o.image_size, slot);
+                                Ok(())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                results.extend(h.join().unwrap_or_else(|_| vec![Err(Error::Input("a data thread panicked".into()))]));
+            }
+        });
+        results
+    }
+}

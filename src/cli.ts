@@ -1,0 +1,235 @@
+#!/usr/bin/env node
+// The `dcgan` command: train, generate, interpolate, arithmetic, inspect.
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFileSync, statSync } from 'node:fs'
+import { findCheckpoint } from './checkpoints'
+import { DCGAN, saveImageGrid } from './dcgan'
+import type { DatasetKind } from './datasets'
+import * as native from './native'
+import { interpolate, saveImages, vectorArithmetic } from './sampling'
+import { PRESETS, type PresetName, type TrainConfig } from './train-config'
+import { Trainer } from './trainer'
+
+/** An integer flag value; commander reports the message with the flag's name. */
+function int(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer.`)
+  return n
+}
+
+function num(value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`'${value}' is not a number.`)
+  return n
+}
+
+function seeds(value: string): number[] {
+  return value.split(',').map((s) => int(s.trim()))
+}
+
+/** Config fields as flags: [field, flag, parser, description]. */
+const FIELDS: Array<[keyof TrainConfig, string, ((v: string) => unknown) | null, string]> = [
+  ['imageSize', '--image-size <n>', int, 'image side: 16, 32, 64, 128 or 256'],
+  ['zDim', '--z-dim <n>', int, 'latent vector length'],
+  ['channels', '--channels <n>', int, '1 (grayscale) or 3 (RGB)'],
+  ['featuresG', '--features-g <n>', int, 'generator width'],
+  ['featuresD', '--features-d <n>', int, 'discriminator width'],
+  ['init', '--init <name>', null, "'seed' or 'pytorch-example'"],
+  ['lr', '--lr <x>', num, 'Adam learning rate'],
+  ['beta1', '--beta1 <x>', num, 'Adam β1'],
+  ['beta2', '--beta2 <x>', num, 'Adam β2'],
+  ['eps', '--eps <x>', num, 'Adam ε'],
+  ['dSteps', '--d-steps <n>', int, 'discriminator updates per generator update'],
+  ['generatorLoss', '--generator-loss <name>', null, "'non-saturating' or 'minimax'"],
+  ['batchSize', '--batch-size <n>', int, 'images per step'],
+  ['steps', '--steps <n>', int, 'training steps (overrides --epochs)'],
+  ['epochs', '--epochs <n>', int, 'passes over the dataset'],
+  ['seed', '--seed <n>', int, 'seed of weights, noise and data order'],
+  ['device', '--device <name>', null, "'auto', 'cpu', 'cuda' or 'cuda:N'"],
+  ['threads', '--threads <n>', int, 'CPU threads for libtorch'],
+  ['outDir', '--out <dir>', null, 'run folder for metrics, samples, checkpoints'],
+  ['checkpointEvery', '--checkpoint-every <n>', int, 'steps between checkpoints'],
+  ['keepCheckpoints', '--keep-checkpoints <n>', int, 'checkpoints kept'],
+  ['sampleEvery', '--sample-every <n>', int, 'steps between sample grids (0: never)'],
+  ['sampleCount', '--sample-count <n>', int, 'images per sample grid'],
+]
+
+function readJson(path: string): Partial<TrainConfig> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new Error(`${path}: cannot read the config file (${(e as Error).message})`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`)
+  }
+}
+
+const datasetKinds: DatasetKind[] = ['mnist', 'idx', 'cifar10', 'folder']
+
+async function train(opts: Record<string, unknown>): Promise<void> {
+  const flags: Partial<TrainConfig> = {}
+  for (const [field] of FIELDS) if (opts[field] !== undefined) (flags as Record<string, unknown>)[field] = opts[field]
+  let trainer: Trainer
+  if (opts.resume) {
+    trainer = await Trainer.resume(opts.resume as string, flags)
+    console.error(`resuming ${opts.resume} at step ${trainer.step}`)
+  } else {
+    const fromFile = opts.config ? readJson(opts.config as string) : {}
+    const config: Partial<TrainConfig> = { ...fromFile, ...flags }
+    if (opts.dataset !== undefined || opts.dataPath !== undefined || opts.skipCorrupt || opts.limit !== undefined) {
+      config.dataset = {
+        ...(fromFile.dataset ?? { kind: 'mnist' }),
+        ...(opts.dataset !== undefined ? { kind: opts.dataset as DatasetKind } : {}),
+        ...(opts.dataPath !== undefined ? { path: opts.dataPath as string } : {}),
+        ...(opts.skipCorrupt ? { skipCorrupt: true } : {}),
+        ...(opts.limit !== undefined ? { limit: opts.limit as number } : {}),
+      }
+    }
+    trainer = new Trainer(config, opts.preset as PresetName | undefined)
+  }
+  const controller = new AbortController()
+  let interrupts = 0
+  process.on('SIGINT', () => {
+    if (++interrupts > 1) process.exit(130)
+    console.error('\ninterrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)')
+    controller.abort()
+  })
+  const c = trainer.config
+  console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
+  const result = await trainer.fit({ signal: controller.signal })
+  console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
+  if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
+}
+
+async function loadModel(checkpoint: string, device?: string): Promise<DCGAN> {
+  return DCGAN.load(findCheckpoint(checkpoint), { device })
+}
+
+async function generate(o: { checkpoint: string; count: number; seed?: number; grid?: string; dir?: string; nrow?: number; batchStats?: boolean; device?: string }): Promise<void> {
+  if (!o.grid && !o.dir) throw new Error('say where the images go: --grid FILE.png and/or --dir FOLDER')
+  const gan = await loadModel(o.checkpoint, o.device)
+  const images = await gan.generate(o.count, { seed: o.seed, batchStats: o.batchStats })
+  if (o.grid) {
+    await saveImageGrid(images, o.grid, { nrow: o.nrow ?? Math.ceil(Math.sqrt(o.count)) })
+    console.error(`wrote ${o.grid}`)
+  }
+  if (o.dir) console.error(`wrote ${(await saveImages(images, o.dir)).length} images to ${o.dir}`)
+}
+
+async function interpolateCmd(o: { checkpoint: string; from: number; to: number; frames: number; method: 'linear' | 'slerp'; out?: string; dir?: string; batchStats?: boolean; device?: string }): Promise<void> {
+  if (!o.out && !o.dir) throw new Error('say where the frames go: --out STRIP.png and/or --dir FOLDER')
+  const gan = await loadModel(o.checkpoint, o.device)
+  const images = await interpolate(gan, { from: { seed: o.from }, to: { seed: o.to }, frames: o.frames, method: o.method, batchStats: o.batchStats })
+  if (o.out) {
+    await saveImageGrid(images, o.out, { nrow: o.frames })
+    console.error(`wrote ${o.out}`)
+  }
+  if (o.dir) console.error(`wrote ${(await saveImages(images, o.dir, 'frame')).length} frames to ${o.dir}`)
+}
+
+async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; c: number[]; variations: number; noise: number; out: string; batchStats?: boolean; device?: string }): Promise<void> {
+  const gan = await loadModel(o.checkpoint, o.device)
+  const toPoints = (s: number[]) => s.map((seed) => ({ seed }))
+  const r = await vectorArithmetic(gan, { a: toPoints(o.a), b: toPoints(o.b), c: toPoints(o.c), variations: o.variations, noise: o.noise, batchStats: o.batchStats })
+  await saveImageGrid(r.images, o.out, { nrow: 4 })
+  console.error(`wrote ${o.out}: mean a, mean b, mean c, a − b + c${o.variations ? `, then ${o.variations} variations` : ''}`)
+}
+
+function inspect(o: { checkpoint: string }): void {
+  const file = findCheckpoint(o.checkpoint)
+  const meta = native.readMetadata(file)
+  if (meta.format === undefined) throw new Error(`${file}: has no dcgan metadata; it was not written by dcgan`)
+  const trainer = meta.trainer ? JSON.parse(meta.trainer) : null
+  const info = {
+    file,
+    bytes: statSync(file).size,
+    format: meta.format,
+    model: JSON.parse(meta.model),
+    optimizer: JSON.parse(meta.train),
+    steps: Number(meta.steps),
+    ...(trainer ? { trainStep: trainer.step, data: trainer.data, config: trainer.config } : {}),
+  }
+  console.log(JSON.stringify(info, null, 2))
+}
+
+export function program(): Command {
+  const p = new Command('dcgan').description('Train and use DCGANs (Radford et al.) on libtorch from Node.js').showHelpAfterError()
+  const t = p
+    .command('train')
+    .description('train a DCGAN; Ctrl-C finishes the step, writes a checkpoint and exits')
+    .addOption(new Option('--preset <name>', 'start from a preset').choices(Object.keys(PRESETS)))
+    .option('--config <file.json>', 'a JSON config file (flags override it)')
+    .option('--resume <run|checkpoint>', 'continue a run exactly where it stopped')
+    .addOption(new Option('--dataset <kind>', 'what to train on (default mnist)').choices(datasetKinds))
+    .option('--data-path <path>', 'the dataset file or folder (idx, cifar10, folder)')
+    .option('--skip-corrupt', 'skip unreadable images with a warning')
+    .option('--limit <n>', 'use only the first n images', int)
+  for (const [, flag, parser, help] of FIELDS) {
+    const o = new Option(flag, help)
+    if (parser) o.argParser(parser as (v: string) => unknown)
+    t.addOption(o)
+  }
+  t.action((opts) => train(renameFlags(opts)))
+  p.command('generate')
+    .description('write generated images: one grid PNG and/or one PNG each')
+    .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
+    .option('--count <n>', 'images', int, 64)
+    .option('--seed <n>', 'noise seed', int)
+    .option('--grid <file.png>', 'one PNG grid')
+    .option('--dir <folder>', 'one PNG per image')
+    .option('--nrow <n>', 'images per grid row', int)
+    .option('--batch-stats', 'BatchNorm on batch statistics instead of running ones')
+    .option('--device <name>', "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    .action(generate)
+  p.command('interpolate')
+    .description('images along a path between two latent points, as a strip and/or frames')
+    .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')
+    .requiredOption('--from <seed>', 'seed of the start point', int)
+    .requiredOption('--to <seed>', 'seed of the end point', int)
+    .option('--frames <n>', 'images along the path', int, 10)
+    .addOption(new Option('--method <name>', 'interpolation').choices(['linear', 'slerp']).default('slerp'))
+    .option('--out <file.png>', 'the frames side by side')
+    .option('--dir <folder>', 'one PNG per frame')
+    .option('--batch-stats', 'BatchNorm on batch statistics')
+    .option('--device <name>', 'device')
+    .action(interpolateCmd)
+  p.command('arithmetic')
+    .description('latent vector arithmetic: mean(a) − mean(b) + mean(c), each a list of seeds')
+    .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')
+    .requiredOption('--a <seeds>', 'comma-separated seeds of concept a (e.g. smiling woman)', seeds)
+    .requiredOption('--b <seeds>', 'seeds of concept b (e.g. neutral woman)', seeds)
+    .requiredOption('--c <seeds>', 'seeds of concept c (e.g. neutral man)', seeds)
+    .option('--variations <n>', 'extra images around the result', int, 8)
+    .option('--noise <x>', 'standard deviation of the variations', num, 0.25)
+    .requiredOption('--out <file.png>', 'the grid: a, b, c, result, variations')
+    .option('--batch-stats', 'BatchNorm on batch statistics')
+    .option('--device <name>', 'device')
+    .action(arithmeticCmd)
+  p.command('inspect')
+    .description("show a checkpoint's configuration, step and size")
+    .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')
+    .action(inspect)
+  return p
+}
+
+/** commander names `--out` 'out' and `--features-g` 'featuresG'; map flags to config fields. */
+function renameFlags(opts: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...opts }
+  if (out.out !== undefined) out.outDir = out.out
+  return out
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await program().parseAsync(argv)
+  } catch (e) {
+    console.error(`dcgan: ${(e as Error).message.split('\n')[0]}`)
+    process.exitCode = 1
+  }
+}
+
+if (require.main === module) void main()
