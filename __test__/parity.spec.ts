@@ -48,3 +48,14 @@ for (const name of ['seed64', 'rgb32']) {
     t.is(gan.config.stepsDone, 3)
   })
 }
+
+test('a generator trained in PyTorch loads here and samples what PyTorch samples', async (t) => {
+  for (const name of ['seed64', 'rgb32']) {
+    const f = await loadFixture(name)
+    const gan = await modelFromFixture(f)
+    t.deepEqual(await gan.loadWeights(f.path('after3.safetensors')), ['generator', 'discriminator'])
+    const images = await gan.generateFrom(f.io.get('noise.1')!.data)
+    const d = maxAbsDiff(images.data, f.io.get('trained.gen_eval')!.data)
+    t.true(d <= TOL, `${name}: max |diff| ${d}`)
+  }
+})

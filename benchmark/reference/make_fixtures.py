@@ -4,6 +4,7 @@ For each configuration: the initial weights (state_dict keys of both networks), 
 outputs of G and D, and the state of both networks after one and after three steps of the seed's
 loop. Run it with `npm run fixtures`; the tests compare this library against these files.
 """
+import copy
 import json
 import os
 import sys
@@ -50,7 +51,6 @@ def make(name, cfg):
         io[f"noise.{step}"] = torch.randn(batch, z, 1, 1)
 
     # Forward parity, on copies so that running statistics stay at their initial values.
-    import copy
     with torch.no_grad():
         g, d = copy.deepcopy(gen), copy.deepcopy(disc)
         io["forward.gen_train"] = g(io["noise.1"])
@@ -65,6 +65,10 @@ def make(name, cfg):
         io[f"stats.{step}"] = torch.stack([loss_d, loss_g, d_x, d_gz1, d_gz2]).detach()
         if step in (1, STEPS):
             save_file(state(gen, disc), os.path.join(out, f"after{step}.safetensors"), metadata=meta)
+    # A generator trained in PyTorch, sampled in eval mode: what loading it elsewhere must reproduce.
+    g = copy.deepcopy(gen).eval()
+    with torch.no_grad():
+        io["trained.gen_eval"] = g(io["noise.1"])
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(out, "io.safetensors"), metadata=meta)
     print(f"{name}: wrote {out}")
 

@@ -142,3 +142,23 @@ fn grid_layout_matches_save_image() {
     assert_eq!(at(4, 1), [255, 0, 0]);
     assert!(image::grid(&data, &[2, 2, 2, 2], 8, 1).is_err());
 }
+
+#[test]
+fn image_folder_decodes_jpeg_and_png() {
+    use dcgan_core::data::{folder::ImageFolder, prepare::prepare_into, Source};
+    let dir = std::env::temp_dir().join(format!("dcgan-folder-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let gray = ::image::GrayImage::from_pixel(10, 6, ::image::Luma([200]));
+    gray.save(dir.join("sub/b.jpg")).unwrap();
+    let rgb = ::image::RgbImage::from_pixel(4, 4, ::image::Rgb([0, 128, 255]));
+    rgb.save(dir.join("a.png")).unwrap();
+    let folder = ImageFolder::open(&dir).unwrap();
+    assert_eq!(folder.len(), 2);
+    assert!(folder.describe(0).ends_with("a.png"));
+    let jpeg = folder.read(1).unwrap();
+    assert_eq!((jpeg.width, jpeg.height, jpeg.channels), (10, 6, 1));
+    assert!(jpeg.pixels.iter().all(|&p| (p as i32 - 200).abs() <= 2), "JPEG is lossy, but not by much on a flat image");
+    let mut out = vec![0f32; 3 * 8 * 8];
+    prepare_into(&folder.read(0).unwrap(), 3, 8, &mut out);
+    assert_eq!((out[0], out[64], out[128]), (-1.0, 128.0 / 127.5 - 1.0, 1.0));
+}

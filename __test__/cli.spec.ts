@@ -1,0 +1,132 @@
+// The `dcgan` command, run as a user runs it (dist/cli.js, built by `npm test` and `npm install`).
+import test from 'ava'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DCGAN, listCheckpoints } from '../src/index'
+
+const CLI = join(__dirname, '..', 'dist', 'cli.js')
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-cli-'))
+const TINY = ['--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '16', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--seed', '3']
+
+function dcgan(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('--help for the program and each command, exit 0', (t) => {
+  const top = dcgan('--help')
+  t.is(top.code, 0)
+  for (const cmd of ['train', 'generate', 'interpolate', 'arithmetic', 'inspect']) {
+    t.true(top.stdout.includes(cmd), cmd)
+    const r = dcgan(cmd, '--help')
+    t.is(r.code, 0, cmd)
+  }
+  t.true(dcgan('train', '--help').stdout.includes('--checkpoint-every <n>'))
+})
+
+test('bad input exits non-zero with a one-line reason', (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['train', '--image-size', '48', '--out', tmp()], /^dcgan: invalid imageSize: got 48; allowed: a power of two/],
+    [['train', '--batch-size', 'many'], /error: option '--batch-size <n>' argument 'many' is invalid. 'many' is not an integer/],
+    [['train', '--preset', 'fast'], /argument 'fast' is invalid. Allowed choices are paper, quick/],
+    [['train', '--config', '/nonexistent/c.json'], /^dcgan: \/nonexistent\/c.json: cannot read the config file/],
+    [['generate', '--checkpoint', '/nonexistent/run', '--grid', 'x.png'], /^dcgan: \/nonexistent\/run: no such file or folder/],
+    [['generate', '--checkpoint', tmp()], /^dcgan: say where the images go/],
+    [['train', '--dataset', 'folder', '--data-path', '/nonexistent/images', '--out', tmp()], /^dcgan: .*\/nonexistent\/images: is not a folder/],
+  ]
+  for (const [args, message] of cases) {
+    const r = dcgan(...args)
+    t.not(r.code, 0, args.join(' '))
+    t.regex(r.stderr.trim().split('\n').at(-1)!, message, args.join(' '))
+  }
+  const bad = join(tmp(), 'bad.json')
+  writeFileSync(bad, '{ "imageSize": ')
+  t.regex(dcgan('train', '--config', bad).stderr, /bad\.json: not valid JSON/)
+})
+
+test('train, resume, generate, interpolate, arithmetic, inspect', (t) => {
+  const run = join(tmp(), 'run')
+  const cfg = join(tmp(), 'config.json')
+  writeFileSync(cfg, JSON.stringify({ steps: 100, sampleEvery: 2, lr: 0.0002 }))
+  const first = dcgan('train', '--config', cfg, ...TINY, '--steps', '3', '--out', run) // the flag beats the file
+  t.is(first.code, 0, first.stderr)
+  t.deepEqual(listCheckpoints(run).map((c) => c.step), [3])
+  t.true(existsSync(join(run, 'samples', 'step-000002.png')))
+  const resumed = dcgan('train', '--resume', run, '--steps', '5')
+  t.is(resumed.code, 0, resumed.stderr)
+  t.regex(resumed.stderr, /resuming .* at step 3/)
+  t.deepEqual(listCheckpoints(run).map((c) => c.step), [3, 5])
+
+  const dir = tmp()
+  t.is(dcgan('generate', '--checkpoint', run, '--count', '4', '--grid', join(dir, 'a.png'), '--seed', '7', '--dir', join(dir, 'each')).code, 0)
+  t.is(dcgan('generate', '--checkpoint', listCheckpoints(run)[1].path, '--count', '4', '--grid', join(dir, 'b.png'), '--seed', '7').code, 0)
+  t.deepEqual(readFileSync(join(dir, 'a.png')), readFileSync(join(dir, 'b.png'))) // same seed, same images
+  t.true(existsSync(join(dir, 'each', 'image-003.png')))
+
+  t.is(dcgan('interpolate', '--checkpoint', run, '--from', '1', '--to', '2', '--frames', '5', '--out', join(dir, 'strip.png'), '--dir', join(dir, 'frames')).code, 0)
+  t.is(readFileSync(join(dir, 'strip.png')).readUInt32BE(16), 5 * 18 + 2) // 5 frames of 16 px, 2 px apart
+  t.true(existsSync(join(dir, 'frames', 'frame-004.png')))
+
+  const ar = dcgan('arithmetic', '--checkpoint', run, '--a', '1,2,3', '--b', '4,5,6', '--c', '7,8,9', '--variations', '4', '--out', join(dir, 'ar.png'))
+  t.is(ar.code, 0, ar.stderr)
+  t.is(readFileSync(join(dir, 'ar.png')).readUInt32BE(20), 2 * 18 + 2) // two rows of four
+
+  const info = JSON.parse(dcgan('inspect', '--checkpoint', run).stdout)
+  t.is(info.steps, 5)
+  t.deepEqual(info.model, { zDim: 16, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed' })
+  t.is(info.config.batchSize, 8)
+  t.deepEqual(info.data, { epoch: 0, position: 40 })
+})
+
+function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now()
+    const tick = () => (cond() ? resolve() : Date.now() - start > ms ? reject(new Error('timed out')) : setTimeout(tick, 20))
+    tick()
+  })
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+}
+
+function metricLines(run: string): number {
+  const f = join(run, 'metrics.jsonl')
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0
+}
+
+test('Ctrl-C during train finishes the step, writes a checkpoint and exits 0', async (t) => {
+  const run = join(tmp(), 'run')
+  const child = spawn(process.execPath, [CLI, 'train', ...TINY, '--steps', '100000', '--checkpoint-every', '100000', '--out', run])
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  await waitFor(() => metricLines(run) >= 2, 30_000)
+  child.kill('SIGINT')
+  t.is(await exited(child), 0, stderr)
+  t.regex(stderr, /interrupted: finishing the current step/)
+  t.regex(stderr, /continue with: dcgan train --resume/)
+  const [last] = listCheckpoints(run)
+  t.is(last.step, metricLines(run)) // the checkpoint holds every step that was logged
+})
+
+test('SIGKILL at any moment while checkpoints are written leaves a loadable latest checkpoint', async (t) => {
+  const run = join(tmp(), 'run')
+  // A model large enough that writing a checkpoint takes a while, written after every step.
+  const args = ['--image-size', '32', '--features-g', '24', '--features-d', '24', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--checkpoint-every', '1', '--keep-checkpoints', '2', '--steps', '100000', '--sample-every', '0']
+  for (let round = 0; round < 5; round++) {
+    const resume = listCheckpoints(run).length > 0 ? ['--resume', run] : ['--out', run]
+    const child = spawn(process.execPath, [CLI, 'train', ...(round === 0 ? args : []), ...resume, ...(round > 0 ? ['--steps', '100000'] : [])])
+    const before = listCheckpoints(run).at(-1)?.step ?? 0
+    await waitFor(() => (listCheckpoints(run).at(-1)?.step ?? 0) > before, 60_000)
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 400))
+    child.kill('SIGKILL')
+    await exited(child)
+    const all = listCheckpoints(run)
+    t.true(all.length >= 1, `round ${round}`)
+    const latest = await DCGAN.load(all.at(-1)!.path)
+    t.true(await latest.allFinite())
+    t.is(latest.config.stepsDone, all.at(-1)!.step)
+  }
+})
