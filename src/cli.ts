@@ -157,7 +157,7 @@ function inspect(o: { checkpoint: string }): void {
 }
 
 export function program(): Command {
-  const p = new Command('dcgan').description('Train and use DCGANs (Radford et al.) on libtorch from Node.js').showHelpAfterError()
+  const p = new Command('dcgan').description('Train and use DCGANs (Radford et al.) on libtorch from Node.js').showHelpAfterError('(add --help for usage)')
   const t = p
     .command('train')
     .description('train a DCGAN; Ctrl-C finishes the step, writes a checkpoint and exits')
