@@ -5,11 +5,15 @@ import type { StepResult } from './dcgan'
 
 /** What `Trainer.fit` reports after each step. */
 export interface StepInfo extends StepResult {
+  /** Steps done, this one included (counts on across resumes). */
   step: number
+  /** The step the run ends at: `steps`, or `epochs` × batches per epoch. */
   totalSteps: number
+  /** The epoch (from 0) the data order is in after this step. */
   epoch: number
-  /** Wall time of the training step (data loading excluded). */
+  /** Wall time of the training step in milliseconds (data loading excluded). */
   stepMs: number
+  /** Images of this batch per second of `stepMs`: training throughput, data loading excluded. */
   imagesPerSec: number
 }
 
@@ -17,19 +21,27 @@ export interface StepInfo extends StepResult {
 export interface FitResult {
   /** 'completed': all steps done; 'aborted': the signal fired; 'exhausted': an iterable ran out. */
   reason: 'completed' | 'aborted' | 'exhausted'
+  /** Steps done in the whole run (including those before a resume). */
   steps: number
+  /** The epoch (from 0) the data order stands in at the end. */
   epoch: number
-  /** The last checkpoint written. */
+  /** The last checkpoint written, or null if none was. */
   checkpoint: string | null
+  /** Wall time of this `fit()` call in seconds. */
   seconds: number
 }
 
 /** Hooks into training. Each may return a Promise, which training awaits. */
 export interface Callbacks {
+  /** After every training step, with its losses and timing; before any sample or checkpoint of that step. */
   onStepEnd?(info: StepInfo): void | Promise<void>
+  /** When the data order moves to a new epoch: `epoch` is the one that ended, `step` the steps done so far. */
   onEpochEnd?(info: { epoch: number; step: number }): void | Promise<void>
+  /** After a sample grid is written; `path` is the PNG. */
   onSample?(info: { step: number; path: string }): void | Promise<void>
+  /** After a checkpoint is written; `path` is the safetensors file. */
   onCheckpoint?(info: { step: number; path: string }): void | Promise<void>
+  /** Once when `fit()` stops, whatever the reason, even when it throws; the place to flush and close. */
   onTrainEnd?(result: FitResult): void | Promise<void>
 }
 
@@ -37,11 +49,13 @@ export interface Callbacks {
 export class MetricsLog implements Callbacks {
   #out: WriteStream
 
+  /** Opens `path` for appending (creating its folder), so a resumed run extends the same log. */
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true })
     this.#out = createWriteStream(path, { flags: 'a' })
   }
 
+  /** Writes the step's losses, D outputs, timing and a timestamp as one JSON line. */
   onStepEnd(i: StepInfo): void {
     const row = {
       step: i.step,
@@ -58,6 +72,7 @@ export class MetricsLog implements Callbacks {
     this.#out.write(JSON.stringify(row) + '\n')
   }
 
+  /** Closes the file; resolves once every line is flushed. */
   onTrainEnd(): Promise<void> {
     return new Promise((resolve) => this.#out.end(resolve))
   }
@@ -68,10 +83,12 @@ export class ProgressBar implements Callbacks {
   #bar: SingleBar | null = null
   readonly #stream: NodeJS.WriteStream
 
+  /** Draws on `stream`, stderr by default, so that stdout stays clean for output. */
   constructor(stream: NodeJS.WriteStream = process.stderr) {
     this.#stream = stream
   }
 
+  /** Advances the bar and shows the step's losses, D outputs and images per second; starts it on the first step. */
   onStepEnd(i: StepInfo): void {
     if (!this.#stream.isTTY) return
     const payload = { lossD: i.lossD.toFixed(3), lossG: i.lossG.toFixed(3), dReal: i.dReal.toFixed(2), dFake: i.dFake.toFixed(2), rate: i.imagesPerSec.toFixed(0) }
@@ -86,6 +103,7 @@ export class ProgressBar implements Callbacks {
     this.#bar.update(i.step, payload)
   }
 
+  /** Stops the bar and restores the cursor. */
   onTrainEnd(): void {
     this.#bar?.stop()
   }

@@ -4,16 +4,23 @@ import { basename, join } from 'node:path'
 /** Checkpoint files are `step-00001234.safetensors` in a run's `checkpoints/` folder. */
 const NAME = /^step-(\d+)\.safetensors$/
 
+/** The folder a run keeps its checkpoints in: `runDir/checkpoints`. */
 export function checkpointDir(runDir: string): string {
   return join(runDir, 'checkpoints')
 }
 
+/** The file of the checkpoint at `step`; the zero padding makes names sort by step. */
 export function checkpointPath(runDir: string, step: number): string {
   return join(checkpointDir(runDir), `step-${String(step).padStart(8, '0')}.safetensors`)
 }
 
 /** The checkpoints of a run, oldest first. Unfinished temporary files (dot files) are not listed. */
-export function listCheckpoints(runDir: string): Array<{ step: number; path: string }> {
+export function listCheckpoints(runDir: string): Array<{
+  /** The training step it was written at, read from the file name. */
+  step: number;
+  /** The checkpoint file, under `runDir`. */
+  path: string
+}> {
   const dir = checkpointDir(runDir)
   if (!existsSync(dir)) return []
   return readdirSync(dir)
@@ -57,6 +64,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The step in a checkpoint file's name, or null when the name is not a checkpoint's. */
 export function stepOf(path: string): number | null {
   const m = NAME.exec(basename(path))
   return m ? Number(m[1]) : null

@@ -6,6 +6,7 @@ import { findCheckpoint } from './checkpoints'
 import { DCGAN, saveImageGrid } from './dcgan'
 import type { DatasetKind } from './datasets'
 import * as native from './native'
+import { reportPaths, writeReport } from './report'
 import { interpolate, saveImages, vectorArithmetic } from './sampling'
 import { PRESETS, type PresetName, type TrainConfig } from './train-config'
 import { Trainer } from './trainer'
@@ -103,6 +104,22 @@ async function train(opts: Record<string, unknown>): Promise<void> {
   const result = await trainer.fit({ signal: controller.signal })
   console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
   if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
+  await reportAfterTraining(c.outDir)
+}
+
+/** The report at the end of training: if it fails, a warning line, and the training result stands. */
+async function reportAfterTraining(runDir: string): Promise<void> {
+  try {
+    console.error(`report ${await writeReport(runDir)}`)
+  } catch (e) {
+    console.error(`warning: the training report was not written: ${(e as Error).message.split('\n')[0]}`)
+  }
+}
+
+/** `dcgan report <runDir>`: the page and the PNG charts, their paths on stdout (one a line). */
+async function reportCmd(runDir: string): Promise<void> {
+  const html = await writeReport(runDir)
+  for (const path of [html, ...reportPaths(runDir).charts]) console.log(path)
 }
 
 async function loadModel(checkpoint: string, device?: string): Promise<DCGAN> {
@@ -213,6 +230,10 @@ export function program(): Command {
     .description("show a checkpoint's configuration, step and size")
     .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')
     .action(inspect)
+  p.command('report')
+    .description('write report.html (curves, samples over time, real vs fake, evaluation, config) and charts/*.png for a run folder')
+    .argument('<runDir>', 'the run folder (the --out of dcgan train)')
+    .action(reportCmd)
   return p
 }
 

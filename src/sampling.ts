@@ -3,10 +3,17 @@ import { join } from 'node:path'
 import { type DCGAN, saveImageGrid, type Tensor } from './dcgan'
 
 /** A point in latent space: n×zDim values (one vector when n = 1), or a seed to draw it from. */
-export type Latent = Float32Array | number[] | { seed: number }
+export type Latent = Float32Array | number[] | {
+  /** An integer; draws the vector as `gan.latent(1, seed)` does, i.e. the z of `generate(1, { seed })`. */
+  seed: number
+}
 
 /** How BatchNorm normalises while sampling: running statistics (default) or the batch's own. */
 export interface SampleMode {
+  /**
+   * Normalise with the generated batch's own statistics instead of BatchNorm's running ones, so
+   * each image then depends on the others in the batch. Default false.
+   */
   batchStats?: boolean
 }
 
@@ -49,11 +56,13 @@ export function slerp(a: Float32Array, b: Float32Array, t: number): Float32Array
 
 /** Options of {@link interpolate}. */
 export interface InterpolateOptions extends SampleMode {
+  /** Start of the path: one latent vector (zDim values) or a seed. */
   from: Latent
+  /** End of the path: one latent vector (zDim values) or a seed. */
   to: Latent
   /** Images along the path, both ends included. Default 10. */
   frames?: number
-  /** Default 'slerp'. */
+  /** Straight line ({@link lerp}) or great circle ({@link slerp}). Default 'slerp'. */
   method?: 'linear' | 'slerp'
 }
 
@@ -90,10 +99,15 @@ export interface ArithmeticOptions extends SampleMode {
 
 /** The concept vectors, their result a − b + c, and images: [mean a, mean b, mean c, result, variations…]. */
 export interface ArithmeticResult {
+  /** Mean latent vector of the points of `a`. */
   a: Float32Array
+  /** Mean latent vector of the points of `b`. */
   b: Float32Array
+  /** Mean latent vector of the points of `c`. */
   c: Float32Array
+  /** a − b + c. */
   result: Float32Array
+  /** (4 + variations)×C×S×S: the images of mean a, mean b, mean c, the result, then the variations. */
   images: Tensor
 }
 

@@ -13,6 +13,7 @@ export interface TrainConfig extends ModelConfig, OptimizerConfig {
   epochs: number
   /** Seed of the weights, the noise and the data order. */
   seed: number
+  /** Where training runs. Default `'auto'` (CUDA when available, else the CPU). */
   device: DeviceSpec
   /** CPU threads for libtorch. Default: libtorch's choice (the number of cores). */
   threads?: number
@@ -47,8 +48,13 @@ export const PRESETS: Readonly<Record<'paper' | 'quick', Partial<TrainConfig>>> 
   },
 })
 
+/** The name of a preset in {@link PRESETS}: `'paper'` or `'quick'`. */
 export type PresetName = keyof typeof PRESETS
 
+/**
+ * The default of every field: the seed's model and optimiser, batch 128 and 5 epochs on MNIST,
+ * outputs in `runs/dcgan`. `resolveTrainConfig` starts from this.
+ */
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze<TrainConfig>({
   ...DEFAULT_MODEL_CONFIG,
   ...DEFAULT_OPTIMIZER_CONFIG,

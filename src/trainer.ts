@@ -19,6 +19,7 @@ export class NonFiniteError extends Error {
 export interface FitOptions {
   /** Overrides the dataset of the config (e.g. an `IterableDataset` over your own batches). */
   dataset?: Dataset
+  /** Your hooks, called in order after the built-in metrics log and progress bar. */
   callbacks?: Callbacks | Callbacks[]
   /** Aborting finishes the current step, writes a checkpoint and resolves with reason 'aborted'. */
   signal?: AbortSignal
@@ -50,7 +51,9 @@ const fixedNoiseSeed = (c: TrainConfig) => c.seed + 1_000_003
  * ```
  */
 export class Trainer {
+  /** The run's full configuration: defaults and preset merged in, validated. Written to `outDir/config.json` by `fit`. */
   readonly config: TrainConfig
+  /** The model being trained; use it to sample or save between or after `fit` calls. */
   readonly gan: DCGAN
   #step: number
   #data: DataPosition

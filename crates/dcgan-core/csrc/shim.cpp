@@ -32,6 +32,14 @@ const char *dcgan_leaky_relu(Tensor *x, double slope, int in_place, Tensor **out
   )
 }
 
+// A copy of `x` (or `x` itself) laid out channels-last (NHWC in memory). tch has no
+// memory-format argument.
+const char *dcgan_channels_last(Tensor *x, Tensor **out) {
+  GUARD(
+    *out = new Tensor(x->contiguous(at::MemoryFormat::ChannelsLast));
+  )
+}
+
 // One step of torch.optim.Adam (single-tensor path, no weight decay, no amsgrad), written with
 // the same calls in the same order as torch/optim/adam.py so that results match bit for bit.
 const char *dcgan_adam_step(Tensor **params, Tensor **grads, Tensor **exp_avgs,

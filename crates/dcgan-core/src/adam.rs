@@ -1,27 +1,94 @@
 //! Adam over tensors this library owns, so that its moments can be saved and restored
 //! (tch's built-in optimiser hides them). The arithmetic is torch.optim.Adam's, in csrc/shim.cpp.
+//!
+//! All parameters of a network live in one flat buffer (each parameter a view into it), and so do
+//! both moments: an update is then a handful of large element-wise ops instead of seven per
+//! parameter. Element-wise arithmetic does not depend on layout, so the numbers are exactly those
+//! of PyTorch's per-parameter loop.
 use crate::error::Result;
 use crate::ffi::{self, AdamHyper};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 pub struct Adam {
     pub hyper: AdamHyper,
     /// Number of updates made so far (PyTorch's `state['step']`).
     pub step: i64,
+    /// Per-parameter views of the flat moments, in parameter order.
     pub exp_avg: Vec<Tensor>,
     pub exp_avg_sq: Vec<Tensor>,
+    flat_params: Tensor,
+    flat_exp_avg: Tensor,
+    flat_exp_avg_sq: Tensor,
+    channels_last: bool,
+}
+
+/// Strides of a channels-last (NHWC in memory) tensor of NCHW `shape`.
+fn channels_last_strides(shape: &[i64]) -> Vec<i64> {
+    let (c, h, w) = (shape[1], shape[2], shape[3]);
+    vec![h * w * c, 1, w * c, c]
+}
+
+/// Views of `flat`, one per shape, laid out one after another; 4-d ones channels-last when asked,
+/// which is the layout oneDNN's convolutions run fastest on.
+fn views(flat: &Tensor, shapes: &[Vec<i64>], channels_last: bool) -> Result<Vec<Tensor>> {
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        let n: i64 = shape.iter().product();
+        let v = if channels_last && shape.len() == 4 {
+            flat.f_as_strided(shape.as_slice(), channels_last_strides(shape).as_slice(), offset)?
+        } else {
+            flat.f_narrow(0, offset, n)?.f_view(shape.as_slice())?
+        };
+        out.push(v);
+        offset += n;
+    }
+    Ok(out)
+}
+
+/// The values of `g` in the memory order of a parameter laid out as `views` lays it out.
+fn physical_order(g: &Tensor, channels_last: bool) -> Result<Tensor> {
+    Ok(if channels_last && g.dim() == 4 { g.f_permute([0, 2, 3, 1])?.f_reshape([-1])? } else { g.f_reshape([-1])? })
 }
 
 impl Adam {
-    /// Zero moments shaped like `params`.
-    pub fn new(params: &[Tensor], hyper: AdamHyper) -> Result<Adam> {
-        let zeros = || params.iter().map(|p| p.f_zeros_like()).collect::<std::result::Result<Vec<_>, _>>();
-        Ok(Adam { hyper, step: 0, exp_avg: zeros()?, exp_avg_sq: zeros()? })
+    /// Moves `params` into one flat buffer (each becomes a leaf view of it, values unchanged) and
+    /// makes zero moments beside it.
+    pub fn new(params: Vec<&mut Tensor>, hyper: AdamHyper, channels_last: bool) -> Result<Adam> {
+        let shapes: Vec<Vec<i64>> = params.iter().map(|p| p.size()).collect();
+        let total: i64 = shapes.iter().map(|s| s.iter().product::<i64>()).sum();
+        let device = params.first().map(|p| p.device()).unwrap_or(tch::Device::Cpu);
+        let flat_params = Tensor::f_zeros([total], (Kind::Float, device))?;
+        for (p, mut view) in params.into_iter().zip(views(&flat_params, &shapes, channels_last)?) {
+            tch::no_grad(|| view.f_copy_(p))?;
+            *p = view.f_detach()?.f_set_requires_grad(true)?;
+        }
+        let flat_exp_avg = flat_params.f_zeros_like()?;
+        let flat_exp_avg_sq = flat_params.f_zeros_like()?;
+        Ok(Adam {
+            hyper,
+            step: 0,
+            exp_avg: views(&flat_exp_avg, &shapes, channels_last)?,
+            exp_avg_sq: views(&flat_exp_avg_sq, &shapes, channels_last)?,
+            flat_params,
+            flat_exp_avg,
+            flat_exp_avg_sq,
+            channels_last,
+        })
     }
 
-    /// Updates `params` in place with `grads` (same order as at construction).
-    pub fn update(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {
+    /// Updates the parameters in place with `grads` (one per parameter, in order).
+    pub fn update(&mut self, grads: &[Tensor]) -> Result<()> {
+        let flat: Vec<Tensor> = grads.iter().map(|g| physical_order(g, self.channels_last)).collect::<Result<_>>()?;
+        let flat_grad = Tensor::f_cat(&flat, 0)?;
         self.step += 1;
-        ffi::adam_step(params, grads, &self.exp_avg, &self.exp_avg_sq, self.hyper, self.step)
+        ffi::adam_step(
+            &[self.flat_params.shallow_clone()],
+            &[flat_grad],
+            &[self.flat_exp_avg.shallow_clone()],
+            &[self.flat_exp_avg_sq.shallow_clone()],
+            self.hyper,
+            self.step,
+        )
     }
 }

@@ -6,6 +6,7 @@ use torch_sys::C_tensor;
 
 extern "C" {
     fn dcgan_leaky_relu(x: *mut C_tensor, slope: f64, in_place: c_int, out: *mut *mut C_tensor) -> *const c_char;
+    fn dcgan_channels_last(x: *mut C_tensor, out: *mut *mut C_tensor) -> *const c_char;
     fn dcgan_adam_step(
         params: *const *mut C_tensor,
         grads: *const *mut C_tensor,
@@ -37,6 +38,14 @@ fn raw(t: &Tensor) -> *mut C_tensor {
 pub fn leaky_relu(x: &Tensor, slope: f64, in_place: bool) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     check(unsafe { dcgan_leaky_relu(raw(x), slope, in_place as c_int, &mut out) })?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `x` laid out channels-last (NHWC in memory; same shape and values). A no-op when it already is.
+pub fn channels_last(x: &Tensor) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(unsafe { dcgan_channels_last(raw(x), &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }

@@ -23,6 +23,8 @@ pub struct Gan {
     pub discriminator: Discriminator,
     pub opt_g: Adam,
     pub opt_d: Adam,
+    /// Convolutions run on channels-last tensors (see `channels_last_on`).
+    pub channels_last: bool,
     /// Draws the initial weights and every noise batch: owned here, so it can be saved and restored.
     pub rng: ChaCha8Rng,
     /// Completed training steps (one generator update each).
@@ -37,6 +39,12 @@ struct RngState {
     word_pos: String,
 }
 
+/// Whether to lay weights and images out channels-last: on the CPU oneDNN's convolutions are
+/// faster so (measured in the benchmark), and the results stay within 1e-5 of PyTorch's.
+fn channels_last_on(device: Device) -> bool {
+    std::env::var("DCGAN_CHANNELS_LAST").map(|v| v != "0").unwrap_or(device == Device::Cpu)
+}
+
 fn hyper(t: &TrainOptions) -> AdamHyper {
     AdamHyper { lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
 }
@@ -47,11 +55,12 @@ impl Gan {
         model.validate()?;
         train.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
-        let generator = Generator::new(&model, &mut rng, device)?;
-        let discriminator = Discriminator::new(&model, &mut rng, device)?;
-        let opt_g = Adam::new(&generator.parameters(), hyper(&train))?;
-        let opt_d = Adam::new(&discriminator.parameters(), hyper(&train))?;
-        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, rng, steps_done: 0 })
+        let mut generator = Generator::new(&model, &mut rng, device)?;
+        let mut discriminator = Discriminator::new(&model, &mut rng, device)?;
+        let channels_last = channels_last_on(device);
+        let opt_g = Adam::new(generator.parameters_mut(), hyper(&train), channels_last)?;
+        let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train), channels_last)?;
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0 })
     }
 
     /// `n` latent vectors z ~ N(0, I), shaped n×zDim×1×1, from `rng`.
@@ -90,10 +99,16 @@ impl Gan {
         crate::input::ensure_finite(x, what)
     }
 
+    /// Images moved to the device in the layout the networks run on.
+    pub fn prepare_images(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.f_to_device(self.device)?;
+        if self.channels_last { crate::ffi::channels_last(&x) } else { Ok(x) }
+    }
+
     /// D(x) for each image of `x`, without tracking gradients.
     pub fn discriminate(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
         self.check_images(x, "the image batch")?;
-        let x = x.f_to_device(self.device)?;
+        let x = self.prepare_images(x)?;
         tch::no_grad(|| self.discriminator.forward(&x, mode))
     }
 

@@ -47,6 +47,9 @@ pub trait Network {
 
     fn blocks_mut(&mut self) -> Vec<&mut Block>;
 
+    /// The trainable tensors themselves, in `parameters` order, so that they can be re-homed.
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor>;
+
     /// Copies values from `tensors` (keys as in `state`) into this network, checking every shape.
     fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         let state = self.state();
@@ -112,6 +115,19 @@ impl Generator {
     }
 }
 
+fn block_parameters_mut<'a>(b: &'a mut Block, out: &mut Vec<&'a mut Tensor>) {
+    out.push(&mut b.conv.weight);
+    out.push(&mut b.bn.weight);
+    out.push(&mut b.bn.bias);
+}
+
+fn conv_parameters_mut<'a>(c: &'a mut Conv, out: &mut Vec<&'a mut Tensor>) {
+    out.push(&mut c.weight);
+    if let Some(b) = &mut c.bias {
+        out.push(b);
+    }
+}
+
 impl Network for Generator {
     fn state(&self) -> Vec<(String, Tensor, bool)> {
         let mut out = Vec::new();
@@ -124,6 +140,15 @@ impl Network for Generator {
 
     fn blocks_mut(&mut self) -> Vec<&mut Block> {
         self.blocks.iter_mut().collect()
+    }
+
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut out = Vec::new();
+        for b in &mut self.blocks {
+            block_parameters_mut(b, &mut out);
+        }
+        conv_parameters_mut(&mut self.out, &mut out);
+        out
     }
 }
 
@@ -159,6 +184,17 @@ impl Discriminator {
         }
         Ok(self.out.forward(&h)?.f_sigmoid()?.f_reshape([-1])?)
     }
+
+    /// The input of the last convolution (N×8f×4×4 for the seed's sizes): the features that
+    /// evaluation measures on datasets other than MNIST. Running statistics are not updated
+    /// unless `mode` is `Train`.
+    pub fn features(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, false)?;
+        for block in &mut self.blocks {
+            h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
+        }
+        Ok(h)
+    }
 }
 
 impl Network for Discriminator {
@@ -174,5 +210,14 @@ impl Network for Discriminator {
 
     fn blocks_mut(&mut self) -> Vec<&mut Block> {
         self.blocks.iter_mut().collect()
+    }
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut out = Vec::new();
+        conv_parameters_mut(&mut self.input, &mut out);
+        for b in &mut self.blocks {
+            block_parameters_mut(b, &mut out);
+        }
+        conv_parameters_mut(&mut self.out, &mut out);
+        out
     }
 }

@@ -61,7 +61,7 @@ impl Gan {
     }
 
     fn step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
-        let real = real.f_to_device(self.device)?;
+        let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
             Some(z) => {
@@ -114,9 +114,8 @@ impl Gan {
         let d_fake = self.discriminator.forward(fake, NormMode::Train)?;
         let loss_fake = bce(&d_fake, 0.0)?;
         let loss = loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?;
-        let params = self.discriminator.parameters();
-        let grads = gradients(&loss, &params)?;
-        self.opt_d.update(&params, &grads)?;
+        let grads = gradients(&loss, &self.discriminator.parameters())?;
+        self.opt_d.update(&grads)?;
         Ok((loss.f_detach()?, d_real.f_mean(None)?.f_detach()?, d_fake.f_mean(None)?.f_detach()?))
     }
 
@@ -127,9 +126,8 @@ impl Gan {
             GeneratorLoss::NonSaturating => bce(&out, 1.0)?,
             GeneratorLoss::Minimax => bce(&out, 0.0)?.f_neg()?,
         };
-        let params = self.generator.parameters();
-        let grads = gradients(&loss, &params)?;
-        self.opt_g.update(&params, &grads)?;
+        let grads = gradients(&loss, &self.generator.parameters())?;
+        self.opt_g.update(&grads)?;
         Ok((loss.f_detach()?, out.f_mean(None)?.f_detach()?))
     }
 }
