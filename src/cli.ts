@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `dcgan` command: train, generate, interpolate, arithmetic, inspect.
+// The `dcgan` command: train, generate, interpolate, arithmetic, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
 import { findCheckpoint } from './checkpoints'
@@ -101,10 +101,14 @@ async function train(opts: Record<string, unknown>): Promise<void> {
   })
   const c = trainer.config
   console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
-  const result = await trainer.fit({ signal: controller.signal })
-  console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
-  if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
-  await reportAfterTraining(c.outDir)
+  try {
+    const result = await trainer.fit({ signal: controller.signal })
+    console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
+    if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
+  } finally {
+    // Also after a failure (a diverged run, say): the report shows what happened.
+    if (trainer.step > 0) await reportAfterTraining(c.outDir)
+  }
 }
 
 /** The report at the end of training: if it fails, a warning line, and the training result stands. */

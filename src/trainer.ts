@@ -105,7 +105,9 @@ export class Trainer {
     const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
     mkdirSync(c.outDir, { recursive: true })
-    writeFileSync(join(c.outDir, 'config.json'), JSON.stringify(c, null, 2) + '\n')
+    // A dataset given to fit() replaces the config's: record which one was used.
+    const used = options.dataset ? { ...c, dataset: options.dataset.spec ?? { kind: 'custom' } } : c
+    writeFileSync(join(c.outDir, 'config.json'), JSON.stringify(used, null, 2) + '\n')
     const callbacks: Callbacks[] = [new MetricsLog(join(c.outDir, 'metrics.jsonl')), ...(options.progress === false ? [] : [new ProgressBar()]), ...[options.callbacks ?? []].flat()]
     const emit = async <K extends keyof Callbacks>(name: K, arg: Parameters<NonNullable<Callbacks[K]>>[0]) => {
       for (const cb of callbacks) await (cb[name] as ((a: typeof arg) => unknown) | undefined)?.call(cb, arg)
