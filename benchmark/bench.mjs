@@ -102,9 +102,23 @@ export async function benchConfig(name) {
   }
   const result = { config: { name, ...cfg, steps, threads: Number(args.threads), device: args.device } }
   for (const side of order) result[side] = summarise(runs[side], cfg.batch)
+  result.pipeline = await benchPipeline(cfg)
   result.ratioVsSeed = +(result.seedLoop.medianStepMs / result.ours.medianStepMs).toFixed(3)
   result.ratioVsTuned = +(result.tunedLoop.medianStepMs / result.ours.medianStepMs).toFixed(3)
   return result
+}
+
+/** Images prepared per second: the seed's torchvision pipeline against ours, on MNIST at the config's size. */
+async function benchPipeline(cfg) {
+  const batches = String(Math.max(5, Math.round(2560 / cfg.batch)))
+  const common = ['--image-size', String(cfg.imageSize), '--batch', String(cfg.batch), '--batches', batches]
+  process.stderr.write('data pipeline... ')
+  const ours = await runWorker('node', [join('benchmark', 'data-worker-ours.mjs'), ...common])
+  const { mnistImagesPath } = await import('../dist/datasets.js').then((m) => m.default ?? m)
+  const seed = await runWorker(torch.python, [join('benchmark', 'reference', 'data_worker.py'), '--path', mnistImagesPath('train'), '--threads', args.threads, ...common])
+  const out = { oursImagesPerSec: +ours.imagesPerSec.toFixed(0), seedImagesPerSec: +seed.imagesPerSec.toFixed(0), ratio: +(ours.imagesPerSec / seed.imagesPerSec).toFixed(2) }
+  process.stderr.write(`${out.oursImagesPerSec} vs ${out.seedImagesPerSec} images/s\n`)
+  return out
 }
 
 export function markdownTable(results) {
@@ -121,6 +135,8 @@ export function markdownTable(results) {
       lines.push(`| ${label} | ${side} | ${s.medianStepMs} | ${s.p10StepMs}–${s.p90StepMs} | ${s.imagesPerSec} | ${s.peakRssMb} | ${s.firstStepMs} | ${ratio} |`)
     }
   }
+  lines.push('', '| config | data pipeline: ours images/s | seed (torchvision Resize/ToTensor/Normalize, DataLoader) images/s | ours / seed |', '|---|---|---|---|')
+  for (const r of results) lines.push(`| ${r.config.name} (${r.config.imageSize}px, batch ${r.config.batch}) | ${r.pipeline.oursImagesPerSec} | ${r.pipeline.seedImagesPerSec} | ${r.pipeline.ratio}× |`)
   return lines.join('\n')
 }
 

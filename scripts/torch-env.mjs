@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url'
 
 export const TORCH_VERSION = '2.11.0'
 // Installed beside torch: the reference and fixture scripts need them. Pinned to versions that install here.
-export const PYTHON_PACKAGES = [`torch==${TORCH_VERSION}`, 'safetensors==0.8.0', 'numpy==2.4.6']
+export const PYTHON_PACKAGES = [`torch==${TORCH_VERSION}`, 'torchvision==0.26.0', 'pillow==13.0.0', 'safetensors==0.8.0', 'numpy==2.4.6']
+// The Python modules of those packages, to check that a cached environment has them all.
+const PYTHON_MODULES = ['torch', 'torchvision', 'PIL', 'safetensors', 'numpy']
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const ENV_FILE = join(ROOT, '.dcgan-env.json')
 
@@ -97,6 +99,10 @@ export function resolveTorch({ install = true } = {}) {
     installVenv(venv)
     probe = probeTorch(python)
     if (!probe) throw new SetupError(`torch was installed into ${venv} but cannot be imported; delete that folder and run 'npm install' again.`)
+  }
+  // An environment made by an earlier version may lack a package added since: add it.
+  if (install && spawnSync(python, ['-c', `import ${PYTHON_MODULES.join(', ')}`]).status !== 0) {
+    run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-cache-dir', ...PYTHON_PACKAGES])
   }
   return { python, ...probe, venv, source: 'cache' }
 }

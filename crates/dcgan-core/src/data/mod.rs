@@ -6,6 +6,7 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod prepare;
+pub mod resample;
 
 use crate::error::Result;
 

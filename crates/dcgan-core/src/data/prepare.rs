@@ -1,58 +1,51 @@
 //! From decoded pixels to model input: channel conversion, centre crop to a square, bilinear
 //! resize, and scaling to [−1, 1] (what the seed's `Resize`, `ToTensor`, `Normalize(0.5, 0.5)` do).
+use super::resample::Resampler;
 use super::RawImage;
-use image::{imageops, imageops::FilterType, GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
 
 /// Writes image `img` as `channels`×`size`×`size` floats in [−1, 1] into `out`.
 pub fn prepare_into(img: &RawImage, channels: usize, size: u32, out: &mut [f32]) {
-    let plane = (size * size) as usize;
-    match channels {
-        1 => {
-            let resized = fit(to_gray(img), size);
-            for (o, p) in out[..plane].iter_mut().zip(resized.pixels()) {
-                *o = scale(p.0[0]);
-            }
-        }
-        _ => {
-            let resized = fit(to_rgb(img), size);
-            for (i, p) in resized.pixels().enumerate() {
-                for c in 0..3 {
-                    out[c * plane + i] = scale(p.0[c]);
+    let gray;
+    let img = if channels == 1 && img.channels == 3 {
+        gray = to_gray(img);
+        &gray
+    } else {
+        img
+    };
+    let (w, h, c) = (img.width as usize, img.height as usize, img.channels as usize);
+    let side = w.min(h);
+    // Centre crop: an offset into the interleaved pixels; no copy.
+    let offset = ((h - side) / 2 * w + (w - side) / 2) * c;
+    let size = size as usize;
+    let plane = size * size;
+    let resampler = (side != size).then(|| Resampler::get(side, size));
+    let mut tmp = Vec::new();
+    for ch in 0..channels {
+        let src_ch = ch.min(c - 1); // a gray image fills every RGB channel
+        let o = &mut out[ch * plane..(ch + 1) * plane];
+        match &resampler {
+            Some(r) => r.resize_plane(&img.pixels, offset + src_ch, w * c, c, &mut tmp, o),
+            None => {
+                for y in 0..size {
+                    for x in 0..size {
+                        o[y * size + x] = img.pixels[offset + src_ch + y * w * c + x * c] as f32;
+                    }
                 }
             }
         }
+        // PIL rounds resized pixels to bytes before ToTensor; do the same, then scale to [−1, 1].
+        for v in o.iter_mut() {
+            *v = v.round().clamp(0.0, 255.0) / 127.5 - 1.0;
+        }
     }
 }
 
-fn scale(v: u8) -> f32 {
-    v as f32 / 127.5 - 1.0
-}
-
-fn to_gray(img: &RawImage) -> GrayImage {
-    let px = if img.channels == 1 {
-        img.pixels.clone()
-    } else {
-        // ITU-R 601-2 luma, as PIL's convert('L').
-        img.pixels
-            .chunks_exact(3)
-            .map(|p| ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114 + 500) / 1000) as u8)
-            .collect()
-    };
-    ImageBuffer::<Luma<u8>, _>::from_raw(img.width, img.height, px).expect("pixel count matches the size")
-}
-
-fn to_rgb(img: &RawImage) -> RgbImage {
-    let px = if img.channels == 3 { img.pixels.clone() } else { img.pixels.iter().flat_map(|&v| [v, v, v]).collect() };
-    ImageBuffer::<Rgb<u8>, _>::from_raw(img.width, img.height, px).expect("pixel count matches the size")
-}
-
-/// Centre crop to the largest square, then bilinear resize to `size`×`size`.
-fn fit<P: image::Pixel<Subpixel = u8> + 'static>(img: ImageBuffer<P, Vec<u8>>, size: u32) -> ImageBuffer<P, Vec<u8>> {
-    let (w, h) = img.dimensions();
-    let side = w.min(h);
-    let img = if w != h { imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image() } else { img };
-    if side == size {
-        return img;
-    }
-    imageops::resize(&img, size, size, FilterType::Triangle)
+/// ITU-R 601-2 luma, as PIL's convert('L').
+fn to_gray(img: &RawImage) -> RawImage {
+    let pixels = img
+        .pixels
+        .chunks_exact(3)
+        .map(|p| ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114 + 500) / 1000) as u8)
+        .collect();
+    RawImage { width: img.width, height: img.height, channels: 1, pixels }
 }
