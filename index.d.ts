@@ -68,8 +68,43 @@ export declare class NativeLoader {
 /** Whether libtorch sees a CUDA device. */
 export declare function cudaAvailable(): boolean
 
+/** The numbers of one set of images. */
+export interface EvalScores {
+  /** Fréchet distance of the features to the reference statistics. */
+  fid: number
+  /** exp(E[KL(p(y|x) ‖ p(y))]) of the classifier's probabilities (classifier only). */
+  inceptionScore?: number
+  /** Images per predicted class 0…9 (classifier only). */
+  classHistogram?: Array<number>
+  /** Classes holding at least a quarter of their uniform share (classifier only). */
+  classesCovered?: number
+}
+
+/**
+ * Evaluates a model: `samples` generated images and as many real held-out images, measured by
+ * the MNIST classifier (kind 'mnist-classifier') or by the model's discriminator
+ * ('discriminator-features', against another `samples` real images as the reference).
+ */
+export declare function evaluateGan(gan: NativeGan, options: NativeEvalOptions): Promise<NativeEvalReport>
+
+/**
+ * Measures images (n×1×S×S values in [−1, 1], n ≥ 2, any S) with the MNIST classifier file
+ * `classifier`: Fréchet distance to its reference statistics, Inception Score, classes.
+ */
+export declare function evaluateImages(images: Float32Array, shape: Array<number>, classifier: string): Promise<ImageScores>
+
 /** Threads libtorch uses on the CPU. */
 export declare function getThreads(): number
+
+/** The MNIST classifier's numbers for a set of images, and its prediction for each. */
+export interface ImageScores {
+  fid: number
+  inceptionScore: number
+  classHistogram: Array<number>
+  classesCovered: number
+  /** The most probable class of each image. */
+  predictions: Array<number>
+}
 
 /** A prepared batch and where the data order stands after it. */
 export interface LoadedBatch {
@@ -107,6 +142,37 @@ export interface LoaderOptions {
 
 /** Loads a model file written by `NativeGan.save`. */
 export declare function loadGan(path: string, device?: string | undefined | null): Promise<NativeGan>
+
+/** What `evaluateGan` measures and with what. */
+export interface NativeEvalOptions {
+  /** Generated images, and real held-out images as the yardstick. */
+  samples: number
+  /** Seed of the noise and of the choice of real images. */
+  seed: number
+  /** Generate with BatchNorm on batch statistics (chunks of 100) instead of running ones. */
+  batchStats?: boolean
+  /** 'mnist-classifier' or 'discriminator-features'. */
+  kind: string
+  /** The classifier file (mnist-classifier). */
+  classifier?: string
+  /** Source of the real images: 'idx', 'cifar10' or 'folder', as for `NativeLoader`. */
+  dataKind: string
+  dataPaths: Array<string>
+  /** Use only the first `dataLimit` images of the source. */
+  dataLimit?: number
+}
+
+/** An evaluation of a model. */
+export interface NativeEvalReport {
+  /** 'mnist-classifier' or 'discriminator-features'. */
+  kind: string
+  samples: number
+  seed: number
+  generated: EvalScores
+  real: EvalScores
+  /** Training steps of the model. */
+  step: number
+}
 
 /** Options of a new model. Every field is optional; defaults are the seed's settings. */
 export interface NativeOptions {

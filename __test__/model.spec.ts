@@ -125,7 +125,8 @@ test('dSteps 2 splits the batch over two discriminator updates', async (t) => {
   await t.throwsAsync(gan.trainStep({ data: new Float32Array(7 * 256), shape: [7, 1, 16, 16] }), { message: /7 images.*dSteps = 2.*multiple of 2/ })
 })
 
-test('the event loop keeps running during a training step', async (t) => {
+// Serial: other tests of this file would otherwise share (and block) this process's event loop.
+test.serial('the event loop keeps running during a training step', async (t) => {
   const gan = new DCGAN({ imageSize: 32, featuresG: 16, featuresD: 16, device: 'cpu', seed: 1 })
   const real: Tensor = { data: new Float32Array(64 * 32 * 32), shape: [64, 1, 32, 32] }
   await gan.trainStep(real) // warm-up

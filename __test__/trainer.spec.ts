@@ -96,7 +96,8 @@ test('diverging training stops with a clear error and keeps the last good checkp
   for (const c of listCheckpoints(dir)) t.true(await (await DCGAN.load(c.path)).allFinite())
 })
 
-test('the event loop keeps ticking during fit(): timer drift under 50 ms', async (t) => {
+// Serial: other tests of this file would otherwise share (and block) this process's event loop.
+test.serial('the event loop keeps ticking during fit(): timer drift under 50 ms', async (t) => {
   const trainer = new Trainer(tiny(tmp(), { steps: 25, imageSize: 32, featuresG: 16, featuresD: 16, batchSize: 32 }))
   let worst = 0
   let last = performance.now()

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
 import { findCheckpoint } from './checkpoints'
 import { DCGAN, saveImageGrid } from './dcgan'
+import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import type { DatasetKind } from './datasets'
 import * as native from './native'
 import { reportPaths, writeReport } from './report'
@@ -160,6 +161,14 @@ async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; 
   console.error(`wrote ${o.out}: mean a, mean b, mean c, a − b + c${o.variations ? `, then ${o.variations} variations` : ''}`)
 }
 
+async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: string }): Promise<void> {
+  const result = await evaluateCheckpoint(o.checkpoint, { samples: o.samples, seed: o.seed, batchStats: o.batchStats, device: o.device })
+  console.log(formatEval(result))
+  const runDir = runDirOf(o.checkpoint) ?? runDirOf(result.checkpoint!)
+  if (runDir) console.error(`wrote ${writeEval(runDir, result)}`)
+  else console.error('not in a run folder: eval.json not written')
+}
+
 function inspect(o: { checkpoint: string }): void {
   const file = findCheckpoint(o.checkpoint)
   const meta = native.readMetadata(file)
@@ -230,6 +239,14 @@ export function program(): Command {
     .option('--batch-stats', 'BatchNorm on batch statistics')
     .option('--device <name>', 'device')
     .action(arithmeticCmd)
+  p.command('eval')
+    .description('measure a checkpoint: FID (and on MNIST Inception Score, digits covered) of samples and of real held-out images; writes eval.json into the run folder')
+    .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
+    .option('--samples <n>', 'generated images, and as many real held-out images', int, 2000)
+    .option('--seed <n>', 'seed of the noise and of the real images chosen', int, 0)
+    .option('--batch-stats', 'BatchNorm on batch statistics instead of running ones')
+    .option('--device <name>', "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    .action(evalCmd)
   p.command('inspect')
     .description("show a checkpoint's configuration, step and size")
     .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')

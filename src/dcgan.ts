@@ -1,5 +1,6 @@
 import { checkOptions, type DCGANOptions, type ModelConfig, type OptimizerConfig } from './config'
 import * as native from './native'
+import { internals } from './internal'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
 export interface Tensor {
@@ -75,6 +76,10 @@ const fromNative = Symbol('fromNative')
  */
 export class DCGAN {
   readonly #native: native.NativeGan
+
+  static {
+    internals.nativeOf = (gan: DCGAN) => gan.#native
+  }
 
   /** New networks, initialised as the seed does. Throws on an invalid option, naming it. */
   constructor(options: DCGANOptions = {}) {

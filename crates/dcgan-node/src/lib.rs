@@ -2,6 +2,8 @@
 //! thread pool, and turns every error (and any panic) into a JS exception with a useful message.
 #![deny(clippy::all)]
 
+mod eval;
+
 use dcgan_core::{device, input, weights, Error as CoreError, Gan, GeneratorLoss, Init, ModelConfig, NormMode, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

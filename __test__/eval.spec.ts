@@ -1,0 +1,148 @@
+// Evaluation: the shipped MNIST classifier, FID / Inception Score against known yardsticks,
+// evaluating checkpoints (deterministic, eval.json), the `dcgan eval` command and its errors.
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import {
+  CLASSIFIER_PATH, DCGAN, type EvalResult, Trainer, type TrainConfig, evaluate, evaluateCheckpoint, evaluateImages,
+  listCheckpoints, mnistImagesPath, openDataset, readSafetensors, runDirOf, writeEval,
+} from '../src/index'
+
+const CLI = join(__dirname, '..', 'dist', 'cli.js')
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-eval-'))
+
+/** The first `n` MNIST test images as they are (28×28 in [−1, 1]) and their labels. */
+function mnistTest(n: number, offset = 0) {
+  const path = mnistImagesPath('test')
+  const pixels = readFileSync(path).subarray(16 + offset * 784, 16 + (offset + n) * 784)
+  const labels = readFileSync(join(dirname(path), 't10k-labels-idx1-ubyte')).subarray(8 + offset, 8 + offset + n)
+  return { images: { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), shape: [n, 1, 28, 28] }, labels }
+}
+
+/** A tiny run: a few steps on 64 MNIST images. */
+async function tinyRun(extra: Partial<TrainConfig> = {}): Promise<string> {
+  const outDir = tmp()
+  const config = {
+    imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, batchSize: 8, steps: 4, device: 'cpu', seed: 2, outDir,
+    sampleEvery: 0, checkpointEvery: 1000, dataset: { kind: 'mnist', limit: 64 }, ...extra,
+  } as Partial<TrainConfig>
+  await new Trainer(config).fit({ progress: false })
+  return outDir
+}
+
+test('the shipped classifier classifies real MNIST test images with accuracy ≥ 97%', async (t) => {
+  const { images, labels } = mnistTest(2000)
+  const r = await evaluateImages(images)
+  t.is(r.predictions.length, 2000)
+  const accuracy = r.predictions.filter((p, i) => p === labels[i]).length / 2000
+  t.true(accuracy >= 0.97, `accuracy ${accuracy}`)
+  const { metadata } = await readSafetensors(CLASSIFIER_PATH)
+  t.true(Number(metadata.testAccuracy) >= 0.97, metadata.testAccuracy) // on all 10 000, when it was trained
+})
+
+test('real images: FID small and far below noise, Inception Score > 8, every digit covered', async (t) => {
+  const real = await evaluateImages(mnistTest(500).images)
+  const noise = await evaluateImages({ data: Float32Array.from({ length: 500 * 784 }, (_, i) => Math.sin(i * 12.9898) % 1), shape: [500, 1, 28, 28] })
+  const blank = await evaluateImages({ data: new Float32Array(500 * 784).fill(-1), shape: [500, 1, 28, 28] })
+  t.log(`FID real ${real.fid.toFixed(2)}, noise ${noise.fid.toFixed(1)}, blank ${blank.fid.toFixed(1)}; IS real ${real.inceptionScore.toFixed(2)}`)
+  t.true(real.fid < 50, `real FID ${real.fid}`)
+  t.true(real.fid * 10 < noise.fid && real.fid * 10 < blank.fid)
+  t.true(real.inceptionScore > 8, `IS ${real.inceptionScore}`)
+  t.is(real.classesCovered, 10)
+  t.is(real.classHistogram.reduce((a, b) => a + b, 0), 500)
+  // All images alike: IS 1, one digit.
+  t.true(Math.abs(blank.inceptionScore - 1) < 1e-9)
+  t.is(blank.classesCovered, 1)
+  // Real images at a model's size (resized as training data is) against that size's reference.
+  const batch = await openDataset({ kind: 'mnist', split: 'test', shuffle: false }, { imageSize: 32, batchSize: 500 }).next()
+  const at32 = await evaluateImages(batch)
+  t.true(at32.fid < 50 && at32.inceptionScore > 8, `FID ${at32.fid}, IS ${at32.inceptionScore}`)
+})
+
+test('evaluating a checkpoint: deterministic for a seed, eval.json with the documented shape', async (t) => {
+  const run = await tinyRun()
+  const a = await evaluateCheckpoint(run, { samples: 200, seed: 3 })
+  const b = await evaluateCheckpoint(listCheckpoints(run).at(-1)!.path, { samples: 200, seed: 3 })
+  t.deepEqual(a, b)
+  t.is(a.kind, 'mnist-classifier')
+  t.is(a.step, 4)
+  t.is(a.checkpoint, listCheckpoints(run).at(-1)!.path)
+  for (const side of [a.generated, a.real]) {
+    t.true(Number.isFinite(side.fid) && side.fid >= 0)
+    t.true(side.inceptionScore! >= 1 && side.inceptionScore! <= 10)
+    t.is(side.classHistogram!.length, 10)
+    t.is(side.classHistogram!.reduce((x, y) => x + y, 0), 200)
+  }
+  t.true(a.generated.fid > a.real.fid, 'a 4-step generator is worse than real digits')
+  const other = await evaluateCheckpoint(run, { samples: 200, seed: 4 })
+  t.not(other.generated.fid, a.generated.fid)
+  const stats1 = await evaluateCheckpoint(run, { samples: 200, seed: 3, batchStats: true })
+  t.deepEqual(stats1, await evaluateCheckpoint(run, { samples: 200, seed: 3, batchStats: true }))
+  t.not(stats1.generated.fid, a.generated.fid)
+
+  t.is(runDirOf(a.checkpoint!), run)
+  const path = writeEval(run, { ...a, extra: 1 } as EvalResult)
+  t.is(path, join(run, 'eval.json'))
+  const written = JSON.parse(readFileSync(path, 'utf8'))
+  t.deepEqual(Object.keys(written), ['kind', 'samples', 'seed', 'generated', 'real', 'step', 'checkpoint'])
+  t.deepEqual(Object.keys(written.generated), ['fid', 'inceptionScore', 'classHistogram', 'classesCovered'])
+  t.deepEqual(written, a)
+})
+
+test('other datasets are measured on discriminator features, without class numbers', async (t) => {
+  const gan = new DCGAN({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu', seed: 1 })
+  const dataset = { kind: 'idx' as const, path: mnistImagesPath('test'), limit: 400 }
+  const r = await evaluate(gan, { samples: 150, seed: 0, dataset })
+  t.is(r.kind, 'discriminator-features')
+  t.deepEqual(Object.keys(r.generated), ['fid'])
+  t.deepEqual(Object.keys(r.real), ['fid'])
+  t.true(r.generated.fid > r.real.fid && r.real.fid >= 0)
+  t.deepEqual(r, await evaluate(gan, { samples: 150, seed: 0, dataset }))
+  const rgb = new DCGAN({ imageSize: 16, channels: 3, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu', seed: 1 })
+  t.is((await evaluate(rgb, { samples: 50 })).kind, 'discriminator-features') // RGB on MNIST
+  await t.throwsAsync(evaluate(gan, { samples: 201, dataset }), { message: /invalid samples: got 201; the reference and the real yardstick need 402 distinct real images but the dataset .* holds 400; use samples ≤ 200/ })
+})
+
+test('bad inputs give clear errors', async (t) => {
+  const gan = new DCGAN({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu', seed: 1 })
+  await t.throwsAsync(evaluate(gan, { samples: 0 }), { message: 'invalid samples: got 0; allowed: an integer from 2 to 50000' })
+  await t.throwsAsync(evaluate(gan, { samples: 2.5 }), { message: 'invalid samples: got 2.5; allowed: an integer from 2 to 50000' })
+  await t.throwsAsync(evaluate(gan, { seed: -1 }), { message: 'invalid seed: got -1; allowed: an integer ≥ 0' })
+  await t.throwsAsync(evaluate(gan, { samples: 10001 }), { message: /the real yardstick needs 10001 distinct real images but the dataset .*t10k-images-idx3-ubyte\) holds 10000; use samples ≤ 10000/ })
+  await t.throwsAsync(evaluate({} as DCGAN), { message: 'evaluate() takes a DCGAN' })
+  const dir = tmp()
+  const garbage = join(dir, 'model.safetensors')
+  writeFileSync(garbage, 'not a model at all')
+  await t.throwsAsync(evaluateCheckpoint(garbage), { message: /model.safetensors: not a valid safetensors file/ })
+  await t.throwsAsync(evaluateCheckpoint(CLASSIFIER_PATH), { message: /mnist-classifier.safetensors: has format 'dcgan-mnist-classifier\/1', this version reads 'dcgan\/1'/ })
+  await t.throwsAsync(evaluateCheckpoint(join(dir, 'nothing')), { message: /nothing: no such file or folder/ })
+  await t.throwsAsync(evaluateImages({ data: new Float32Array(2 * 3 * 16 * 16), shape: [2, 3, 16, 16] }), { message: /the MNIST classifier takes grayscale images \[n, 1, S, S\]/ })
+  await t.throwsAsync(evaluateImages({ data: new Float32Array(2 * 20 * 20), shape: [2, 1, 20, 20] }), { message: /no reference statistics for 20×20 images; it has them for sides 16, 28, 32, 64, 128, 256/ })
+  await t.throwsAsync(evaluateImages({ data: new Float32Array(784), shape: [1, 1, 28, 28] }), { message: 'invalid samples: got 1; allowed: an integer from 2 to 50000' })
+  await t.throwsAsync(evaluateImages(mnistTest(2).images, { classifier: garbage }), { message: /not a valid safetensors file/ })
+})
+
+test('dcgan eval: a table, eval.json in the run folder, one-line errors', async (t) => {
+  if (!existsSync(CLI)) return t.fail(`${CLI} is missing: build with npx tsc -p tsconfig.json`)
+  const run = await tinyRun({ seed: 4 })
+  const r = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', run, '--samples', '100', '--seed', '1'], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /generated\s+\d+\.\d+\s+\d+\.\d+\s+\d+\/10/)
+  t.regex(r.stdout, /real\s+\d+\.\d+/)
+  const written = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8'))
+  t.like(written, { kind: 'mnist-classifier', samples: 100, seed: 1, step: 4, checkpoint: listCheckpoints(run).at(-1)!.path })
+  t.deepEqual(written, await evaluateCheckpoint(run, { samples: 100, seed: 1 }))
+  const bad = join(tmp(), 'x.safetensors')
+  writeFileSync(bad, 'junk')
+  for (const [args, message] of [
+    [['eval', '--checkpoint', bad], /^dcgan: .*x.safetensors: not a valid safetensors file/],
+    [['eval', '--checkpoint', run, '--samples', '0'], /^dcgan: invalid samples: got 0; allowed: an integer from 2 to 50000\n/],
+    [['eval', '--checkpoint', run, '--samples', 'lots'], /'lots' is not an integer/],
+  ] as Array<[string[], RegExp]>) {
+    const e = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+    t.is(e.status, 1, args.join(' '))
+    t.regex(e.stderr, message)
+  }
+})

