@@ -11,9 +11,28 @@ use std::sync::{Mutex, OnceLock};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Keeps freed memory in the heap for reuse instead of handing it back to the kernel.
+///
+/// libtorch frees and reallocates every activation each step; with glibc's defaults the large ones
+/// are mmapped (or the heap is trimmed) and every step page-faults them in again: 12% of the time
+/// of a 32×32, batch-128 step went to the kernel. Measured on 2 cores: 185 → 151 ms per step there,
+/// 10.6 → 9.9 ms at 32×32, batch 32. The cost is that the process keeps its peak heap. Process-wide,
+/// so `DCGAN_MALLOC_TUNING=0` turns it off.
+fn tune_malloc() {
+    if std::env::var("DCGAN_MALLOC_TUNING").is_ok_and(|v| v == "0") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn sender() -> &'static Mutex<Sender<Job>> {
     static SENDER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
     SENDER.get_or_init(|| {
+        tune_malloc();
         let (tx, rx) = channel::<Job>();
         std::thread::Builder::new()
             .name("dcgan-torch".into())
