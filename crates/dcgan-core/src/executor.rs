@@ -29,27 +29,30 @@ fn tune_malloc() {
     }
 }
 
-fn sender() -> &'static Mutex<Sender<Job>> {
-    static SENDER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
-    SENDER.get_or_init(|| {
-        tune_malloc();
-        let (tx, rx) = channel::<Job>();
-        std::thread::Builder::new()
-            .name("dcgan-torch".into())
-            .spawn(move || {
-                for job in rx {
-                    // A job catches its own panics (see `run`); this only keeps the thread alive.
-                    let _ = catch_unwind(AssertUnwindSafe(job));
-                }
-            })
-            .expect("cannot start the libtorch thread");
-        Mutex::new(tx)
-    })
+fn sender() -> Result<&'static Mutex<Sender<Job>>, String> {
+    static SENDER: OnceLock<Result<Mutex<Sender<Job>>, String>> = OnceLock::new();
+    SENDER
+        .get_or_init(|| {
+            tune_malloc();
+            let (tx, rx) = channel::<Job>();
+            std::thread::Builder::new()
+                .name("dcgan-torch".into())
+                .spawn(move || {
+                    for job in rx {
+                        // A job catches its own panics (see `run`); this only keeps the thread alive.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    }
+                })
+                .map_err(|e| format!("cannot start the libtorch thread: {e}"))?;
+            Ok(Mutex::new(tx))
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
 }
 
 /// Queues `f` on the libtorch thread without waiting. Jobs run in the order they were queued.
 pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-    sender()
+    sender()?
         .lock()
         .map_err(|_| "the libtorch thread is unavailable".to_string())?
         .send(Box::new(f))
@@ -69,7 +72,7 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<
         });
         let _ = tx.send(result);
     });
-    sender()
+    sender()?
         .lock()
         .map_err(|_| "the libtorch thread is unavailable".to_string())?
         .send(job)
