@@ -61,6 +61,11 @@ export declare class NativeLoader {
   get length(): number
   /** Full batches per epoch (a last partial batch is dropped). */
   get batchesPerEpoch(): number
+  /**
+   * The next batch if one is already prepared (no thread hop), else null: lets `next()` skip
+   * the libuv round trip whenever the loader is ahead of training, which is the usual case.
+   */
+  tryNext(): LoadedBatch | null
   /** The next batch; rejects with the file's name if an image cannot be read. */
   next(): Promise<LoadedBatch>
 }

@@ -126,7 +126,7 @@ export class NativeDataset implements Dataset {
   }
 
   async next(): Promise<Batch> {
-    const b = await this.#native.next()
+    const b = this.#native.tryNext() ?? (await this.#native.next())
     return { data: b.data, shape: b.shape, epoch: b.epoch, position: b.position, warnings: b.warnings }
   }
 }

@@ -158,9 +158,12 @@ export class Trainer {
         await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })
       }
     } finally {
-      const result: FitResult = { reason, steps: this.#step, epoch: this.#data.epoch, checkpoint: this.#lastCheckpoint, seconds: (Date.now() - started) / 1000 }
-      await emit('onTrainEnd', result)
+      await emit('onTrainEnd', this.#result(reason, started))
     }
+    return this.#result(reason, started)
+  }
+
+  #result(reason: FitResult['reason'], started: number): FitResult {
     return { reason, steps: this.#step, epoch: this.#data.epoch, checkpoint: this.#lastCheckpoint, seconds: (Date.now() - started) / 1000 }
   }
 

@@ -14,16 +14,18 @@ pub fn tensor_from_f32(data: &[f32], shape: &[i64], device: Device, what: &str) 
             data.len()
         )));
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Input(format!("{what}: value {i} is {} (NaN or ±Infinity); every value must be finite", data[i])));
-    }
+    // Finiteness is checked where the tensor is used (ensure_finite), once.
     Ok(Tensor::f_from_slice(data)?.f_view(shape)?.f_to_device(device)?)
 }
 
-/// Fails when `t` holds a NaN or an infinity.
+/// Fails when `t` holds a NaN or an infinity, naming the first one (row-major index).
 pub fn ensure_finite(t: &Tensor, what: &str) -> Result<()> {
-    if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
-        return Err(Error::Input(format!("{what} contains NaN or ±Infinity; every value must be finite")));
+    if t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0 {
+        return Ok(());
     }
-    Ok(())
+    let flat = t.f_flatten(0, -1)?;
+    let bad = flat.f_isfinite()?.f_logical_not()?.f_to_kind(tch::Kind::Uint8)?;
+    let i = bad.f_argmax(0, false)?.f_int64_value(&[])?; // the first maximum: the first bad value
+    let v = flat.f_double_value(&[i])?;
+    Err(Error::Input(format!("{what}: value {i} is {v} (NaN or ±Infinity); every value must be finite")))
 }

@@ -198,6 +198,7 @@ pub fn evaluate_images(images: Float32Array, shape: Vec<f64>, classifier: String
     let data = images.to_vec();
     Ok(fn_task("evaluateImages", move || {
         let x = input::tensor_from_f32(&data, &shape, tch::Device::Cpu, "the images")?;
+        input::ensure_finite(&x, "the images")?;
         let (model, references, _) = Classifier::load(&PathBuf::from(classifier), tch::Device::Cpu)?;
         let (s, probs) = eval::classifier_scores(&model, &references, &x)?;
         let predictions = Vec::<i64>::try_from(probs.f_argmax(1, false)?)?;

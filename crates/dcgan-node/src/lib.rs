@@ -623,13 +623,17 @@ impl Task for NextTask {
     }
 
     fn resolve(&mut self, _env: Env, b: Self::Output) -> Result<LoadedBatch> {
-        Ok(LoadedBatch {
-            data: Float32Array::new(b.data),
-            shape: b.shape.iter().map(|&d| d as u32).collect(),
-            epoch: b.next.epoch as u32,
-            position: b.next.position as u32,
-            warnings: b.warnings,
-        })
+        Ok(loaded_batch(b))
+    }
+}
+
+fn loaded_batch(b: dcgan_core::data::loader::Batch) -> LoadedBatch {
+    LoadedBatch {
+        data: Float32Array::new(b.data),
+        shape: b.shape.iter().map(|&d| d as u32).collect(),
+        epoch: b.next.epoch as u32,
+        position: b.next.position as u32,
+        warnings: b.warnings,
     }
 }
 
@@ -691,6 +695,13 @@ impl NativeLoader {
     #[napi(getter)]
     pub fn batches_per_epoch(&self) -> u32 {
         self.inner.batches_per_epoch as u32
+    }
+
+    /// The next batch if one is already prepared (no thread hop), else null: lets `next()` skip
+    /// the libuv round trip whenever the loader is ahead of training, which is the usual case.
+    #[napi]
+    pub fn try_next(&self) -> Result<Option<LoadedBatch>> {
+        self.inner.try_next().map(|r| r.map(loaded_batch).map_err(to_js)).transpose()
     }
 
     /// The next batch; rejects with the file's name if an image cannot be read.

@@ -84,6 +84,7 @@ impl Loader {
         if opts.start.position > len {
             return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
         }
+        crate::executor::tune_malloc();
         let (tx, rx) = sync_channel(opts.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let producer = Producer { source, opts: opts.clone(), len, stop: stop.clone() };
@@ -92,6 +93,19 @@ impl Loader {
             .spawn(move || producer.run(tx))
             .map_err(|e| Error::Input(format!("cannot start the data thread: {e}")))?;
         Ok(Loader { rx: Mutex::new(rx), stop, thread: Some(thread), len, batches_per_epoch: len / opts.batch_size })
+    }
+
+    /// The next batch if one is ready, without waiting; None when none is (or another call is
+    /// already waiting for one).
+    pub fn try_next(&self) -> Option<Result<Batch>> {
+        let rx = self.rx.try_lock().ok()?;
+        match rx.try_recv() {
+            Ok(b) => Some(b),
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Some(Err(Error::Input("the data loader has stopped after an earlier error".into())))
+            }
+        }
     }
 
     /// The next batch, waiting for it if it is not ready.
@@ -196,7 +210,9 @@ impl Producer {
     fn prepare_parallel(&self, indices: &[u32], out: &mut [f32]) -> Vec<Result<()>> {
         let o = &self.opts;
         let per_image = o.channels * (o.image_size * o.image_size) as usize;
-        let workers = o.workers.clamp(1, indices.len().max(1));
+        // Threads are started per batch: not worth it for a batch of little work.
+        let small = indices.len() * per_image < 1 << 16;
+        let workers = if small { 1 } else { o.workers.clamp(1, indices.len().max(1)) };
         let chunk = indices.len().div_ceil(workers);
         let mut results: Vec<Result<()>> = Vec::with_capacity(indices.len());
         std::thread::scope(|s| {
