@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     threads: { type: 'string', default: String(cpus().length) },
     out: { type: 'string' },
+    'pipeline-only': { type: 'boolean', default: false },
   },
 })
 
@@ -110,7 +111,7 @@ export async function benchConfig(name) {
 
 /** Images prepared per second: the seed's torchvision pipeline against ours, on MNIST at the config's size. */
 async function benchPipeline(cfg) {
-  const batches = String(Math.max(5, Math.round(2560 / cfg.batch)))
+  const batches = String(Math.max(20, Math.round(10240 / cfg.batch)))
   const common = ['--image-size', String(cfg.imageSize), '--batch', String(cfg.batch), '--batches', batches]
   process.stderr.write('data pipeline... ')
   const ours = await runWorker('node', [join('benchmark', 'data-worker-ours.mjs'), ...common])
@@ -141,6 +142,11 @@ export function markdownTable(results) {
 }
 
 const names = args.config === 'all' ? Object.keys(CONFIGS) : args.config.split(',')
+if (args['pipeline-only']) {
+  // Just the data pipelines, e.g. to measure them with more batches than a full run spends.
+  for (const name of names) console.log(name, JSON.stringify(await benchPipeline(CONFIGS[name])))
+  process.exit(0)
+}
 const results = []
 for (const name of names) results.push(await benchConfig(name))
 const table = markdownTable(results)
