@@ -32,6 +32,7 @@ export interface EvalScores {
 
 /** An evaluation, as `writeEval` stores it in `eval.json`. */
 export interface EvalResult {
+  /** Whose features were measured: the shipped MNIST classifier's, or the model's own discriminator's. */
   kind: EvalKind
   /** Generated images measured, and real held-out images measured as the yardstick. */
   samples: number

@@ -36,7 +36,12 @@ interface MetricRow {
 export const REPORT_CHART_FILES = ['losses.png', 'd-outputs.png', 'speed.png'] as const
 
 /** Where {@link writeReport} writes its files for a run folder. */
-export function reportPaths(runDir: string): { html: string; charts: string[] } {
+export function reportPaths(runDir: string): {
+  /** `<runDir>/report.html` */
+  html: string
+  /** `<runDir>/charts/*.png`, in REPORT_CHART_FILES order */
+  charts: string[]
+} {
   return { html: join(runDir, 'report.html'), charts: REPORT_CHART_FILES.map((f) => join(runDir, 'charts', f)) }
 }
 
