@@ -98,7 +98,7 @@ export declare function evaluateGan(gan: NativeGan, options: NativeEvalOptions):
  */
 export declare function evaluateImages(images: Float32Array, shape: Array<number>, classifier: string): Promise<ImageScores>
 
-/** Threads libtorch uses on the CPU. */
+/** Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread). */
 export declare function getThreads(): number
 
 /** The MNIST classifier's numbers for a set of images, and its prediction for each. */

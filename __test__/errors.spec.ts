@@ -3,7 +3,7 @@ import test from 'ava'
 import { writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, openDataset, cudaAvailable, type DCGANOptions } from '../src/index'
+import { DCGAN, openDataset, cudaAvailable, saveImageGrid, type DCGANOptions } from '../src/index'
 
 const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
 
@@ -51,6 +51,9 @@ test('a real batch of the wrong shape, size or values is rejected with what was 
   await t.throwsAsync(gan.trainStep({ data: inf, shape: [4, 1, 16, 16] }), { message: /value 3 is inf/ })
   await t.throwsAsync(gan.trainStep({ data: ok, shape: [4, 1, 16, 16] }, { noise: new Float32Array(7) }), { message: /the noise batch: shape \[4, 100\] needs 400 values but 7 were given/ })
   await t.throwsAsync(gan.trainStep({ data: [1, 2] as unknown as Float32Array, shape: [4, 1, 16, 16] }), { message: /needs 1024 values but 2 were given/ })
+  await t.throwsAsync(gan.trainStep({ data: new Float32Array(1), shape: [] }, { noise: new Float32Array(100) }), { message: /the real batch has shape \[\]; expected \[n, channels, imageSize, imageSize\]/ })
+  await t.throwsAsync(gan.trainStep({ data: ok, shape: [2 ** 40, 2 ** 40, 2 ** 20, 1] }), { message: /the real batch: shape \[.*\] is too large/ })
+  await t.throwsAsync(saveImageGrid({ data: new Float32Array(0), shape: [1, 1, 0, 5] }, join(mkdtempSync(join(tmpdir(), 'dcgan-grid-')), 'g.png')), { message: /an image batch needs every dimension ≥ 1, got \[1, 1, 0, 5\]/ })
   // The model is still usable after all of that.
   const s = await gan.trainStep({ data: ok, shape: [4, 1, 16, 16] })
   t.true(Number.isFinite(s.lossD))

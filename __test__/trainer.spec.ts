@@ -74,7 +74,7 @@ test('epochs: steps default to epochs × batches per epoch, with onEpochEnd at e
   const trainer = new Trainer(tiny(tmp(), { epochs: 2, dataset: { kind: 'mnist', limit: 48 } }))
   const r = await trainer.fit({ progress: false, callbacks: { onEpochEnd: (e) => void epochs.push(e.step) } })
   t.is(r.steps, 6) // 48 / 16 = 3 batches per epoch
-  t.deepEqual(epochs, [4]) // the batch of step 4 began epoch 1
+  t.deepEqual(epochs, [3, 6]) // each epoch ends with its last batch, the final one included
 })
 
 test('training on a JS iterable of batches ends when it is exhausted', async (t) => {

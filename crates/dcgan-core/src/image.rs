@@ -10,8 +10,12 @@ pub fn grid(data: &[f32], shape: &[usize], nrow: usize, padding: usize) -> Resul
     if c != 1 && c != 3 {
         return Err(Error::Input(format!("images must have 1 or 3 channels, got {c}")));
     }
-    if data.len() != n * c * h * w || n == 0 {
-        return Err(Error::Input(format!("shape {shape:?} needs {} values, got {}", n * c * h * w, data.len())));
+    if [n, h, w].contains(&0) {
+        return Err(Error::Input(format!("an image batch needs every dimension ≥ 1, got {shape:?}")));
+    }
+    let needed = [n, c, h, w].iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if needed != Some(data.len()) {
+        return Err(Error::Input(format!("shape {shape:?} needs {} values, got {}", needed.map_or("too many".into(), |v| v.to_string()), data.len())));
     }
     let nrow = nrow.clamp(1, n);
     let rows = n.div_ceil(nrow);

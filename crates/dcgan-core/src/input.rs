@@ -7,7 +7,10 @@ pub fn tensor_from_f32(data: &[f32], shape: &[i64], device: Device, what: &str) 
     if shape.iter().any(|&d| d < 1) {
         return Err(Error::Input(format!("{what}: shape {shape:?} has a dimension below 1")));
     }
-    let expected: i64 = shape.iter().product();
+    let expected = shape
+        .iter()
+        .try_fold(1i64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::Input(format!("{what}: shape {shape:?} is too large")))?;
     if expected != data.len() as i64 {
         return Err(Error::Input(format!(
             "{what}: shape {shape:?} needs {expected} values but {} were given",

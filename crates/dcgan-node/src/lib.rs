@@ -199,8 +199,9 @@ impl Model {
 fn with_gan<T: Send + 'static>(shared: &Shared, what: &str, f: impl FnOnce(&mut Gan) -> dcgan_core::Result<T> + Send + 'static) -> Result<T> {
     let shared = shared.clone();
     guarded(what, move || {
-        let poisoned = || CoreError::Input("this model is unusable after an internal error; load it again from a saved file".into());
-        let mut slot = shared.slot.lock().map_err(|_| poisoned())?;
+        // A panic in an earlier job was caught by the executor; the model is still whole (every
+        // update happens in single libtorch calls), so a poisoned lock is recovered, not fatal.
+        let mut slot = shared.slot.lock().unwrap_or_else(|p| p.into_inner());
         let gan = match &mut *slot {
             Slot::Ready(g) => g,
             Slot::Failed(msg) => return Err(CoreError::Input(format!("the model could not be built: {msg}"))),
@@ -317,7 +318,7 @@ impl NativeGan {
             let r = input::tensor_from_f32(&real, &shape, tch::Device::Cpu, "the real batch")?;
             let z = match noise {
                 Some(n) => {
-                    let rows = shape[0];
+                    let rows = *shape.first().ok_or_else(|| CoreError::Input("the real batch has shape []; expected [n, channels, imageSize, imageSize]".into()))?;
                     let zd = g.model.z_dim;
                     Some(input::tensor_from_f32(&n, &[rows, zd], tch::Device::Cpu, "the noise batch")?)
                 }
@@ -527,10 +528,10 @@ pub fn cuda_available() -> bool {
     tch::Cuda::is_available()
 }
 
-/// Threads libtorch uses on the CPU.
+/// Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread).
 #[napi]
-pub fn get_threads() -> i32 {
-    tch::get_num_threads()
+pub fn get_threads() -> Result<i32> {
+    guarded("getThreads", || Ok(tch::get_num_threads()))
 }
 
 /// Writes a grid of images (n×C×H×W values in [−1, 1]) as one PNG file, `nrow` images per row.
@@ -664,7 +665,13 @@ impl NativeLoader {
     /// Opens the source (checking headers and sizes) and starts preparing batches.
     #[napi(constructor)]
     pub fn new(o: LoaderOptions) -> Result<Self> {
-        let int = |f: &str, v: Option<f64>, d: i64| int_option(f, v, d).map(|x| x.max(0));
+        let int = |f: &str, v: Option<f64>, d: i64| {
+            let x = int_option(f, v, d)?;
+            if x < 0 {
+                return Err(invalid(format!("invalid {f}: got {x}; allowed: an integer ≥ 0")));
+            }
+            Ok(x)
+        };
         let opts = dcgan_core::data::loader::LoaderOptions {
             image_size: int("imageSize", Some(o.image_size), 0)? as u32,
             channels: int("channels", Some(o.channels), 0)? as usize,

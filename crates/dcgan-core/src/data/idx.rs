@@ -56,7 +56,11 @@ impl IdxImages {
         if count == 0 || rows == 0 || cols == 0 {
             return Err(bad(format!("holds no images (count {count}, {rows}×{cols})")));
         }
-        let needed = HEADER as u64 + count as u64 * rows as u64 * cols as u64;
+        let needed = (count as u64)
+            .checked_mul(rows as u64)
+            .and_then(|v| v.checked_mul(cols as u64))
+            .and_then(|v| v.checked_add(HEADER as u64))
+            .ok_or_else(|| bad(format!("implausible header: {count} images of {rows}×{cols}")))?;
         if total < needed {
             return Err(bad(format!("truncated: the header announces {count} images of {rows}×{cols} ({needed} bytes) but the file has {total}")));
         }

@@ -203,7 +203,9 @@ impl Producer {
             filled = write;
         }
         let shape = [o.batch_size, o.channels, o.image_size as usize, o.image_size as usize];
-        Ok(Some(Batch { data, shape, next: *at, warnings }))
+        // After an epoch's last full batch, the order stands at the start of the next epoch.
+        let next = if at.position + o.batch_size > self.len { Position { epoch: at.epoch + 1, position: 0 } } else { *at };
+        Ok(Some(Batch { data, shape, next, warnings }))
     }
 
     /// Decodes and prepares `indices` into consecutive slots of `out`, on `workers` threads.
