@@ -13,6 +13,8 @@ pub struct Adam {
     pub hyper: AdamHyper,
     /// Number of updates made so far (PyTorch's `state['step']`).
     pub step: i64,
+    /// The parameters (leaf views of the flat buffer), in order: what gradients are taken for.
+    pub params: Vec<Tensor>,
     /// Per-parameter views of the flat moments, in parameter order.
     pub exp_avg: Vec<Tensor>,
     pub exp_avg_sq: Vec<Tensor>,
@@ -59,15 +61,18 @@ impl Adam {
         let total: i64 = shapes.iter().map(|s| s.iter().product::<i64>()).sum();
         let device = params.first().map(|p| p.device()).unwrap_or(tch::Device::Cpu);
         let flat_params = Tensor::f_zeros([total], (Kind::Float, device))?;
+        let mut leaves = Vec::with_capacity(shapes.len());
         for (p, mut view) in params.into_iter().zip(views(&flat_params, &shapes, channels_last)?) {
             tch::no_grad(|| view.f_copy_(p))?;
             *p = view.f_detach()?.f_set_requires_grad(true)?;
+            leaves.push(p.shallow_clone());
         }
         let flat_exp_avg = flat_params.f_zeros_like()?;
         let flat_exp_avg_sq = flat_params.f_zeros_like()?;
         Ok(Adam {
             hyper,
             step: 0,
+            params: leaves,
             exp_avg: views(&flat_exp_avg, &shapes, channels_last)?,
             exp_avg_sq: views(&flat_exp_avg_sq, &shapes, channels_last)?,
             flat_params,

@@ -40,14 +40,9 @@ pub trait Network {
     /// Every parameter and buffer with its PyTorch name, in `state_dict` order; the flag marks buffers.
     fn state(&self) -> Vec<(String, Tensor, bool)>;
 
-    /// Trainable tensors, in `state_dict` order (the optimiser's order).
-    fn parameters(&self) -> Vec<Tensor> {
-        self.state().into_iter().filter(|(_, _, buffer)| !buffer).map(|(_, t, _)| t).collect()
-    }
-
     fn blocks_mut(&mut self) -> Vec<&mut Block>;
 
-    /// The trainable tensors themselves, in `parameters` order, so that they can be re-homed.
+    /// The trainable tensors, in `state_dict` order, so that Adam can re-home them in its flat buffer.
     fn parameters_mut(&mut self) -> Vec<&mut Tensor>;
 
     /// Copies values from `tensors` (keys as in `state`) into this network, checking every shape.

@@ -3,7 +3,6 @@ use crate::config::GeneratorLoss;
 use crate::error::{Error, Result};
 use crate::gan::Gan;
 use crate::layers::NormMode;
-use crate::model::Network;
 use tch::{Reduction, Tensor};
 
 /// What one step measured, as the seed logs it.
@@ -114,7 +113,7 @@ impl Gan {
         let d_fake = self.discriminator.forward(fake, NormMode::Train)?;
         let loss_fake = bce(&d_fake, 0.0)?;
         let loss = loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?;
-        let grads = gradients(&loss, &self.discriminator.parameters())?;
+        let grads = gradients(&loss, &self.opt_d.params)?;
         self.opt_d.update(&grads)?;
         Ok((loss.f_detach()?, d_real.f_mean(None)?.f_detach()?, d_fake.f_mean(None)?.f_detach()?))
     }
@@ -126,7 +125,7 @@ impl Gan {
             GeneratorLoss::NonSaturating => bce(&out, 1.0)?,
             GeneratorLoss::Minimax => bce(&out, 0.0)?.f_neg()?,
         };
-        let grads = gradients(&loss, &self.generator.parameters())?;
+        let grads = gradients(&loss, &self.opt_g.params)?;
         self.opt_g.update(&grads)?;
         Ok((loss.f_detach()?, out.f_mean(None)?.f_detach()?))
     }
