@@ -15,11 +15,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class NativeGan {
   /**
-   * Checks the options and queues the building of both networks on the libtorch thread, so
-   * that it never waits for other work; methods called afterwards run after the build.
+   * Checks the options (JSON, see `optionSchema`) and queues the building of both networks on
+   * the libtorch thread, where the device is resolved too; methods called afterwards run after
+   * the build, and reject with its error if it failed.
    */
-  constructor(options?: NativeOptions | undefined | null)
-  /** The model's configuration as JSON: `{ model, train, device, stepsDone }` (never waits). */
+  constructor(optionsJson: string)
+  /** A promise that resolves once the model is built (rejects with the build's error). */
+  ready(): Promise<void>
+  /**
+   * The model's configuration as JSON: `{ model, train, device, stepsDone }` (never waits;
+   * `device` is the one asked for until the model is built).
+   */
   configJson(): string
   /**
    * One training iteration on `real` (values of an n×C×S×S batch in [−1, 1]); `noise`
@@ -53,25 +59,29 @@ export declare class NativeGan {
   loadWeights(path: string): Promise<string[]>
 }
 
-/** Shuffled batches prepared on background threads (no libtorch involved). */
+/** Shuffled batches of a built-in dataset, prepared ahead. */
 export declare class NativeLoader {
-  /** Opens the source (checking headers and sizes) and starts preparing batches. */
-  constructor(o: LoaderOptions)
   /** Images in the dataset (after `limit`). */
   get length(): number
   /** Full batches per epoch (a last partial batch is dropped). */
   get batchesPerEpoch(): number
   /**
-   * The next batch if one is already prepared (no thread hop), else null: lets `next()` skip
-   * the libuv round trip whenever the loader is ahead of training, which is the usual case.
+   * The next batch if one is already prepared (no thread hop), else null: `next()` is then
+   * needed only when training outruns the loader.
    */
   tryNext(): LoadedBatch | null
-  /** The next batch; rejects with the file's name if an image cannot be read. */
+  /**
+   * The next batch, waited for on a thread of its own; rejects naming the file of an image
+   * that cannot be read.
+   */
   next(): Promise<LoadedBatch>
 }
 
-/** Whether libtorch sees a CUDA device. */
-export declare function cudaAvailable(): boolean
+/** Checks `new DCGAN()` options (JSON) without building a model; throws naming the bad field. */
+export declare function checkGanOptions(optionsJson: string): void
+
+/** Whether libtorch sees a CUDA device (asked on the libtorch thread). */
+export declare function cudaAvailable(): Promise<boolean>
 
 /** The numbers of one set of images. */
 export interface EvalScores {
@@ -99,7 +109,7 @@ export declare function evaluateGan(gan: NativeGan, options: NativeEvalOptions):
 export declare function evaluateImages(images: Float32Array, shape: Array<number>, classifier: string): Promise<ImageScores>
 
 /** Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread). */
-export declare function getThreads(): number
+export declare function getThreads(): Promise<number>
 
 /** The MNIST classifier's numbers for a set of images, and its prediction for each. */
 export interface ImageScores {
@@ -120,32 +130,10 @@ export interface LoadedBatch {
   warnings: Array<string>
 }
 
-/** Options of a data loader. */
-export interface LoaderOptions {
-  /** 'idx' (MNIST format, plain or .gz), 'cifar10' (binary batches) or 'folder' (PNG/JPEG, recursive). */
-  kind: string
-  /** Files (idx: one; cifar10: .bin files or one folder; folder: one folder). */
-  paths: Array<string>
-  imageSize: number
-  /** 1 (grayscale) or 3 (RGB): images are converted to it. */
-  channels: number
-  batchSize: number
-  seed?: number
-  /** Default true. */
-  shuffle?: boolean
-  /** Skip unreadable images with a warning instead of failing. Default false. */
-  skipCorrupt?: boolean
-  /** Batches prepared ahead (default 4). */
-  prefetch?: number
-  /** Decoding threads (default 2). */
-  workers?: number
-  limit?: number
-  /** Start at this epoch and position in its order (to resume). */
-  epoch?: number
-  position?: number
-}
-
-/** Loads a model file written by `NativeGan.save`. */
+/**
+ * Loads a model file written by `NativeGan.save` onto `device` (default 'auto'), off the
+ * JavaScript thread.
+ */
 export declare function loadGan(path: string, device?: string | undefined | null): Promise<NativeGan>
 
 /** What `evaluateGan` measures and with what. */
@@ -160,11 +148,10 @@ export interface NativeEvalOptions {
   kind: string
   /** The classifier file (mnist-classifier). */
   classifier?: string
-  /** Source of the real images: 'idx', 'cifar10' or 'folder', as for `NativeLoader`. */
-  dataKind: string
-  dataPaths: Array<string>
-  /** Use only the first `dataLimit` images of the source. */
-  dataLimit?: number
+  /** Source of the real images: a `DatasetSpec` as JSON (its `limit` is honoured). */
+  datasetJson: string
+  /** The MNIST IDX file, for a spec of kind 'mnist'. */
+  mnistFile?: string
 }
 
 /** An evaluation of a model. */
@@ -179,36 +166,37 @@ export interface NativeEvalReport {
   step: number
 }
 
-/** Options of a new model. Every field is optional; defaults are the seed's settings. */
-export interface NativeOptions {
-  zDim?: number
-  channels?: number
-  featuresG?: number
-  featuresD?: number
-  imageSize?: number
-  /** 'seed' (every Conv/BatchNorm weight N(0, 0.02)) or 'pytorch-example'. */
-  init?: string
-  lr?: number
-  beta1?: number
-  beta2?: number
-  eps?: number
-  dSteps?: number
-  /** 'non-saturating' or 'minimax'. */
-  generatorLoss?: string
-  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N'. */
-  device?: string
-  /** CPU threads for libtorch (process-wide). */
-  threads?: number
-  /** Seed of the weights' initialisation and of the noise drawn in training. */
-  seed?: number
-}
+/**
+ * Opens a dataset (`spec` and `batch` as JSON: `DatasetSpec`, `BatchOptions`) on a thread of
+ * its own and starts preparing batches. `mnistFile` is the IDX file of kind 'mnist'.
+ */
+export declare function openLoader(specJson: string, batchJson: string, mnistFile?: string | undefined | null): Promise<NativeLoader>
 
-/** The metadata of a safetensors file (reads only its header). */
+/**
+ * Defaults, presets and the names of every option, as JSON:
+ * `{ model, optimizer, runtime, run, ganKeys, trainKeys, presets, defaultRunSeed }`.
+ */
+export declare function optionSchema(): string
+
+/**
+ * What a dcgan model or checkpoint file says about itself (header only), checked, as JSON:
+ * `{ format, model, optimizer, steps, trainer }`.
+ */
+export declare function readCheckpointInfo(path: string): string
+
+/** The metadata of a safetensors file (reads only its header; small, so on the caller's thread). */
 export declare function readMetadata(path: string): Record<string, string>
 
+/** Reads every tensor of a safetensors file as float32 (for tools and tests). */
 export declare function readTensors(path: string): Promise<TensorFile>
 
-/** Losses and discriminator outputs of one training step. */
+/**
+ * Defaults, then `preset`, then the config's fields (JSON), every field checked: the full
+ * training config as JSON.
+ */
+export declare function resolveTrainConfig(configJson: string, preset?: string | undefined | null): string
+
+/** Losses and discriminator outputs of one training step (dcgan_core::StepStats). */
 export interface StepStats {
   /** Discriminator loss, (BCE on real + BCE on fake) / 2. */
   lossD: number
@@ -235,8 +223,14 @@ export interface TensorFile {
   metadataJson: string
 }
 
-/** Checks model and optimiser options without building a model; throws naming the bad field. */
-export declare function validateOptions(options: NativeOptions): void
+/**
+ * Writes `contents` to `path` atomically (temporary file, fsync, rename, fsync of the folder):
+ * a reader never sees half a file, and a crash leaves the old one.
+ */
+export declare function writeFileAtomic(path: string, contents: string | Buffer): void
+
+/** `writeFileAtomic` on a thread of its own (its fsyncs can take tens of milliseconds). */
+export declare function writeFileAtomicAsync(path: string, contents: string | Buffer): Promise<void>
 
 /** Writes a grid of images (n×C×H×W values in [−1, 1]) as one PNG file, `nrow` images per row. */
 export declare function writeImageGrid(data: Float32Array, shape: Array<number>, path: string, nrow?: number | undefined | null, padding?: number | undefined | null): Promise<void>

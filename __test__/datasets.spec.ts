@@ -31,7 +31,7 @@ function close(a: number, b: number) {
 
 test('an image folder is read recursively in path order, centre-cropped, resized and scaled', async (t) => {
   const root = await colourFolder()
-  const ds = openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 3, batchSize: 3 })
+  const ds = await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 3, batchSize: 3 })
   t.is(ds.length, 3)
   const b = await ds.next()
   t.deepEqual(b.shape, [3, 3, 8, 8])
@@ -40,16 +40,16 @@ test('an image folder is read recursively in path order, centre-cropped, resized
   t.deepEqual([px(1, 0), px(1, 1), px(1, 2)], [-1, 1, -1]) // b/c.PNG green
   t.deepEqual([px(2, 0), px(2, 1), px(2, 2)], [-1, -1, 1]) // b/deeper/d.png blue
   // Grayscale: ITU-R 601 luma of pure red is 76.
-  const gray = await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 1, batchSize: 3 }).next()
+  const gray = await (await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 1, batchSize: 3 })).next()
   t.true(close(gray.data[0], v(76)), `${gray.data[0]}`)
 })
 
 test('a corrupt image fails with its name, or is skipped with a warning when skipCorrupt is set', async (t) => {
   const root = await colourFolder()
   writeFileSync(join(root, 'b', 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\n garbage'))
-  const strict = openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 3, batchSize: 4 })
+  const strict = await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 3, batchSize: 4 })
   await t.throwsAsync(strict.next(), { message: /broken\.png: cannot decode image/ })
-  const lenient = openDataset({ kind: 'folder', path: root, shuffle: false, skipCorrupt: true }, { imageSize: 8, channels: 3, batchSize: 3 })
+  const lenient = await openDataset({ kind: 'folder', path: root, shuffle: false, skipCorrupt: true }, { imageSize: 8, channels: 3, batchSize: 3 })
   const b = await lenient.next()
   t.deepEqual(b.shape, [3, 3, 8, 8])
   t.is(b.warnings!.length, 1)
@@ -58,9 +58,9 @@ test('a corrupt image fails with its name, or is skipped with a warning when ski
   const bad = tmp()
   writeFileSync(join(bad, 'x.png'), 'no')
   writeFileSync(join(bad, 'y.jpg'), 'no')
-  await t.throwsAsync(openDataset({ kind: 'folder', path: bad, skipCorrupt: true }, { imageSize: 8, batchSize: 1 }).next(), { message: /too many images are unreadable/ })
-  t.throws(() => openDataset({ kind: 'folder', path: join(bad, 'x.png') }, { imageSize: 8, batchSize: 1 }), { message: /x\.png: is not a folder/ })
-  t.throws(() => openDataset({ kind: 'folder', path: tmp() }, { imageSize: 8, batchSize: 1 }), { message: /holds no \.png, \.jpg or \.jpeg images/ })
+  await t.throwsAsync((await openDataset({ kind: 'folder', path: bad, skipCorrupt: true }, { imageSize: 8, batchSize: 1 })).next(), { message: /too many images are unreadable/ })
+  await t.throwsAsync(openDataset({ kind: 'folder', path: join(bad, 'x.png') }, { imageSize: 8, batchSize: 1 }), { message: /x\.png: is not a folder/ })
+  await t.throwsAsync(openDataset({ kind: 'folder', path: tmp() }, { imageSize: 8, batchSize: 1 }), { message: /holds no \.png, \.jpg or \.jpeg images/ })
 })
 
 function cifarFile(path: string, records: number, extraBytes = 0) {
@@ -78,7 +78,7 @@ test('CIFAR-10 binary batches: records become RGB planes; a truncated file is na
   const dir = tmp()
   cifarFile(join(dir, 'data_batch_1.bin'), 3)
   cifarFile(join(dir, 'data_batch_2.bin'), 2)
-  const ds = openDataset({ kind: 'cifar10', path: dir, shuffle: false }, { imageSize: 32, channels: 3, batchSize: 5 })
+  const ds = await openDataset({ kind: 'cifar10', path: dir, shuffle: false }, { imageSize: 32, channels: 3, batchSize: 5 })
   t.is(ds.length, 5)
   const b = await ds.next()
   const px = (i: number, c: number) => b.data[i * 3072 + c * 1024 + 100]
@@ -86,8 +86,8 @@ test('CIFAR-10 binary batches: records become RGB planes; a truncated file is na
   near([px(2, 0), px(2, 1), px(2, 2)], [20, 40, 60])
   near([px(4, 0), px(4, 1), px(4, 2)], [10, 20, 30]) // record 1 of the second file
   cifarFile(join(dir, 'short.bin'), 2, 5)
-  t.throws(() => openDataset({ kind: 'cifar10', path: join(dir, 'short.bin') }, { imageSize: 32, batchSize: 1 }), { message: /short\.bin: is not a CIFAR-10 binary batch: 6151 bytes/ })
-  t.throws(() => openDataset({ kind: 'cifar10', path: tmp() }, { imageSize: 32, batchSize: 1 }), { message: /holds no data_batch_\*\.bin files/ })
+  await t.throwsAsync(openDataset({ kind: 'cifar10', path: join(dir, 'short.bin') }, { imageSize: 32, batchSize: 1 }), { message: /short\.bin: is not a CIFAR-10 binary batch: 6151 bytes/ })
+  await t.throwsAsync(openDataset({ kind: 'cifar10', path: tmp() }, { imageSize: 32, batchSize: 1 }), { message: /holds no data_batch_\*\.bin files/ })
 })
 
 test('streaming keeps memory bounded on a dataset far larger than the prefetch window', async (t) => {
@@ -103,7 +103,7 @@ test('streaming keeps memory bounded on a dataset far larger than the prefetch w
   const chunk = Buffer.alloc(1024 * 1000, 7)
   for (let i = 0; i < 100; i++) writeSync(fd, chunk)
   closeSync(fd)
-  const ds = openDataset({ kind: 'idx', path, prefetch: 2 }, { imageSize: 32, batchSize: 500 })
+  const ds = await openDataset({ kind: 'idx', path, prefetch: 2 }, { imageSize: 32, batchSize: 500 })
   // Collect garbage as we go, so that what is measured is what the loader holds, not batches
   // already dropped by this test and not yet collected.
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
@@ -123,10 +123,10 @@ test('streaming keeps memory bounded on a dataset far larger than the prefetch w
 })
 
 test('a dataset opened at a saved position continues the same order', async (t) => {
-  const a = mnist({ imageSize: 28, batchSize: 16, seed: 4 })
+  const a = await mnist({ imageSize: 28, batchSize: 16, seed: 4 })
   const batches = [await a.next(), await a.next(), await a.next()]
   t.deepEqual([batches[1].epoch, batches[1].position], [0, 32])
-  const b = mnist({ imageSize: 28, batchSize: 16, seed: 4, start: { epoch: 0, position: 32 } })
+  const b = await mnist({ imageSize: 28, batchSize: 16, seed: 4, start: { epoch: 0, position: 32 } })
   t.deepEqual((await b.next()).data, batches[2].data)
 })
 
@@ -138,5 +138,5 @@ test('an iterable dataset accepts Float32Array, Buffer or arrays, and names a ba
   t.deepEqual(Array.from((await ds.next()).data), [1, 2])
   const bad = new IterableDataset([{ nope: 1 } as never])
   await t.throwsAsync(bad.next(), { message: /each batch must be an object \{ data: Float32Array \| Buffer, shape: number\[\] \}/ })
-  t.throws(() => openDataset({ kind: 'folder' }, { imageSize: 8, batchSize: 1 }), { message: /the folder dataset needs a path/ })
+  await t.throwsAsync(openDataset({ kind: 'folder' }, { imageSize: 8, batchSize: 1 }), { message: /the folder dataset needs a path/ })
 })

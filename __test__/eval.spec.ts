@@ -56,7 +56,7 @@ test('real images: FID small and far below noise, Inception Score > 8, every dig
   t.true(Math.abs(blank.inceptionScore - 1) < 1e-9)
   t.is(blank.classesCovered, 1)
   // Real images at a model's size (resized as training data is) against that size's reference.
-  const batch = await openDataset({ kind: 'mnist', split: 'test', shuffle: false }, { imageSize: 32, batchSize: 500 }).next()
+  const batch = await (await openDataset({ kind: 'mnist', split: 'test', shuffle: false }, { imageSize: 32, batchSize: 500 })).next()
   const at32 = await evaluateImages(batch)
   t.true(at32.fid < 50 && at32.inceptionScore > 8, `FID ${at32.fid}, IS ${at32.inceptionScore}`)
 })

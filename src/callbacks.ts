@@ -45,6 +45,12 @@ export interface Callbacks {
   onTrainEnd?(result: FitResult): void | Promise<void>
 }
 
+/** One line of `metrics.jsonl`: a step's numbers as {@link StepInfo} has them, and when it ended. */
+export type MetricRow = Pick<StepInfo, 'step' | 'epoch' | 'lossD' | 'lossG' | 'dReal' | 'dFake' | 'dFakeAfter' | 'stepMs' | 'imagesPerSec'> & {
+  /** When the step ended, ISO 8601. */
+  time: string
+}
+
 /** Appends one JSON line per step to `path` (e.g. `runs/x/metrics.jsonl`). */
 export class MetricsLog implements Callbacks {
   #out: WriteStream
@@ -57,7 +63,7 @@ export class MetricsLog implements Callbacks {
 
   /** Writes the step's losses, D outputs, timing and a timestamp as one JSON line. */
   onStepEnd(i: StepInfo): void {
-    const row = {
+    const row: MetricRow = {
       step: i.step,
       epoch: i.epoch,
       lossD: i.lossD,

@@ -2,12 +2,13 @@
 // The `dcgan` command: train, generate, interpolate, arithmetic, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
-import { findCheckpoint } from './checkpoints'
+import type { DeviceSpec } from './config'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import type { DatasetKind } from './datasets'
-import * as native from './native'
+import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
+import { findCheckpoint, readCheckpointInfo } from './run-dir'
 import { interpolate, saveImages, vectorArithmetic } from './sampling'
 import { PRESETS, type PresetName, type TrainConfig } from './train-config'
 import { Trainer } from './trainer'
@@ -70,7 +71,7 @@ function readJson(path: string): Partial<TrainConfig> {
   }
 }
 
-const datasetKinds: DatasetKind[] = ['mnist', 'idx', 'cifar10', 'folder']
+const datasetKinds = OPTION_SCHEMA.datasetKinds as DatasetKind[]
 
 async function train(opts: Record<string, unknown>): Promise<void> {
   const flags: Partial<TrainConfig> = {}
@@ -127,11 +128,11 @@ async function reportCmd(runDir: string): Promise<void> {
   for (const path of [html, ...reportPaths(runDir).charts]) console.log(path)
 }
 
-async function loadModel(checkpoint: string, device?: string): Promise<DCGAN> {
+async function loadModel(checkpoint: string, device?: DeviceSpec): Promise<DCGAN> {
   return DCGAN.load(findCheckpoint(checkpoint), { device })
 }
 
-async function generate(o: { checkpoint: string; count: number; seed?: number; grid?: string; dir?: string; nrow?: number; batchStats?: boolean; device?: string }): Promise<void> {
+async function generate(o: { checkpoint: string; count: number; seed?: number; grid?: string; dir?: string; nrow?: number; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
   if (!o.grid && !o.dir) throw new Error('say where the images go: --grid FILE.png and/or --dir FOLDER')
   const gan = await loadModel(o.checkpoint, o.device)
   const images = await gan.generate(o.count, { seed: o.seed, batchStats: o.batchStats })
@@ -142,7 +143,7 @@ async function generate(o: { checkpoint: string; count: number; seed?: number; g
   if (o.dir) console.error(`wrote ${(await saveImages(images, o.dir)).length} images to ${o.dir}`)
 }
 
-async function interpolateCmd(o: { checkpoint: string; from: number; to: number; frames: number; method: 'linear' | 'slerp'; out?: string; dir?: string; batchStats?: boolean; device?: string }): Promise<void> {
+async function interpolateCmd(o: { checkpoint: string; from: number; to: number; frames: number; method: 'linear' | 'slerp'; out?: string; dir?: string; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
   if (!o.out && !o.dir) throw new Error('say where the frames go: --out STRIP.png and/or --dir FOLDER')
   const gan = await loadModel(o.checkpoint, o.device)
   const images = await interpolate(gan, { from: { seed: o.from }, to: { seed: o.to }, frames: o.frames, method: o.method, batchStats: o.batchStats })
@@ -153,7 +154,7 @@ async function interpolateCmd(o: { checkpoint: string; from: number; to: number;
   if (o.dir) console.error(`wrote ${(await saveImages(images, o.dir, 'frame')).length} frames to ${o.dir}`)
 }
 
-async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; c: number[]; variations: number; noise: number; out: string; batchStats?: boolean; device?: string }): Promise<void> {
+async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; c: number[]; variations: number; noise: number; out: string; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
   const gan = await loadModel(o.checkpoint, o.device)
   const toPoints = (s: number[]) => s.map((seed) => ({ seed }))
   const r = await vectorArithmetic(gan, { a: toPoints(o.a), b: toPoints(o.b), c: toPoints(o.c), variations: o.variations, noise: o.noise, batchStats: o.batchStats })
@@ -161,7 +162,7 @@ async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; 
   console.error(`wrote ${o.out}: mean a, mean b, mean c, a − b + c${o.variations ? `, then ${o.variations} variations` : ''}`)
 }
 
-async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: string }): Promise<void> {
+async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
   const result = await evaluateCheckpoint(o.checkpoint, { samples: o.samples, seed: o.seed, batchStats: o.batchStats, device: o.device })
   console.log(formatEval(result))
   const runDir = runDirOf(o.checkpoint) ?? runDirOf(result.checkpoint!)
@@ -170,18 +171,15 @@ async function evalCmd(o: { checkpoint: string; samples: number; seed: number; b
 }
 
 function inspect(o: { checkpoint: string }): void {
-  const file = findCheckpoint(o.checkpoint)
-  const meta = native.readMetadata(file)
-  if (meta.format === undefined) throw new Error(`${file}: has no dcgan metadata; it was not written by dcgan`)
-  const trainer = meta.trainer ? JSON.parse(meta.trainer) : null
+  const c = readCheckpointInfo(findCheckpoint(o.checkpoint))
   const info = {
-    file,
-    bytes: statSync(file).size,
-    format: meta.format,
-    model: JSON.parse(meta.model),
-    optimizer: JSON.parse(meta.train),
-    steps: Number(meta.steps),
-    ...(trainer ? { trainStep: trainer.step, data: trainer.data, config: trainer.config } : {}),
+    file: c.file,
+    bytes: statSync(c.file).size,
+    format: c.format,
+    model: c.model,
+    optimizer: c.optimizer,
+    steps: c.steps,
+    ...(c.trainer ? { trainStep: c.trainer.step, data: c.trainer.data, config: c.trainer.config } : {}),
   }
   console.log(JSON.stringify(info, null, 2))
 }

@@ -1,3 +1,8 @@
+// The types of the model's options. Their defaults and rules live in the Rust core's schema
+// (crates/dcgan-core/src/options.rs); the constants here are read from it.
+import * as native from './native'
+import { OPTION_SCHEMA, toOptionsJson } from './options'
+
 /** How weights are initialised: the seed's N(0, 0.02) for every Conv/BatchNorm weight, or
  * pytorch/examples' BatchNorm weight N(1, 0.02) and bias 0. */
 export type Init = 'seed' | 'pytorch-example'
@@ -41,61 +46,30 @@ export interface OptimizerConfig {
   generatorLoss: GeneratorLoss
 }
 
-/** Everything `new DCGAN(options)` accepts; every field is optional. */
-export interface DCGANOptions extends Partial<ModelConfig>, Partial<OptimizerConfig> {
+/** Where and how a model runs; not stored with its weights. */
+export interface RuntimeOptions {
   /** Default `'auto'`. */
   device?: DeviceSpec
-  /** CPU threads libtorch uses (process-wide). Default: libtorch's choice. */
+  /** CPU threads libtorch uses (process-wide), 1 to 1024. Default: libtorch's choice. */
   threads?: number
-  /** Seed of the initial weights and of the noise drawn during training. Default: random. */
+  /** Seed of the initial weights and of the noise drawn during training, an integer ≥ 0. Default: random. */
   seed?: number
 }
 
+/** Everything `new DCGAN(options)` accepts; every field is optional. */
+export interface DCGANOptions extends Partial<ModelConfig>, Partial<OptimizerConfig>, RuntimeOptions {}
+
 /** The seed's model: 64×64 grayscale images, 100-dimensional z, 64 features. */
-export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
-  zDim: 100,
-  channels: 1,
-  featuresG: 64,
-  featuresD: 64,
-  imageSize: 64,
-  init: 'seed',
-})
+export const DEFAULT_MODEL_CONFIG = Object.freeze({ ...OPTION_SCHEMA.model }) as Readonly<ModelConfig>
 
 /** The seed's optimiser: Adam lr 2e-4, β1 0.5, β2 0.999; one D update per G update. */
-export const DEFAULT_OPTIMIZER_CONFIG: Readonly<OptimizerConfig> = Object.freeze({
-  lr: 2e-4,
-  beta1: 0.5,
-  beta2: 0.999,
-  eps: 1e-8,
-  dSteps: 1,
-  generatorLoss: 'non-saturating',
-})
-
-const OPTION_KEYS = [
-  ...Object.keys(DEFAULT_MODEL_CONFIG),
-  ...Object.keys(DEFAULT_OPTIMIZER_CONFIG),
-  'device',
-  'threads',
-  'seed',
-]
+export const DEFAULT_OPTIMIZER_CONFIG = Object.freeze({ ...OPTION_SCHEMA.optimizer }) as Readonly<OptimizerConfig>
 
 /**
- * Rejects what the native layer cannot see: unknown keys (a typo would silently fall back to a
- * default) and values of the wrong type. Ranges are checked natively, with the same style of message.
+ * Checks `new DCGAN()` options without building a model: unknown keys (a typo would silently
+ * fall back to a default), types and ranges. Throws an error naming the field, the value and what
+ * is allowed, with `code` `ERR_DCGAN_INVALID_OPTION`.
  */
 export function checkOptions(options: DCGANOptions): void {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`DCGAN options must be an object, got ${options === null ? 'null' : typeof options}`)
-  }
-  for (const [key, value] of Object.entries(options)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw new TypeError(`unknown option '${key}'; allowed: ${OPTION_KEYS.join(', ')}`)
-    }
-    if (value === undefined) continue
-    const stringKeys = ['init', 'generatorLoss', 'device']
-    const expected = stringKeys.includes(key) ? 'string' : 'number'
-    if (typeof value !== expected) {
-      throw new TypeError(`invalid ${key}: got ${JSON.stringify(value)} (${typeof value}); expected a ${expected}`)
-    }
-  }
+  native.checkGanOptions(toOptionsJson(options, 'DCGAN options'))
 }

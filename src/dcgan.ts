@@ -1,6 +1,6 @@
-import { checkOptions, type DCGANOptions, type ModelConfig, type OptimizerConfig } from './config'
+import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
-import { internals } from './internal'
+import { toOptionsJson } from './options'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
 export interface Tensor {
@@ -10,19 +10,8 @@ export interface Tensor {
   shape: number[]
 }
 
-/** What one training step measured, as the seed's loop logs it. */
-export interface StepResult {
-  /** Discriminator loss: (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2. */
-  lossD: number
-  /** Generator loss: BCE(D(G(z)), 1) (non-saturating) or −BCE(D(G(z)), 0) (minimax). */
-  lossG: number
-  /** Mean D(x) on the real batch; tends towards 1/2 as training converges. */
-  dReal: number
-  /** Mean D(G(z)) before the discriminator update. */
-  dFake: number
-  /** Mean D(G(z)) in the generator update, after the discriminator update. */
-  dFakeAfter: number
-}
+/** What one training step measured, as the seed's loop logs it (the core's `StepStats`). */
+export type StepResult = native.StepStats
 
 /** Options of a training step. */
 export interface TrainStepOptions {
@@ -62,8 +51,6 @@ function wrap(t: native.TensorData): Tensor {
   return { data: t.data, shape: t.shape }
 }
 
-const fromNative = Symbol('fromNative')
-
 /**
  * A DCGAN (Radford et al.) as the seed writes it: generator and discriminator, an Adam for each,
  * BCE losses. Every method that computes runs off the JavaScript thread and returns a Promise.
@@ -77,25 +64,34 @@ const fromNative = Symbol('fromNative')
 export class DCGAN {
   readonly #native: native.NativeGan
 
-  static {
-    internals.nativeOf = (gan: DCGAN) => gan.#native
+  /**
+   * New networks, initialised as the seed does. Throws on an invalid option, naming it (`code`
+   * `ERR_DCGAN_INVALID_OPTION`). The networks are built off the JavaScript thread, where the
+   * device is resolved too: a device that is not there rejects the first call (or
+   * {@link DCGAN.create}).
+   */
+  constructor(options?: DCGANOptions)
+  /** @internal Wraps a model the native layer loaded. */
+  constructor(loaded: native.NativeGan)
+  constructor(options: DCGANOptions | native.NativeGan = {}) {
+    this.#native = options instanceof native.NativeGan ? options : new native.NativeGan(toOptionsJson(options, 'DCGAN options'))
   }
 
-  /** New networks, initialised as the seed does. Throws on an invalid option, naming it. */
-  constructor(options: DCGANOptions = {}) {
-    const given = options as DCGANOptions & { [fromNative]?: native.NativeGan }
-    if (given[fromNative]) {
-      this.#native = given[fromNative]
-      return
-    }
-    checkOptions(options)
-    this.#native = new native.NativeGan(options)
+  /** A new model, resolved once its networks are built (so that a bad device rejects here). */
+  static async create(options: DCGANOptions = {}): Promise<DCGAN> {
+    const gan = new DCGAN(options)
+    await gan.#native.ready()
+    return gan
   }
 
   /** Loads a model written by {@link DCGAN.save}: weights, Adam state, configuration, random state. */
-  static async load(path: string, options: { device?: string } = {}): Promise<DCGAN> {
-    const n = await native.loadGan(path, options.device)
-    return new DCGAN({ [fromNative]: n } as DCGANOptions)
+  static async load(path: string, options: { device?: DeviceSpec } = {}): Promise<DCGAN> {
+    return new DCGAN(await native.loadGan(path, options.device))
+  }
+
+  /** @internal The native model, for this package's own modules (evaluation). */
+  get native(): native.NativeGan {
+    return this.#native
   }
 
   /** The configuration in use. */
@@ -164,8 +160,8 @@ export class DCGAN {
   }
 }
 
-/** Whether libtorch sees a CUDA device. */
-export function cudaAvailable(): boolean {
+/** Whether libtorch sees a CUDA device (asked off the JavaScript thread: CUDA may take a while to start). */
+export async function cudaAvailable(): Promise<boolean> {
   return native.cudaAvailable()
 }
 

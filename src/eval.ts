@@ -1,10 +1,12 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
-import { findCheckpoint } from './checkpoints'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { DeviceSpec } from './config'
 import { DCGAN, type Tensor } from './dcgan'
 import { type DatasetSpec, mnistImagesPath } from './datasets'
-import { internals } from './internal'
+import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
+import { toOptionsJson } from './options'
+import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomic } from './run-dir'
 
 /**
  * What the features of an evaluation come from: the MNIST classifier shipped with this package
@@ -63,27 +65,13 @@ export interface EvalOptions {
 /** The MNIST classifier this package ships (trained by `node scripts/train-classifier.mjs`). */
 export const CLASSIFIER_PATH = join(__dirname, '..', 'models', 'mnist-classifier.safetensors')
 
-/** Most samples one evaluation takes. */
-export const MAX_EVAL_SAMPLES = 50_000
-
-function checkInt(name: string, value: number, min: number, max = Infinity): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`invalid ${name}: got ${value}; allowed: an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`)
-  }
-  return value
-}
-
 /** Where the real images of a dataset come from: MNIST's test split (held out from training), or the dataset itself. */
-function realSource(dataset: DatasetSpec): { dataKind: string; dataPaths: string[]; dataLimit?: number } {
-  if (dataset.kind === 'mnist') return { dataKind: 'idx', dataPaths: [mnistImagesPath('test')] }
+function realSource(dataset: DatasetSpec): { datasetJson: string; mnistFile?: string } {
+  if (dataset.kind === 'mnist') return { datasetJson: JSON.stringify({ kind: 'mnist', split: 'test' }), mnistFile: mnistImagesPath('test') }
   if ((dataset.kind as string) === 'custom') {
     throw new TypeError('the model was trained on a custom dataset: pass `dataset` (a DatasetSpec of real images like its training data) to evaluate it')
   }
-  if (!['idx', 'cifar10', 'folder'].includes(dataset.kind)) {
-    throw new TypeError(`invalid dataset kind: got ${JSON.stringify(dataset.kind)}; allowed: mnist, idx, cifar10, folder`)
-  }
-  if (dataset.path === undefined || dataset.path.length === 0) throw new TypeError(`the ${dataset.kind} dataset needs a path to take real images from`)
-  return { dataKind: dataset.kind, dataPaths: Array.isArray(dataset.path) ? dataset.path : [dataset.path], dataLimit: dataset.limit }
+  return { datasetJson: toOptionsJson(dataset, 'the dataset') }
 }
 
 function scores(s: native.EvalScores): EvalScores {
@@ -110,18 +98,15 @@ function scores(s: native.EvalScores): EvalScores {
  * ```
  */
 export async function evaluate(gan: DCGAN, options: EvalOptions = {}): Promise<EvalResult> {
-  const samples = checkInt('samples', options.samples ?? 2000, 2, MAX_EVAL_SAMPLES)
-  const seed = checkInt('seed', options.seed ?? 0, 0)
   const dataset = options.dataset ?? { kind: 'mnist' }
   if (!(gan instanceof DCGAN)) throw new TypeError('evaluate() takes a DCGAN')
-  const nativeGan = internals.nativeOf!(gan)
   const kind: EvalKind = dataset.kind === 'mnist' && gan.config.model.channels === 1 ? 'mnist-classifier' : 'discriminator-features'
   if (kind === 'mnist-classifier' && !existsSync(CLASSIFIER_PATH)) {
-    throw new Error(`${CLASSIFIER_PATH}: the MNIST classifier is missing; reinstall the package or run node scripts/train-classifier.mjs`)
+    throw new DcganError(ErrorCode.FILE, `${CLASSIFIER_PATH}: the MNIST classifier is missing; reinstall the package or run node scripts/train-classifier.mjs`)
   }
-  const r = await native.evaluateGan(nativeGan, {
-    samples,
-    seed,
+  const r = await native.evaluateGan(gan.native, {
+    samples: options.samples ?? 2000,
+    seed: options.seed ?? 0,
     batchStats: options.batchStats,
     kind,
     classifier: kind === 'mnist-classifier' ? CLASSIFIER_PATH : undefined,
@@ -134,21 +119,17 @@ export async function evaluate(gan: DCGAN, options: EvalOptions = {}): Promise<E
  * Evaluates a checkpoint (a file, or a run folder for its latest checkpoint) on the dataset its
  * run was trained on (from the checkpoint's training state; MNIST when it has none).
  */
-export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions & { device?: string } = {}): Promise<EvalResult> {
+export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions & { device?: DeviceSpec } = {}): Promise<EvalResult> {
   const file = findCheckpoint(pathOrRun)
-  const meta = native.readMetadata(file)
-  if (meta.format === undefined) throw new Error(`${file}: is not a model written by dcgan (no dcgan metadata)`)
-  let dataset = options.dataset
-  if (dataset === undefined && meta.trainer) dataset = (JSON.parse(meta.trainer) as { config?: { dataset?: DatasetSpec } }).config?.dataset
+  const info = readCheckpointInfo(file)
+  const dataset = options.dataset ?? (info.trainer?.config.dataset as DatasetSpec | undefined)
   const gan = await DCGAN.load(file, { device: options.device })
   return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
 }
 
 /** The run folder of a run folder or of a checkpoint file in its `checkpoints/` folder; null for a file elsewhere. */
 export function runDirOf(pathOrRun: string): string | null {
-  if (existsSync(pathOrRun) && statSync(pathOrRun).isDirectory()) return pathOrRun
-  const parent = dirname(pathOrRun)
-  return basename(parent) === 'checkpoints' ? dirname(parent) : null
+  return RunDir.of(pathOrRun)?.path ?? null
 }
 
 /** Writes `<runDir>/eval.json` (atomically) with exactly the fields of {@link EvalResult}; returns its path. */
@@ -168,16 +149,8 @@ export function writeEval(runDir: string, result: EvalResult): string {
     step: result.step,
     ...(result.checkpoint !== undefined ? { checkpoint: result.checkpoint } : {}),
   }
-  mkdirSync(runDir, { recursive: true })
-  const path = join(runDir, 'eval.json')
-  const tmp = join(runDir, `.eval.json.tmp-${process.pid}`)
-  try {
-    writeFileSync(tmp, JSON.stringify(out, null, 2) + '\n')
-    renameSync(tmp, path)
-  } catch (e) {
-    rmSync(tmp, { force: true })
-    throw new Error(`${path}: cannot write (${(e as Error).message})`)
-  }
+  const path = new RunDir(runDir).evalFile
+  writeFileAtomic(path, JSON.stringify(out, null, 2) + '\n')
   return path
 }
 

@@ -1,10 +1,12 @@
 // The training report: one self-contained HTML page per run folder (charts as inline SVG, images as
 // data URIs, no network), plus the same charts as PNG files for terminals and CI logs.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { basename, resolve } from 'node:path'
+import type { MetricRow } from './callbacks'
 import { type ChartSeries, downsample, escapeXml as esc, type LineChart, lineChartSvg, movingAverage } from './charts'
 import { saveImageGrid } from './dcgan'
 import { type DatasetSpec, openDataset } from './datasets'
+import { RunDir, type StepFile, writeFileAtomicAsync } from './run-dir'
 
 /** Options of {@link writeReport}. */
 export interface ReportOptions {
@@ -18,20 +20,6 @@ export interface ReportOptions {
   pngCharts?: boolean
 }
 
-/** One line of `metrics.jsonl`, as `MetricsLog` writes it. */
-interface MetricRow {
-  step: number
-  epoch?: number
-  lossD: number
-  lossG: number
-  dReal: number
-  dFake: number
-  dFakeAfter?: number
-  stepMs?: number
-  imagesPerSec: number
-  time?: string
-}
-
 /** The PNG charts, in `<runDir>/charts/`. */
 export const REPORT_CHART_FILES = ['losses.png', 'd-outputs.png', 'speed.png'] as const
 
@@ -42,7 +30,8 @@ export function reportPaths(runDir: string): {
   /** `<runDir>/charts/*.png`, in REPORT_CHART_FILES order */
   charts: string[]
 } {
-  return { html: join(runDir, 'report.html'), charts: REPORT_CHART_FILES.map((f) => join(runDir, 'charts', f)) }
+  const run = new RunDir(runDir)
+  return { html: run.reportFile, charts: REPORT_CHART_FILES.map((f) => run.chartFile(f)) }
 }
 
 /**
@@ -50,12 +39,13 @@ export function reportPaths(runDir: string): {
  * `Trainer.fit` / `dcgan train`, and resolves to the page's path. Works on a run still training.
  */
 export async function writeReport(runDir: string, options: ReportOptions = {}): Promise<string> {
-  const rows = readMetrics(runDir)
-  const config = readJsonFile(join(runDir, 'config.json'))
-  const evaluation = readJsonFile(join(runDir, 'eval.json'))
+  const run = new RunDir(runDir)
+  const rows = readMetrics(run)
+  const config = readJsonFile(run.configFile)
+  const evaluation = readJsonFile(run.evalFile)
   const charts = buildCharts(rows, options.maxPoints ?? 1000)
-  const samples = listSamples(runDir, options.maxSamples ?? 40)
-  const real = options.realImages === false ? { note: 'not requested (realImages: false)' } : await realImages(runDir, config.value)
+  const samples = pickSamples(run.samples(), options.maxSamples ?? 40)
+  const real = options.realImages === false ? { note: 'not requested (realImages: false)' } : await realImages(run, config.value)
   const html = page(runDir, [
     summarySection(runDir, rows),
     section('Training curves', charts.map((c) => `<figure class="chart" id="chart-${c.name}">${c.svg}<figcaption>${c.caption}</figcaption></figure>`).join('\n')),
@@ -65,7 +55,7 @@ export async function writeReport(runDir: string, options: ReportOptions = {}): 
     configSection(config),
   ])
   const paths = reportPaths(runDir)
-  writeAtomically(paths.html, html)
+  await writeFileAtomicAsync(paths.html, html)
   if (options.pngCharts !== false) {
     try {
       await renderPngs(charts, paths.charts)
@@ -79,9 +69,10 @@ export async function writeReport(runDir: string, options: ReportOptions = {}): 
 // ---------------------------------------------------------------------------------------------
 // Reading the run folder
 
-function readMetrics(runDir: string): MetricRow[] {
+function readMetrics(run: RunDir): MetricRow[] {
+  const runDir = run.path
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new Error(`${runDir}: no such run folder; give the --out folder of a training run`)
-  const file = join(runDir, 'metrics.jsonl')
+  const file = run.metricsFile
   if (!existsSync(file)) throw new Error(`${runDir}: has no metrics.jsonl; is it the output folder of \`dcgan train\` or Trainer.fit?`)
   const byStep = new Map<number, MetricRow>()
   for (const line of readFileSync(file, 'utf8').split('\n')) {
@@ -114,21 +105,8 @@ function readJsonFile(path: string): { value?: unknown; missing?: boolean; error
   }
 }
 
-interface SampleGrid {
-  step: number
-  file: string
-}
-
 /** Sample grids by step; for long runs `max` of them, evenly spread, always the last. */
-function listSamples(runDir: string, max: number): { grids: SampleGrid[]; total: number } {
-  const dir = join(runDir, 'samples')
-  const all = existsSync(dir)
-    ? readdirSync(dir)
-        .map((f) => ({ match: /^step-(\d+)\.png$/.exec(f), file: join(dir, f) }))
-        .filter((g) => g.match)
-        .map((g) => ({ step: Number(g.match![1]), file: g.file }))
-        .sort((a, b) => a.step - b.step)
-    : []
+function pickSamples(all: StepFile[], max: number): { grids: StepFile[]; total: number } {
   if (all.length <= max) return { grids: all, total: all.length }
   const picked = new Set<number>()
   for (let i = 0; i < max; i++) picked.add(Math.round((i * (all.length - 1)) / Math.max(1, max - 1)))
@@ -136,8 +114,8 @@ function listSamples(runDir: string, max: number): { grids: SampleGrid[]; total:
 }
 
 /** `real.png`: the first batch of the run's dataset (reused when present), or why there is none. */
-async function realImages(runDir: string, config: unknown): Promise<{ path?: string; note?: string }> {
-  const path = join(runDir, 'real.png')
+async function realImages(run: RunDir, config: unknown): Promise<{ path?: string; note?: string }> {
+  const path = run.realImagesFile
   if (existsSync(path)) return { path }
   const c = config as { dataset?: DatasetSpec; imageSize?: number; channels?: number; seed?: number } | undefined
   if (!c?.dataset || !c.imageSize) return { note: 'config.json names no dataset, so there are no real images to compare with.' }
@@ -145,7 +123,7 @@ async function realImages(runDir: string, config: unknown): Promise<{ path?: str
     // Up to 64 images; fewer when the run was limited to fewer (the loader needs a full batch).
     const batchSize = Math.min(64, c.dataset.limit ?? 64)
     // One decoding thread and one batch ahead: the report needs a single batch.
-    const ds = openDataset({ ...c.dataset, prefetch: 1, workers: 1 }, { imageSize: c.imageSize, channels: c.channels, batchSize, seed: c.seed })
+    const ds = await openDataset({ ...c.dataset, prefetch: 1, workers: 1 }, { imageSize: c.imageSize, channels: c.channels, batchSize, seed: c.seed })
     await saveImageGrid(await ds.next(), path, { nrow: 8 })
     return { path }
   } catch (e) {
@@ -207,11 +185,11 @@ function buildCharts(rows: MetricRow[], maxPoints: number): Chart[] {
 /** The same SVG as in the page, rasterised by resvg (loaded here only: importing dcgan stays light). */
 async function renderPngs(charts: Chart[], paths: string[]): Promise<void> {
   const { Resvg } = await import('@resvg/resvg-js')
-  charts.forEach((c, i) => {
+  for (const [i, c] of charts.entries()) {
     // Without system fonts the text is left out, but axes and lines still render.
     const png = new Resvg(c.svg, { background: '#ffffff', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng()
-    writeAtomically(paths[i], png)
-  })
+    await writeFileAtomicAsync(paths[i], png)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,11 +231,11 @@ function summarySection(runDir: string, rows: MetricRow[]): string {
   return section('Summary', `<dl class="summary">${items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('')}</dl>`)
 }
 
-function samplesSection({ grids, total }: { grids: SampleGrid[]; total: number }): string {
+function samplesSection({ grids, total }: { grids: StepFile[]; total: number }): string {
   if (grids.length === 0) return section('Samples over time', '<p class="note">No sample grids in samples/ (the run had sampleEvery = 0, or has not reached its first sample).</p>', 'samples')
   const lastIndex = grids.length - 1
   const frames = grids.map((g, i) =>
-    `<figure class="sample" data-step="${g.step}"${i === lastIndex ? '' : ' hidden'}><img alt="samples at step ${g.step}" src="${dataUri(g.file)}"></figure>`)
+    `<figure class="sample" data-step="${g.step}"${i === lastIndex ? '' : ' hidden'}><img alt="samples at step ${g.step}" src="${dataUri(g.path)}"></figure>`)
   const shown = total > grids.length ? ` Showing ${grids.length} of ${total} grids, evenly spread.` : ''
   return section('Samples over time', `<p>Grids from one fixed noise batch, so the same cell shows the same z as training goes on. Drag the slider.${shown}</p>
 <div class="slider"><input type="range" id="sample-slider" min="0" max="${lastIndex}" value="${lastIndex}" step="1" aria-label="training step">
@@ -277,8 +255,8 @@ function samplesSection({ grids, total }: { grids: SampleGrid[]; total: number }
 </script>`, 'samples')
 }
 
-function realVsFakeSection(real: { path?: string; note?: string }, latest: SampleGrid | undefined): string {
-  const fake = latest ? `<figure><img id="fake-grid" alt="generated at step ${latest.step}" src="${dataUri(latest.file)}"><figcaption>Generated, step ${latest.step}</figcaption></figure>` : '<p class="note">No sample grid yet.</p>'
+function realVsFakeSection(real: { path?: string; note?: string }, latest: StepFile | undefined): string {
+  const fake = latest ? `<figure><img id="fake-grid" alt="generated at step ${latest.step}" src="${dataUri(latest.path)}"><figcaption>Generated, step ${latest.step}</figcaption></figure>` : '<p class="note">No sample grid yet.</p>'
   const realHtml = real.path ? `<figure><img id="real-grid" alt="real training images" src="${dataUri(real.path)}"><figcaption>Real training images</figcaption></figure>` : `<p class="note" id="real-note">Real images not shown: ${esc(real.note ?? '')}</p>`
   return section('Real vs fake', `<div class="side-by-side">${realHtml}${fake}</div>`, 'real-vs-fake')
 }
@@ -384,12 +362,4 @@ ${sections.join('\n')}
 </body>
 </html>
 `
-}
-
-/** Write then rename, so a browser reloading the page (or CI reading a chart) never sees half a file. */
-function writeAtomically(path: string, content: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true })
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, content)
-  renameSync(tmp, path)
 }

@@ -1,16 +1,14 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
-import { checkpointPath, findCheckpoint, pruneCheckpoints } from './checkpoints'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
-import * as native from './native'
+import { DcganError, ErrorCode, hasErrorCode } from './errors'
+import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
 import { modelOptions, type PresetName, resolveTrainConfig, type TrainConfig } from './train-config'
 
-/** Raised when losses or weights stop being finite; training stops and keeps the last good checkpoint. */
-export class NonFiniteError extends Error {
+/** Raised when losses or weights stop being finite (`code` `ERR_DCGAN_NON_FINITE`); training stops and keeps the last good checkpoint. */
+export class NonFiniteError extends DcganError {
   constructor(message: string) {
-    super(message)
+    super(ErrorCode.NON_FINITE, message)
     this.name = 'NonFiniteError'
   }
 }
@@ -34,8 +32,10 @@ interface TrainerState {
   data: DataPosition
 }
 
-/** Set by `Trainer.resume` for the constructor call it makes. */
-let restoring: { gan: DCGAN; state: TrainerState; file: string } | null = null
+/** A model and training state loaded from a checkpoint, handed by `Trainer.resume` to the constructor. */
+class Restored {
+  constructor(readonly gan: DCGAN, readonly state: TrainerState, readonly file: string) {}
+}
 
 /** The seed of the fixed noise batch that sample grids are drawn from. */
 const fixedNoiseSeed = (c: TrainConfig) => c.seed + 1_000_003
@@ -58,12 +58,16 @@ export class Trainer {
   #step: number
   #data: DataPosition
   #lastCheckpoint: string | null = null
+  readonly #run: RunDir
 
   /** A new run; the config is validated here, before anything is written. */
-  constructor(config: Partial<TrainConfig> = {}, preset?: PresetName) {
+  constructor(config?: Partial<TrainConfig>, preset?: PresetName)
+  /** @internal Continues from a checkpoint (see {@link Trainer.resume}). */
+  constructor(config: Partial<TrainConfig>, preset: undefined, restored: Restored)
+  constructor(config: Partial<TrainConfig> = {}, preset?: PresetName, restored?: Restored) {
     this.config = resolveTrainConfig(config, preset)
-    const r = restoring
-    restoring = null
+    this.#run = new RunDir(this.config.outDir)
+    const r = restored instanceof Restored ? restored : null
     this.gan = r?.gan ?? new DCGAN(modelOptions(this.config))
     this.#step = r?.state.step ?? 0
     this.#data = r?.state.data ?? { epoch: 0, position: 0 }
@@ -76,15 +80,14 @@ export class Trainer {
    */
   static async resume(pathOrRun: string, overrides: Partial<Pick<TrainConfig, 'steps' | 'epochs' | 'outDir' | 'device' | 'threads' | 'checkpointEvery' | 'sampleEvery' | 'keepCheckpoints'>> = {}): Promise<Trainer> {
     const file = findCheckpoint(pathOrRun)
-    const meta = native.readMetadata(file)
-    if (!meta.trainer) throw new Error(`${file}: is a model file without training state; load it with DCGAN.load instead`)
-    const state = JSON.parse(meta.trainer) as TrainerState
+    const info = readCheckpointInfo(file)
+    if (!info.trainer) throw new DcganError(ErrorCode.FILE, `${file}: is a model file without training state; load it with DCGAN.load instead`)
+    const state = info.trainer as unknown as TrainerState
     const config = { ...state.config, ...overrides }
     if (overrides.epochs !== undefined && overrides.steps === undefined) delete config.steps
     resolveTrainConfig(config) // fail on bad overrides before loading anything
     const gan = await DCGAN.load(file, { device: config.device })
-    restoring = { gan, state, file }
-    return new Trainer(config)
+    return new Trainer(config, undefined, new Restored(gan, state, file))
   }
 
   /** Steps done so far. */
@@ -101,14 +104,23 @@ export class Trainer {
   async fit(options: FitOptions = {}): Promise<FitResult> {
     const c = this.config
     const started = Date.now()
-    const dataset = options.dataset ?? openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data })
+    const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data }))
     const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
-    mkdirSync(c.outDir, { recursive: true })
+    const unlock = this.#run.lock()
+    try {
+      return await this.#fit(options, dataset, total, started)
+    } finally {
+      unlock()
+    }
+  }
+
+  async #fit(options: FitOptions, dataset: Dataset, total: number, started: number): Promise<FitResult> {
+    const c = this.config
     // A dataset given to fit() replaces the config's: record which one was used.
     const used = options.dataset ? { ...c, dataset: options.dataset.spec ?? { kind: 'custom' } } : c
-    writeFileSync(join(c.outDir, 'config.json'), JSON.stringify(used, null, 2) + '\n')
-    const callbacks: Callbacks[] = [new MetricsLog(join(c.outDir, 'metrics.jsonl')), ...(options.progress === false ? [] : [new ProgressBar()]), ...[options.callbacks ?? []].flat()]
+    await writeFileAtomicAsync(this.#run.configFile, JSON.stringify(used, null, 2) + '\n')
+    const callbacks: Callbacks[] = [new MetricsLog(this.#run.metricsFile), ...(options.progress === false ? [] : [new ProgressBar()]), ...[options.callbacks ?? []].flat()]
     const emit = async <K extends keyof Callbacks>(name: K, arg: Parameters<NonNullable<Callbacks[K]>>[0]) => {
       for (const cb of callbacks) await (cb[name] as ((a: typeof arg) => unknown) | undefined)?.call(cb, arg)
     }
@@ -132,8 +144,8 @@ export class Trainer {
         }
         for (const w of batch.warnings ?? []) process.emitWarning(w, 'DatasetWarning')
         const t0 = performance.now()
-        const stats = await this.gan.trainStep(batch).catch((e: Error) => {
-          throw e.message.startsWith('non-finite:') ? new NonFiniteError(`${e.message.slice(12)}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
+        const stats = await this.gan.trainStep(batch).catch((e: unknown) => {
+          throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
         })
         const stepMs = performance.now() - t0
         const previousEpoch = this.#data.epoch
@@ -169,7 +181,7 @@ export class Trainer {
 
   /** Writes `samples/step-NNNNNN.png` from the fixed noise batch (BatchNorm on batch statistics, as the PyTorch tutorial watches progress). */
   async sample(): Promise<string> {
-    const path = join(this.config.outDir, 'samples', `step-${String(this.#step).padStart(6, '0')}.png`)
+    const path = this.#run.sampleFile(this.#step)
     const images = await this.gan.generate(this.config.sampleCount, { seed: fixedNoiseSeed(this.config), batchStats: true })
     await saveImageGrid(images, path, { nrow: Math.ceil(Math.sqrt(this.config.sampleCount)) })
     return path
@@ -180,11 +192,11 @@ export class Trainer {
     if (!(await this.gan.allFinite())) {
       throw new NonFiniteError(`the weights hold NaN or Infinity at step ${this.#step}; not overwriting the last good checkpoint (${this.#lastCheckpoint ?? 'none'})`)
     }
-    const path = checkpointPath(this.config.outDir, this.#step)
+    const path = this.#run.checkpointFile(this.#step)
     const state: TrainerState = { config: this.config, step: this.#step, data: this.#data }
     await this.gan.save(path, { trainer: JSON.stringify(state) })
     this.#lastCheckpoint = path
-    pruneCheckpoints(this.config.outDir, this.config.keepCheckpoints)
+    this.#run.pruneCheckpoints(this.config.keepCheckpoints)
     return path
   }
 }

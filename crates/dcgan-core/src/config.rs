@@ -26,7 +26,7 @@ pub enum GeneratorLoss {
 
 /// The shape of both networks. `image_size` 64 is exactly the seed's network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct ModelConfig {
     pub z_dim: i64,
     pub channels: i64,
@@ -44,7 +44,7 @@ impl Default for ModelConfig {
 
 /// Optimiser and schedule of the training step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct TrainOptions {
     pub lr: f64,
     pub beta1: f64,
@@ -71,10 +71,7 @@ pub const MIN_IMAGE_SIZE: i64 = 16;
 pub const MAX_IMAGE_SIZE: i64 = 256;
 
 fn positive_int(field: &str, value: i64, max: i64) -> Result<()> {
-    if value < 1 || value > max {
-        return Err(Error::config(field, format!("got {value}; allowed: an integer from 1 to {max}")));
-    }
-    Ok(())
+    crate::options::in_range(field, value, 1, max)
 }
 
 impl ModelConfig {

@@ -1,31 +1,67 @@
-//! Parsing of the `device` option: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
+//! The `device` option: 'auto' | 'cpu' | 'cuda' | 'cuda:N'. Parsing is pure and runs anywhere;
+//! resolving asks libtorch about CUDA, which can take a while on a GPU machine, so the binding
+//! resolves on the libtorch thread, never on JavaScript's.
 use crate::error::{Error, Result};
 use tch::{Cuda, Device};
 
-pub fn parse_device(spec: &str) -> Result<Device> {
-    let bad = |why: String| Error::config("device", format!("got '{spec}'; {why}"));
-    match spec {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        _ => {
-            let index = match spec.strip_prefix("cuda") {
-                Some("") => 0,
+/// A parsed device option, not yet checked against the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    pub fn parse(spec: &str) -> Result<DeviceSpec> {
+        let bad = |why: &str| Error::config("device", format!("got '{spec}'; {why}"));
+        match spec {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            _ => match spec.strip_prefix("cuda") {
+                Some("") => Ok(DeviceSpec::Cuda(0)),
                 Some(rest) => rest
                     .strip_prefix(':')
                     .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N' with N a GPU index".into()))?,
-                None => return Err(bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'".into())),
-            };
-            let count = Cuda::device_count() as usize;
-            if count == 0 {
-                return Err(bad("CUDA is not available on this machine (no GPU or driver found); use 'cpu' or 'auto'".into()));
-            }
-            if index >= count {
-                return Err(bad(format!("this machine has {count} CUDA device(s), numbered 0 to {}", count - 1)));
-            }
-            Ok(Device::Cuda(index))
+                    .map(DeviceSpec::Cuda)
+                    .ok_or_else(|| bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N' with N a GPU index")),
+                None => Err(bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'")),
+            },
         }
     }
+
+    /// The device on this machine: 'auto' is the first GPU when there is one.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(index) => {
+                let count = Cuda::device_count() as usize;
+                let bad = |why: String| Error::config("device", format!("got '{}'; {why}", self.name()));
+                if count == 0 {
+                    return Err(bad("CUDA is not available on this machine (no GPU or driver found); use 'cpu' or 'auto'".into()));
+                }
+                if index >= count {
+                    return Err(bad(format!("this machine has {count} CUDA device(s), numbered 0 to {}", count - 1)));
+                }
+                Ok(Device::Cuda(index))
+            }
+        }
+    }
+
+    /// The name the user gave, normalised: 'auto', 'cpu' or 'cuda:N'.
+    pub fn name(self) -> String {
+        match self {
+            DeviceSpec::Auto => "auto".into(),
+            DeviceSpec::Cpu => "cpu".into(),
+            DeviceSpec::Cuda(i) => format!("cuda:{i}"),
+        }
+    }
+}
+
+/// Parses and resolves a device option in one go (for tools and tests on the libtorch thread).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    DeviceSpec::parse(spec)?.resolve()
 }
 
 /// The name a device is shown by: 'cpu' or 'cuda:N'.

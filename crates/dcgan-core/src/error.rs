@@ -8,10 +8,13 @@ pub enum Error {
     Config { field: String, message: String },
     #[error("{0}")]
     Input(String),
+    /// Options that cannot be read at all: not JSON, not an object, unknown or missing fields.
+    #[error("{0}")]
+    Options(String),
     #[error("libtorch error: {}", first_lines(.0))]
     Torch(#[from] tch::TchError),
     /// Weights or losses became NaN or infinite.
-    #[error("non-finite: {0}")]
+    #[error("{0}")]
     NonFinite(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
@@ -22,6 +25,18 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn config(field: &str, message: impl Into<String>) -> Self {
         Error::Config { field: field.to_string(), message: message.into() }
+    }
+
+    /// A stable code for each kind of error, which the binding puts on the JavaScript error
+    /// (`error.code`) so that callers branch on it instead of on message text.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } | Error::Options(_) => "ERR_DCGAN_INVALID_OPTION",
+            Error::Input(_) => "ERR_DCGAN_INVALID_INPUT",
+            Error::Torch(_) => "ERR_DCGAN_TORCH",
+            Error::NonFinite(_) => "ERR_DCGAN_NON_FINITE",
+            Error::File { .. } => "ERR_DCGAN_FILE",
+        }
     }
 
     pub fn file(path: &std::path::Path, message: impl std::fmt::Display) -> Self {

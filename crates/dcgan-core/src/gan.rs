@@ -15,6 +15,9 @@ use tch::{Device, Tensor};
 
 pub const FORMAT: &str = "dcgan/1";
 
+/// Most images (or latent vectors) one call makes.
+pub const MAX_COUNT: i64 = 65536;
+
 pub struct Gan {
     pub model: ModelConfig,
     pub train: TrainOptions,
@@ -118,11 +121,14 @@ impl Gan {
         tch::no_grad(|| self.generator.forward(&z, mode))
     }
 
+    /// Checks a number of images or latent vectors to make at once.
+    pub fn check_count(n: i64) -> Result<()> {
+        crate::options::in_range("n", n, 1, MAX_COUNT)
+    }
+
     /// `n` images from noise drawn with `seed` (or the model's own generator when `None`).
     pub fn generate(&mut self, n: i64, seed: Option<u64>, mode: NormMode) -> Result<Tensor> {
-        if !(1..=65536).contains(&n) {
-            return Err(Error::config("n", format!("got {n}; allowed: an integer from 1 to 65536")));
-        }
+        Self::check_count(n)?;
         let z = match seed {
             Some(s) => self.latent(&mut ChaCha8Rng::seed_from_u64(s), n)?,
             None => {
@@ -195,25 +201,17 @@ impl Gan {
     /// Loads a file written by `save` onto `device`.
     pub fn load(path: &Path, device: Device) -> Result<Gan> {
         let loaded = weights::load(path)?;
+        let header = Header::parse(path, &loaded.metadata)?;
         let meta = &loaded.metadata;
-        let field = |key: &str| {
-            meta.get(key).ok_or_else(|| {
-                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()"))
-            })
-        };
-        if field("format")? != FORMAT {
-            return Err(Error::file(path, format!("has format '{}', this version reads '{FORMAT}'", field("format")?)));
-        }
-        let parse_err = |key: &str, e: serde_json::Error| Error::file(path, format!("bad '{key}' metadata: {e}"));
-        let model: ModelConfig = serde_json::from_str(field("model")?).map_err(|e| parse_err("model", e))?;
-        let train: TrainOptions = serde_json::from_str(field("train")?).map_err(|e| parse_err("train", e))?;
+        let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
+        let (model, train) = (header.model, header.train);
         let mut gan = Gan::new(model, train, device, Some(0))?;
         gan.generator.load_state(&loaded.tensors)?;
         gan.discriminator.load_state(&loaded.tensors)?;
         let int = |key: &str| -> Result<i64> {
             field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
         };
-        gan.steps_done = int("steps")?;
+        gan.steps_done = header.steps;
         for (net, state) in [("gen", gan.generator.state()), ("disc", gan.discriminator.state())] {
             let opt = if net == "gen" { &mut gan.opt_g } else { &mut gan.opt_d };
             opt.step = int(&format!("optim.{net}.step"))?;
@@ -226,12 +224,50 @@ impl Gan {
                 }
             }
         }
-        let rng: RngState = serde_json::from_str(field("rng")?).map_err(|e| parse_err("rng", e))?;
+        let rng: RngState = serde_json::from_str(field("rng")?).map_err(|e| Error::file(path, format!("bad 'rng' metadata: {e}")))?;
         let seed: [u8; 32] = rng.seed.try_into().map_err(|_| Error::file(path, "bad 'rng' metadata: seed is not 32 bytes"))?;
         gan.rng = ChaCha8Rng::from_seed(seed);
         gan.rng.set_stream(rng.stream);
         gan.rng.set_word_pos(rng.word_pos.parse().map_err(|_| Error::file(path, "bad 'rng' metadata: word_pos"))?);
         Ok(gan)
+    }
+}
+
+/// What a dcgan file says about itself, checked: the metadata that `save` writes.
+pub struct Header {
+    pub model: ModelConfig,
+    pub train: TrainOptions,
+    pub steps: i64,
+    /// What the caller stored under `trainer` (the TypeScript trainer's state), parsed.
+    pub trainer: Option<serde_json::Value>,
+}
+
+impl Header {
+    /// Reads only the file's header (not its tensors).
+    pub fn read(path: &Path) -> Result<Header> {
+        Header::parse(path, &weights::read_metadata(path)?)
+    }
+
+    fn parse(path: &Path, meta: &HashMap<String, String>) -> Result<Header> {
+        let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
+        if field("format")? != FORMAT {
+            return Err(Error::file(path, format!("has format '{}', this version reads '{FORMAT}'", field("format")?)));
+        }
+        let parse_err = |key: &str, e: serde_json::Error| Error::file(path, format!("bad '{key}' metadata: {e}"));
+        let json = |key: &str| -> Result<serde_json::Value> { serde_json::from_str(field(key)?).map_err(|e| parse_err(key, e)) };
+        Ok(Header {
+            model: serde_json::from_value(json("model")?).map_err(|e| parse_err("model", e))?,
+            train: serde_json::from_value(json("train")?).map_err(|e| parse_err("train", e))?,
+            steps: field("steps")?.parse().map_err(|_| Error::file(path, "bad 'steps' metadata"))?,
+            trainer: meta.get("trainer").map(|_| json("trainer")).transpose()?,
+        })
+    }
+
+    /// `{ format, model, optimizer, steps, trainer }` as JSON, for tools.
+    pub fn to_json(&self) -> Result<String> {
+        to_json(&serde_json::json!({
+            "format": FORMAT, "model": self.model, "optimizer": self.train, "steps": self.steps, "trainer": self.trainer,
+        }))
     }
 }
 

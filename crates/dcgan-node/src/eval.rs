@@ -1,11 +1,15 @@
 //! Bindings of the evaluation (dcgan_core::eval): a model's samples and real held-out images
 //! measured by the MNIST classifier or by the model's discriminator. Real images are read and
-//! prepared on a libuv thread (no libtorch there); all libtorch work runs on the libtorch thread.
-// Test builds leave out napi's registration, which is what uses these items.
-#![cfg_attr(test, allow(dead_code))]
-use super::{fn_task, int_option, invalid, norm_mode, open_source, shape_of, to_js, with_gan, FnTask, NativeGan, Shared};
+//! prepared on a thread of their own (no libtorch there); the libtorch thread measures them and
+//! settles the promise.
+use crate::errors::{sync, Failure};
+use crate::model::{with_gan, NativeGan};
+use crate::promise::{guarded, on_torch_thread, Settle};
+use crate::tensor::{from_js, integer_in, shape_of};
+use dcgan_core::data::open_source;
 use dcgan_core::eval::{self, classifier::Classifier, EvalKind, Judge, Report, Scores};
-use dcgan_core::{input, Error as CoreError, NormMode};
+use dcgan_core::options::DatasetSpec;
+use dcgan_core::{executor, input, Error as CoreError, NormMode};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
@@ -50,11 +54,10 @@ pub struct NativeEvalOptions {
     pub kind: String,
     /// The classifier file (mnist-classifier).
     pub classifier: Option<String>,
-    /// Source of the real images: 'idx', 'cifar10' or 'folder', as for `NativeLoader`.
-    pub data_kind: String,
-    pub data_paths: Vec<String>,
-    /// Use only the first `dataLimit` images of the source.
-    pub data_limit: Option<f64>,
+    /// Source of the real images: a `DatasetSpec` as JSON (its `limit` is honoured).
+    pub dataset_json: String,
+    /// The MNIST IDX file, for a spec of kind 'mnist'.
+    pub mnist_file: Option<String>,
 }
 
 fn scores_js(s: Scores) -> EvalScores {
@@ -72,107 +75,105 @@ struct Request {
     mode: NormMode,
     kind: EvalKind,
     classifier: Option<PathBuf>,
-    data_kind: String,
-    data_paths: Vec<String>,
-    limit: Option<usize>,
+    dataset: DatasetSpec,
+    mnist_file: Option<PathBuf>,
 }
 
-pub struct EvalTask {
-    gan: Shared,
-    request: Option<Request>,
+/// The real images an evaluation needs, read and prepared as training data (no libtorch).
+fn read_real(r: &Request, channels: i64, size: i64) -> dcgan_core::Result<(Vec<f32>, usize)> {
+    let source = open_source(&r.dataset, r.mnist_file.as_deref())?;
+    let available = r.dataset.limit.map_or(source.len(), |l| (l as usize).min(source.len()));
+    let per_side = if r.kind == EvalKind::DiscriminatorFeatures { 2 } else { 1 };
+    let needed = r.samples as usize * per_side;
+    if available < needed {
+        let what = if per_side == 2 { "the reference and the real yardstick need" } else { "the real yardstick needs" };
+        return Err(CoreError::config(
+            "samples",
+            format!("got {}; {what} {needed} distinct real images but the dataset ({}) holds {available}; use samples ≤ {}", r.samples, describe(r), available / per_side),
+        ));
+    }
+    let indices = eval::choose(available, needed, r.seed);
+    Ok((eval::read_prepared(&*source, &indices, channels as usize, size as u32)?, needed))
 }
 
-impl Task for EvalTask {
-    type Output = Report;
-    type JsValue = NativeEvalReport;
+/// The files of the real images, for messages.
+fn describe(r: &Request) -> String {
+    match (&r.dataset.path, &r.mnist_file) {
+        (Some(p), _) => p.to_vec().join(", "),
+        (None, Some(f)) => f.display().to_string(),
+        (None, None) => r.dataset.kind.name().to_string(),
+    }
+}
 
-    fn compute(&mut self) -> Result<Report> {
-        let r = self.request.take().ok_or_else(|| invalid("task already ran"))?;
-        let (channels, size) = (self.gan.model.channels, self.gan.model.image_size);
-        // Reading and preparing the real images involves no libtorch: done here, on this libuv thread.
-        let source = open_source(&r.data_kind, &r.data_paths).map_err(to_js)?;
-        let available = r.limit.map_or(source.len(), |l| l.min(source.len()));
-        let per_side = if r.kind == EvalKind::DiscriminatorFeatures { 2 } else { 1 };
-        let needed = r.samples as usize * per_side;
-        if available < needed {
-            let what = if per_side == 2 { "the reference and the real yardstick need" } else { "the real yardstick needs" };
-            return Err(invalid(format!(
-                "invalid samples: got {}; {what} {needed} distinct real images but the dataset ({}) holds {available}; use samples ≤ {}",
-                r.samples,
-                r.data_paths.join(", "),
-                available / per_side
-            )));
+/// Measures the model's samples and the real images, on the libtorch thread.
+fn measure(g: &mut dcgan_core::Gan, r: &Request, pixels: &[f32], needed: usize) -> dcgan_core::Result<Report> {
+    let (channels, size) = (g.model.channels, g.model.image_size);
+    let all = from_js(pixels, &[needed as i64, channels, size, size], "the real images")?;
+    match r.kind {
+        EvalKind::MnistClassifier => {
+            let path = r.classifier.as_ref().ok_or_else(|| CoreError::Input("no classifier file was given".into()))?;
+            let (model, references, _) = Classifier::load(path, g.device)?;
+            eval::evaluate(g, &Judge::Classifier(&model, &references), &all, r.samples, r.seed, r.mode)
         }
-        let indices = eval::choose(available, needed, r.seed);
-        let pixels = eval::read_prepared(&*source, &indices, channels as usize, size as u32).map_err(to_js)?;
-        with_gan(&self.gan, "evaluate", move |g| {
-            let all = input::tensor_from_f32(&pixels, &[needed as i64, channels, size, size], tch::Device::Cpu, "the real images")?;
-            match r.kind {
-                EvalKind::MnistClassifier => {
-                    let path = r.classifier.ok_or_else(|| CoreError::Input("no classifier file was given".into()))?;
-                    let (model, references, _) = Classifier::load(&path, g.device)?;
-                    eval::evaluate(g, &Judge::Classifier(&model, &references), &all, r.samples, r.seed, r.mode)
-                }
-                EvalKind::DiscriminatorFeatures => {
-                    let reference = all.f_narrow(0, 0, r.samples)?;
-                    let real = all.f_narrow(0, r.samples, r.samples)?;
-                    eval::evaluate(g, &Judge::Discriminator { reference: &reference }, &real, r.samples, r.seed, r.mode)
-                }
-            }
-        })
-    }
-
-    fn resolve(&mut self, _env: Env, r: Report) -> Result<NativeEvalReport> {
-        Ok(NativeEvalReport {
-            kind: r.kind.name().to_string(),
-            samples: r.samples as u32,
-            seed: r.seed as f64,
-            generated: scores_js(r.generated),
-            real: scores_js(r.real),
-            step: r.step as f64,
-        })
+        EvalKind::DiscriminatorFeatures => {
+            let reference = all.f_narrow(0, 0, r.samples)?;
+            let real = all.f_narrow(0, r.samples, r.samples)?;
+            eval::evaluate(g, &Judge::Discriminator { reference: &reference }, &real, r.samples, r.seed, r.mode)
+        }
     }
 }
 
-fn samples_option(v: f64) -> Result<i64> {
-    let n = int_option("samples", Some(v), 0)?;
-    eval::check_samples(n).map_err(to_js)?;
-    Ok(n)
+fn report_js(_env: Env, r: Report) -> Result<NativeEvalReport> {
+    Ok(NativeEvalReport {
+        kind: r.kind.name().to_string(),
+        samples: r.samples as u32,
+        seed: r.seed as f64,
+        generated: scores_js(r.generated),
+        real: scores_js(r.real),
+        step: r.step as f64,
+    })
 }
 
-fn seed_option(v: f64) -> Result<u64> {
-    let s = int_option("seed", Some(v), 0)?;
-    if s < 0 {
-        return Err(invalid(format!("invalid seed: got {s}; allowed: an integer ≥ 0")));
+fn request(options: NativeEvalOptions) -> dcgan_core::Result<Request> {
+    let kind = match options.kind.as_str() {
+        "mnist-classifier" => EvalKind::MnistClassifier,
+        "discriminator-features" => EvalKind::DiscriminatorFeatures,
+        other => return Err(CoreError::config("kind", format!("got '{other}'; allowed: 'mnist-classifier', 'discriminator-features'"))),
+    };
+    if kind == EvalKind::MnistClassifier && options.classifier.is_none() {
+        return Err(CoreError::Input("the 'mnist-classifier' evaluation needs the classifier file".into()));
     }
-    Ok(s as u64)
+    let samples = integer_in("samples", options.samples, eval::MIN_SAMPLES, eval::MAX_SAMPLES)?;
+    Ok(Request {
+        samples,
+        seed: integer_in("seed", options.seed, 0, i64::MAX)? as u64,
+        mode: if options.batch_stats.unwrap_or(false) { NormMode::BatchStats } else { NormMode::Eval },
+        kind,
+        classifier: options.classifier.map(PathBuf::from),
+        dataset: DatasetSpec::from_json(&options.dataset_json)?,
+        mnist_file: options.mnist_file.map(PathBuf::from),
+    })
 }
 
 /// Evaluates a model: `samples` generated images and as many real held-out images, measured by
 /// the MNIST classifier (kind 'mnist-classifier') or by the model's discriminator
 /// ('discriminator-features', against another `samples` real images as the reference).
 #[napi(ts_return_type = "Promise<NativeEvalReport>")]
-pub fn evaluate_gan(gan: &NativeGan, options: NativeEvalOptions) -> Result<AsyncTask<EvalTask>> {
-    let kind = match options.kind.as_str() {
-        "mnist-classifier" => EvalKind::MnistClassifier,
-        "discriminator-features" => EvalKind::DiscriminatorFeatures,
-        other => return Err(invalid(format!("invalid kind: got '{other}'; allowed: 'mnist-classifier', 'discriminator-features'"))),
-    };
-    if kind == EvalKind::MnistClassifier && options.classifier.is_none() {
-        return Err(invalid("the 'mnist-classifier' evaluation needs the classifier file"));
-    }
-    let limit = options.data_limit.map(|l| int_option("dataLimit", Some(l), 0)).transpose()?.map(|l| l.max(0) as usize);
-    let request = Request {
-        samples: samples_option(options.samples)?,
-        seed: seed_option(options.seed)?,
-        mode: norm_mode(options.batch_stats),
-        kind,
-        classifier: options.classifier.map(PathBuf::from),
-        data_kind: options.data_kind,
-        data_paths: options.data_paths,
-        limit,
-    };
-    Ok(AsyncTask::new(EvalTask { gan: gan.gan.clone(), request: Some(request) }))
+pub fn evaluate_gan<'e>(env: &'e Env, gan: &NativeGan, options: NativeEvalOptions) -> Result<Object<'e>> {
+    let r = sync(env, request(options))?;
+    let shared = gan.gan.clone();
+    let (channels, size) = (shared.model.channels, shared.model.image_size);
+    let (settle, promise) = Settle::new(env)?;
+    let spawned = std::thread::Builder::new().name("dcgan-eval".into()).spawn(move || match guarded("evaluate", || read_real(&r, channels, size)) {
+        Err(f) => settle.settle(Err::<Report, Failure>(f), report_js),
+        Ok((pixels, needed)) => {
+            let job = move || settle.settle(guarded("evaluate", || with_gan(&shared, |g| measure(g, &r, &pixels, needed))), report_js);
+            // The libtorch thread runs as long as the process: the model was built on it.
+            let _ = executor::spawn(job);
+        }
+    });
+    spawned.map_err(|e| Failure::input(format!("cannot start the evaluation thread: {e}")).into_napi(env))?;
+    Ok(promise)
 }
 
 /// The MNIST classifier's numbers for a set of images, and its prediction for each.
@@ -189,15 +190,16 @@ pub struct ImageScores {
 /// Measures images (n×1×S×S values in [−1, 1], n ≥ 2, any S) with the MNIST classifier file
 /// `classifier`: Fréchet distance to its reference statistics, Inception Score, classes.
 #[napi(ts_return_type = "Promise<ImageScores>")]
-pub fn evaluate_images(images: Float32Array, shape: Vec<f64>, classifier: String) -> Result<AsyncTask<FnTask<ImageScores>>> {
-    let shape = shape_of(&shape, "image batch")?;
+pub fn evaluate_images<'e>(env: &'e Env, images: Float32Array, shape: Vec<f64>, classifier: String) -> Result<Object<'e>> {
+    let shape = sync(env, shape_of(&shape, "the image batch"))?;
     if shape.len() != 4 || shape[1] != 1 {
-        return Err(invalid(format!("the images have shape {shape:?}; the MNIST classifier takes grayscale images [n, 1, S, S]")));
+        let message = format!("the images have shape {shape:?}; the MNIST classifier takes grayscale images [n, 1, S, S]");
+        return Err(Failure::input(message).into_napi(env));
     }
-    eval::check_samples(shape[0]).map_err(to_js)?;
+    sync(env, eval::check_samples(shape[0]))?;
     let data = images.to_vec();
-    Ok(fn_task("evaluateImages", move || {
-        let x = input::tensor_from_f32(&data, &shape, tch::Device::Cpu, "the images")?;
+    on_torch_thread(env, "evaluateImages", move || {
+        let x = from_js(&data, &shape, "the images")?;
         input::ensure_finite(&x, "the images")?;
         let (model, references, _) = Classifier::load(&PathBuf::from(classifier), tch::Device::Cpu)?;
         let (s, probs) = eval::classifier_scores(&model, &references, &x)?;
@@ -209,5 +211,5 @@ pub fn evaluate_images(images: Float32Array, shape: Vec<f64>, classifier: String
             classes_covered: s.classes_covered.unwrap_or(0) as u32,
             predictions: predictions.into_iter().map(|p| p as u32).collect(),
         })
-    }))
+    }, |_env, scores| Ok(scores))
 }

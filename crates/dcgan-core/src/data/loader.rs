@@ -75,12 +75,6 @@ impl Loader {
         if len < opts.batch_size {
             return Err(Error::config("batchSize", format!("got {}, but the dataset has only {len} images", opts.batch_size)));
         }
-        if opts.channels != 1 && opts.channels != 3 {
-            return Err(Error::config("channels", format!("got {}; allowed: 1 or 3", opts.channels)));
-        }
-        if !(1..=4096).contains(&opts.image_size) {
-            return Err(Error::config("imageSize", format!("got {}; allowed: 1 to 4096", opts.image_size)));
-        }
         if opts.start.position > len {
             return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
         }

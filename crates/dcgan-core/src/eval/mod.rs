@@ -31,6 +31,8 @@ use tch::{Kind, Tensor};
 pub const CHUNK: i64 = 100;
 /// Most samples one evaluation takes.
 pub const MAX_SAMPLES: i64 = 50_000;
+/// Fewest samples: a covariance needs two.
+pub const MIN_SAMPLES: i64 = 2;
 
 /// What the features come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +76,7 @@ pub struct Report {
 
 /// Checks a sample count: 2 (a covariance needs two) to [`MAX_SAMPLES`].
 pub fn check_samples(n: i64) -> Result<()> {
-    if !(2..=MAX_SAMPLES).contains(&n) {
-        return Err(Error::config("samples", format!("got {n}; allowed: an integer from 2 to {MAX_SAMPLES}")));
-    }
-    Ok(())
+    crate::options::in_range("samples", n, MIN_SAMPLES, MAX_SAMPLES)
 }
 
 /// `count` distinct indices below `len`, drawn with `seed`, in drawing order.

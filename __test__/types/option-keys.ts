@@ -1,0 +1,19 @@
+// Compile-time half of the option-schema test (typechecked by `npm test`, see tsconfig.json here):
+// each object must name every field of its TypeScript type and nothing else, so a field added to
+// the type but not here (or the reverse) fails to compile; architecture.spec.ts then checks these
+// names against the native schema, so a field added on one side only fails the suite.
+import type { DCGANOptions, TrainConfig } from '../../src/index'
+
+export const TRAIN_CONFIG_KEYS = {
+  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
+  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true,
+  device: true, threads: true, seed: true,
+  batchSize: true, steps: true, epochs: true, outDir: true, checkpointEvery: true, keepCheckpoints: true,
+  sampleEvery: true, sampleCount: true, dataset: true,
+} satisfies Record<keyof TrainConfig, true>
+
+export const GAN_OPTION_KEYS = {
+  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
+  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true,
+  device: true, threads: true, seed: true,
+} satisfies Record<keyof DCGANOptions, true>

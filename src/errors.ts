@@ -1,0 +1,40 @@
+/**
+ * The stable codes on errors thrown by dcgan (`error.code`). The native layer sets them; branch on
+ * them, never on message text.
+ */
+export const ErrorCode = Object.freeze({
+  /** An option or config field is unknown, of the wrong type or out of range. */
+  INVALID_OPTION: 'ERR_DCGAN_INVALID_OPTION',
+  /** A value given to a call is wrong: a batch's shape, a non-finite value, a count. */
+  INVALID_INPUT: 'ERR_DCGAN_INVALID_INPUT',
+  /** Weights or losses stopped being finite: training diverged. */
+  NON_FINITE: 'ERR_DCGAN_NON_FINITE',
+  /** A file could not be read or written, or is not what it should be (checkpoints included). */
+  FILE: 'ERR_DCGAN_FILE',
+  /** libtorch reported an error. */
+  TORCH: 'ERR_DCGAN_TORCH',
+  /** Another trainer is writing to the same run folder. */
+  RUN_LOCKED: 'ERR_DCGAN_RUN_LOCKED',
+  /** A bug in dcgan caught before it could crash the process; please report it. */
+  INTERNAL: 'ERR_DCGAN_INTERNAL',
+})
+
+/** One of the {@link ErrorCode} values. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Whether `e` is an error with dcgan's `code`. */
+export function hasErrorCode(e: unknown, code: ErrorCodeValue): e is Error & { code: ErrorCodeValue } {
+  return e instanceof Error && (e as Error & { code?: unknown }).code === code
+}
+
+/** An error with a dcgan code, for failures detected in TypeScript. */
+export class DcganError extends Error {
+  /** One of {@link ErrorCode}. */
+  readonly code: ErrorCodeValue
+
+  constructor(code: ErrorCodeValue, message: string) {
+    super(message)
+    this.name = 'DcganError'
+    this.code = code
+  }
+}

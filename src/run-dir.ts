@@ -1,0 +1,208 @@
+// The run folder, and the only module that knows its layout:
+//
+//   <run>/config.json                          the resolved training config
+//   <run>/metrics.jsonl                        one MetricRow per step
+//   <run>/samples/step-NNNNNN.png              grids from the fixed noise batch
+//   <run>/checkpoints/step-NNNNNNNN.safetensors checkpoints (zero-padded: names sort by step)
+//   <run>/eval.json, report.html, charts/*.png, real.png
+//   <run>/.lock                                held by the trainer writing to it
+//
+// Every file is written atomically through one native helper (temporary file `.<name>.tmp-<pid>`,
+// fsync, rename), the scheme checkpoints use too, so one cleanup rule covers all of them.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { DcganError, ErrorCode } from './errors'
+import * as native from './native'
+
+const CHECKPOINT = /^step-(\d+)\.safetensors$/
+const SAMPLE = /^step-(\d+)\.png$/
+const TEMPORARY = /^\.(.+)\.tmp-(\d+)$/
+
+/** A file of a run with the training step it belongs to. */
+export interface StepFile {
+  /** The training step, read from the file name. */
+  step: number
+  /** The file. */
+  path: string
+}
+
+/** What a dcgan checkpoint or model file holds besides its tensors, parsed. */
+export interface CheckpointInfo {
+  /** The file. */
+  file: string
+  /** The file format, e.g. 'dcgan/1'. */
+  format: string
+  /** The model's shape and initialisation. */
+  model: Record<string, unknown>
+  /** The optimiser settings. */
+  optimizer: Record<string, unknown>
+  /** Training steps of the model. */
+  steps: number
+  /** The training state a `Trainer` stored (`{ config, step, data }`), or null for a plain model file. */
+  trainer: { config: Record<string, unknown>; step: number; data: { epoch: number; position: number } } | null
+}
+
+/** The files of one training run. */
+export class RunDir {
+  /** The run folder. */
+  readonly path: string
+
+  constructor(path: string) {
+    this.path = path
+  }
+
+  /** The run folder of a run folder, or of a checkpoint file in its `checkpoints/` folder; null for a file elsewhere. */
+  static of(pathOrCheckpoint: string): RunDir | null {
+    if (existsSync(pathOrCheckpoint) && statSync(pathOrCheckpoint).isDirectory()) return new RunDir(pathOrCheckpoint)
+    const parent = dirname(pathOrCheckpoint)
+    return basename(parent) === 'checkpoints' ? new RunDir(dirname(parent)) : null
+  }
+
+  /** `config.json`: the resolved training config. */
+  get configFile(): string {
+    return join(this.path, 'config.json')
+  }
+
+  /** `metrics.jsonl`: one line per step. */
+  get metricsFile(): string {
+    return join(this.path, 'metrics.jsonl')
+  }
+
+  /** `eval.json`: the last evaluation. */
+  get evalFile(): string {
+    return join(this.path, 'eval.json')
+  }
+
+  /** `report.html`. */
+  get reportFile(): string {
+    return join(this.path, 'report.html')
+  }
+
+  /** `real.png`: a grid of training images for the report. */
+  get realImagesFile(): string {
+    return join(this.path, 'real.png')
+  }
+
+  /** A chart of the report, `charts/<name>`. */
+  chartFile(name: string): string {
+    return join(this.path, 'charts', name)
+  }
+
+  /** The folder of the checkpoints. */
+  get checkpointDir(): string {
+    return join(this.path, 'checkpoints')
+  }
+
+  /** The checkpoint file of `step`. */
+  checkpointFile(step: number): string {
+    return join(this.checkpointDir, `step-${String(step).padStart(8, '0')}.safetensors`)
+  }
+
+  /** The sample grid of `step`. */
+  sampleFile(step: number): string {
+    return join(this.path, 'samples', `step-${String(step).padStart(6, '0')}.png`)
+  }
+
+  /** The checkpoints, oldest first (unfinished temporary files are not listed). */
+  checkpoints(): StepFile[] {
+    return stepFiles(this.checkpointDir, CHECKPOINT)
+  }
+
+  /** The sample grids, oldest first. */
+  samples(): StepFile[] {
+    return stepFiles(join(this.path, 'samples'), SAMPLE)
+  }
+
+  /** Deletes all but the newest `keep` checkpoints, and temporary files left by writers that died. */
+  pruneCheckpoints(keep: number): void {
+    const all = this.checkpoints()
+    for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.path, { force: true })
+    if (!existsSync(this.checkpointDir)) return
+    for (const f of readdirSync(this.checkpointDir)) {
+      const m = TEMPORARY.exec(f)
+      if (m && !isAlive(Number(m[2]))) rmSync(join(this.checkpointDir, f), { force: true })
+    }
+  }
+
+  /**
+   * Takes the run folder for one writer: a second trainer on the same folder (in this process or
+   * another) gets an error with code `ERR_DCGAN_RUN_LOCKED`. A lock left by a process that died is
+   * taken over. Returns the function that releases it.
+   */
+  lock(): () => void {
+    mkdirSync(this.path, { recursive: true })
+    const file = join(this.path, '.lock')
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(file, 'wx')
+        writeSync(fd, String(process.pid))
+        closeSync(fd)
+        return () => rmSync(file, { force: true })
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+        const holder = Number(readFileSync(file, 'utf8').trim())
+        if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+          throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: another trainer (process ${holder}) is writing to this run folder; wait for it to finish or use another outDir`)
+        }
+        rmSync(file, { force: true }) // left by a process that died
+      }
+    }
+    throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: cannot take the run folder's lock`)
+  }
+}
+
+/** Writes `file` atomically (temporary file, fsync, rename): a reader never sees half a file. */
+export function writeFileAtomic(file: string, contents: string | Uint8Array): void {
+  native.writeFileAtomic(file, asNative(contents))
+}
+
+/** {@link writeFileAtomic} off the JavaScript thread. */
+export async function writeFileAtomicAsync(file: string, contents: string | Uint8Array): Promise<void> {
+  return native.writeFileAtomicAsync(file, asNative(contents))
+}
+
+function asNative(contents: string | Uint8Array): string | Buffer {
+  return typeof contents === 'string' ? contents : Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength)
+}
+
+function stepFiles(dir: string, pattern: RegExp): StepFile[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .map((f) => ({ m: pattern.exec(f), f }))
+    .filter((x) => x.m)
+    .map((x) => ({ step: Number(x.m![1]), path: join(dir, x.f) }))
+    .sort((a, b) => a.step - b.step)
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The checkpoints of a run, oldest first. Unfinished temporary files (dot files) are not listed. */
+export function listCheckpoints(runDir: string): StepFile[] {
+  return new RunDir(runDir).checkpoints()
+}
+
+/**
+ * A checkpoint file from a run folder (its latest checkpoint) or a checkpoint file itself.
+ * Throws naming the path when there is none.
+ */
+export function findCheckpoint(pathOrRun: string): string {
+  if (!existsSync(pathOrRun)) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: no such file or folder`)
+  if (statSync(pathOrRun).isFile()) return pathOrRun
+  const run = new RunDir(pathOrRun)
+  const all = run.checkpoints()
+  if (all.length === 0) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: holds no checkpoints (expected ${join(run.checkpointDir, 'step-*.safetensors')})`)
+  return all[all.length - 1].path
+}
+
+/** Reads a model or checkpoint file's header (not its tensors), checked and parsed once, natively. */
+export function readCheckpointInfo(file: string): CheckpointInfo {
+  return { file, ...JSON.parse(native.readCheckpointInfo(file)) } as CheckpointInfo
+}
