@@ -1,8 +1,8 @@
 // Where dcgan finds libtorch: a cached Python virtual environment with torch==2.11.0 (made on first
 // install), a Python named by DCGAN_PYTHON, or a libtorch folder named by LIBTORCH. Shared by
 // setup.mjs (install and build), with-torch.mjs (run a command against it) and the benchmarks.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -126,8 +126,4 @@ export function writeEnvFile(torch) {
   writeFileSync(ENV_FILE, JSON.stringify({ python: torch.python, lib: torch.lib, abi: torch.abi, source: torch.source }, null, 2) + '\n')
 }
 
-export function readEnvFile() {
-  return existsSync(ENV_FILE) ? JSON.parse(readFileSync(ENV_FILE, 'utf8')) : null
-}
-
-export { run, which, execFileSync }
+export { run }

@@ -1,6 +1,6 @@
 //! Compiles the small C++ shim (csrc/shim.cpp) for the libtorch calls that tch does not expose
-//! (leaky_relu with a slope, addcdiv with a value, Adam's update), against the same libtorch
-//! headers, C++ standard and ABI that torch-sys uses.
+//! (src/ffi.rs lists them), against the same libtorch headers, C++ standard and ABI that
+//! torch-sys uses.
 use std::{env, path::PathBuf};
 
 fn main() {

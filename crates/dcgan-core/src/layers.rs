@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use tch::{Device, Kind, Tensor};
 
-/// Stride and padding of a 4×4 convolution; kernel size is always 4 in a DCGAN.
+/// The side of every convolution kernel: 4×4 throughout a DCGAN.
 pub const KERNEL: i64 = 4;
 
 /// A Conv2d or ConvTranspose2d with a 4×4 kernel.

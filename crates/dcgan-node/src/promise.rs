@@ -45,24 +45,34 @@ pub fn on_torch_thread<'e, T: Send + 'static, J: ToNapiValue + 'static>(
     work: impl FnOnce() -> dcgan_core::Result<T> + Send + 'static,
     to_js: impl FnOnce(Env, T) -> Result<J> + Send + 'static,
 ) -> Result<Object<'e>> {
-    let (settle, promise) = Settle::new(env)?;
-    executor::spawn(move || settle.settle(guarded(what, work), to_js)).map_err(|e| Failure::input(e).into_napi(env))?;
-    Ok(promise)
+    settled_by(env, what, work, to_js, |job| executor::spawn(job))
 }
 
 /// A promise of `work`'s result, run on a thread of its own: for waiting and file work that
-/// involves no libtorch (reading a dataset, decoding images).
+/// involves no libtorch (reading a dataset, writing a file).
 pub fn on_own_thread<'e, T: Send + 'static, J: ToNapiValue + 'static>(
     env: &'e Env,
     what: &'static str,
     work: impl FnOnce() -> dcgan_core::Result<T> + Send + 'static,
     to_js: impl FnOnce(Env, T) -> Result<J> + Send + 'static,
 ) -> Result<Object<'e>> {
+    settled_by(env, what, work, to_js, |job| {
+        std::thread::Builder::new().name(format!("dcgan-{what}")).spawn(job).map(|_| ()).map_err(|e| format!("cannot start a thread for {what}: {e}"))
+    })
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A promise settled by the job that `start` runs: `work`, then the settling.
+fn settled_by<'e, T: Send + 'static, J: ToNapiValue + 'static>(
+    env: &'e Env,
+    what: &'static str,
+    work: impl FnOnce() -> dcgan_core::Result<T> + Send + 'static,
+    to_js: impl FnOnce(Env, T) -> Result<J> + Send + 'static,
+    start: impl FnOnce(Job) -> std::result::Result<(), String>,
+) -> Result<Object<'e>> {
     let (settle, promise) = Settle::new(env)?;
-    std::thread::Builder::new()
-        .name(format!("dcgan-{what}"))
-        .spawn(move || settle.settle(guarded(what, work), to_js))
-        .map_err(|e| Failure::input(format!("cannot start a thread for {what}: {e}")).into_napi(env))?;
+    start(Box::new(move || settle.settle(guarded(what, work), to_js))).map_err(|e| Failure::input(e).into_napi(env))?;
     Ok(promise)
 }
 

@@ -3,6 +3,8 @@
 //! conv 1→32 3×3, ReLU, max-pool 2 → conv 32→64 3×3, ReLU, max-pool 2 → linear 1600→128, ReLU
 //! (the features) → linear 128→10 (the logits). Input: 1×28×28 in [−1, 1].
 use super::stats::Gaussian;
+use crate::adam::Adam;
+use crate::ffi::AdamHyper;
 use crate::error::{Error, Result};
 use crate::layers::sample;
 use crate::weights;
@@ -192,12 +194,11 @@ pub fn train(images: &Tensor, labels: &Tensor, s: &TrainSettings, mut progress: 
     }
     let device = images.device();
     let mut model = Classifier::new(s.seed, device)?;
-    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-    let mut m: Vec<Tensor> = model.params.iter().map(|p| p.f_zeros_like()).collect::<std::result::Result<_, _>>()?;
-    let mut v: Vec<Tensor> = model.params.iter().map(|p| p.f_zeros_like()).collect::<std::result::Result<_, _>>()?;
+    // The library's own Adam (torch.optim.Adam's arithmetic), with PyTorch's default betas.
+    let hyper = AdamHyper { lr: s.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let mut adam = Adam::new(model.params.iter_mut().collect(), hyper, false)?;
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed.wrapping_add(1));
     let batches = n / s.batch_size;
-    let mut t = 0;
     for epoch in 0..s.epochs {
         let mut order: Vec<i64> = (0..n as i64).collect();
         order.shuffle(&mut rng);
@@ -207,18 +208,8 @@ pub fn train(images: &Tensor, labels: &Tensor, s: &TrainSettings, mut progress: 
             let (x, y) = (images.f_index_select(0, &idx)?, labels.f_index_select(0, &idx)?);
             let logits = model.logits(&model.features(&x)?)?;
             let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?;
-            let grads = Tensor::f_run_backward(&[&loss], &model.params, false, false)?;
-            t += 1;
-            let (c1, c2) = (1.0 - f64::powi(b1, t), 1.0 - f64::powi(b2, t));
-            tch::no_grad(|| -> Result<()> {
-                for ((p, g), (m, v)) in model.params.iter_mut().zip(&grads).zip(m.iter_mut().zip(v.iter_mut())) {
-                    let _ = m.f_mul_scalar_(b1)?.f_add_(&g.f_mul_scalar(1.0 - b1)?)?;
-                    let _ = v.f_mul_scalar_(b2)?.f_add_(&g.f_square()?.f_mul_scalar(1.0 - b2)?)?;
-                    let denom = v.f_div_scalar(c2)?.f_sqrt()?.f_add_scalar(eps)?;
-                    let _ = p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(s.lr / c1)?)?;
-                }
-                Ok(())
-            })?;
+            let grads = Tensor::f_run_backward(&[&loss], &adam.params, false, false)?;
+            adam.update(&grads)?;
             if b % 100 == 0 || b + 1 == batches {
                 progress(epoch, b, batches, loss.f_double_value(&[])?);
             }
