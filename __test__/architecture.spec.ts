@@ -7,13 +7,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, DEFAULT_MODEL_CONFIG, DEFAULT_OPTIMIZER_CONFIG, DEFAULT_TRAIN_CONFIG, ErrorCode, PRESETS, resolveTrainConfig } from '../src/index'
 import { OPTION_SCHEMA } from '../src/options'
-import { GAN_OPTION_KEYS, TRAIN_CONFIG_KEYS } from './types/option-keys'
+import { BATCH_OPTION_KEYS, DATASET_SPEC_KEYS, GAN_OPTION_KEYS, TRAIN_CONFIG_KEYS } from './types/option-keys'
 
 const sorted = (keys: Iterable<string>) => [...keys].sort()
 
 test('the TypeScript option types name exactly the fields of the native schema', (t) => {
   t.deepEqual(sorted(Object.keys(TRAIN_CONFIG_KEYS)), sorted(OPTION_SCHEMA.trainKeys))
   t.deepEqual(sorted(Object.keys(GAN_OPTION_KEYS)), sorted(OPTION_SCHEMA.ganKeys))
+  t.deepEqual(sorted(Object.keys(DATASET_SPEC_KEYS)), sorted(OPTION_SCHEMA.datasetKeys))
+  t.deepEqual(sorted(Object.keys(BATCH_OPTION_KEYS)), sorted(OPTION_SCHEMA.batchKeys))
 })
 
 test('defaults and presets come from the native schema, and are what the native side applies', (t) => {

@@ -13,6 +13,8 @@ export interface OptionSchema {
   trainKeys: string[]
   presets: Record<string, Record<string, unknown>>
   datasetKinds: string[]
+  datasetKeys: string[]
+  batchKeys: string[]
   defaultRunSeed: number
 }
 

@@ -2,7 +2,7 @@
 // each object must name every field of its TypeScript type and nothing else, so a field added to
 // the type but not here (or the reverse) fails to compile; architecture.spec.ts then checks these
 // names against the native schema, so a field added on one side only fails the suite.
-import type { DCGANOptions, TrainConfig } from '../../src/index'
+import type { BatchOptions, DatasetSpec, DCGANOptions, TrainConfig } from '../../src/index'
 
 export const TRAIN_CONFIG_KEYS = {
   zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
@@ -17,3 +17,11 @@ export const GAN_OPTION_KEYS = {
   lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true,
   device: true, threads: true, seed: true,
 } satisfies Record<keyof DCGANOptions, true>
+
+export const DATASET_SPEC_KEYS = {
+  kind: true, path: true, split: true, skipCorrupt: true, limit: true, shuffle: true, prefetch: true, workers: true,
+} satisfies Record<keyof DatasetSpec, true>
+
+export const BATCH_OPTION_KEYS = {
+  imageSize: true, channels: true, batchSize: true, seed: true, start: true,
+} satisfies Record<keyof BatchOptions, true>

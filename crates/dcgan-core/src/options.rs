@@ -165,6 +165,20 @@ pub const DEFAULT_WORKERS: u64 = 2;
 const MAX_PREFETCH_OR_WORKERS: u64 = 64;
 
 impl DatasetSpec {
+    /// The field names, from a spec with every field set (absent ones are not serialized).
+    pub fn keys() -> Vec<String> {
+        keys_of(&DatasetSpec {
+            kind: DatasetKind::Mnist,
+            path: Some(Paths::One(String::new())),
+            split: Some(MnistSplit::Train),
+            skip_corrupt: Some(false),
+            limit: Some(1),
+            shuffle: Some(true),
+            prefetch: Some(1),
+            workers: Some(1),
+        })
+    }
+
     pub fn from_json(text: &str) -> Result<DatasetSpec> {
         deserialize(parse_json(text, "the dataset")?, "dataset.")
     }
@@ -228,6 +242,10 @@ pub struct StartPosition {
 }
 
 impl BatchOptions {
+    pub fn keys() -> Vec<String> {
+        keys_of(&BatchOptions { image_size: 0, channels: 1, batch_size: 0, seed: 0, start: None })
+    }
+
     pub fn from_json(text: &str) -> Result<BatchOptions> {
         let o: BatchOptions = deserialize(parse_json(text, "the batch options")?, "")?;
         in_range("imageSize", o.image_size, 1, crate::config::MAX_IMAGE_SIZE)?;
@@ -385,6 +403,8 @@ pub fn schema_json() -> String {
         "trainKeys": TrainConfig::keys(),
         "presets": presets,
         "datasetKinds": DatasetKind::ALL.map(DatasetKind::name),
+        "datasetKeys": DatasetSpec::keys(),
+        "batchKeys": BatchOptions::keys(),
         "defaultRunSeed": DEFAULT_RUN_SEED,
     })
     .to_string()
