@@ -120,3 +120,13 @@ for (const name of ['seed64', 'rgb32']) {
     t.true(apart > 0, 'both layouts gave bit-identical states: DCGAN_CHANNELS_LAST seems to have no effect')
   })
 }
+
+// Measured (`npx ava __test__/parity-options.spec.ts --verbose`): largest |ours − PyTorch| over
+// the stats and both states 1.2e-7 for minimax32, dsteps2 and example-init32; channels-first
+// 4.3e-7 (seed64) and 1.4e-8 (rgb32), while channels-first and channels-last differ from each
+// other by 7.2e-7 and 1.2e-7.
+// Planted bugs, each failing (then reverted):
+// - BatchNorm ε 1e-3 instead of 1e-5 (layers.rs): 5 tests fail (every one that runs a model);
+// - dSteps split dropped, every D update on the whole batch (train.rs): the dSteps test fails
+//   (model.spec.ts's dSteps test, which counts BatchNorm updates, still passed);
+// - minimax loss without its minus sign (train.rs): the minimax test fails (and model.spec.ts's).
