@@ -1,9 +1,11 @@
 // Bad input gets a message that names the field, the value and what is allowed; never a crash.
 import test from 'ava'
-import { writeFileSync, mkdtempSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, openDataset, cudaAvailable, saveImageGrid, type DCGANOptions } from '../src/index'
+import { DCGAN, openDataset, saveImageGrid, type DCGANOptions } from '../src/index'
+import { testNeeding } from './helpers'
 
 const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
 
@@ -31,12 +33,41 @@ for (const [options, message] of badConfigs) {
   })
 }
 
-test('asking for CUDA where there is none says so', async (t) => {
-  if (await cudaAvailable()) return t.pass('this machine has CUDA')
-  // The device is resolved where the model is built, off the JavaScript thread: the first call rejects.
-  await t.throwsAsync(DCGAN.create({ ...small, device: 'cuda' }), { message: /CUDA is not available on this machine.*use 'cpu' or 'auto'/, code: 'ERR_DCGAN_INVALID_OPTION' })
-  await t.throwsAsync(new DCGAN({ ...small, device: 'cuda:1' }).generate(1), { message: /CUDA is not available/ })
+/** What `DCGAN.create({ device })` rejects with for each device, in a process that sees the GPUs `visible` lists. */
+function deviceErrors(visible: string, devices: string[]): { cuda: boolean; messages: string[] } {
+  const script = `
+    const { DCGAN, cudaAvailable } = require(${JSON.stringify(join(__dirname, '..', 'src', 'index.ts'))})
+    ;(async () => {
+      const messages = []
+      for (const device of ${JSON.stringify(devices)}) {
+        // The device is resolved where the model is built, off the JavaScript thread: create() rejects.
+        try { await DCGAN.create({ imageSize: 16, featuresG: 2, featuresD: 2, device }); messages.push('no error') } catch (e) { messages.push(e.message) }
+      }
+      console.log(JSON.stringify({ cuda: await cudaAvailable(), messages }))
+    })()`
+  const env = { ...process.env, CUDA_VISIBLE_DEVICES: visible }
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { env, encoding: 'utf8' })
+  return JSON.parse(out.trim().split('\n').pop()!)
+}
+
+// In a child process with every GPU hidden, so that GPU machines check this message too.
+test('asking for CUDA where there is none says so', (t) => {
+  const r = deviceErrors('', ['cuda', 'cuda:1'])
+  t.false(r.cuda, 'CUDA_VISIBLE_DEVICES="" did not hide the GPUs')
+  t.regex(r.messages[0], /invalid device: got 'cuda'; CUDA is not available on this machine.*use 'cpu' or 'auto'/)
+  t.regex(r.messages[1], /CUDA is not available/)
 })
+
+// A machine with an NVIDIA driver claims CUDA: there libtorch must see it (an addon built without
+// torch_cuda linked would silently train on the CPU).
+testNeeding(
+  'asking for a GPU index beyond the devices says how many there are',
+  { met: existsSync('/dev/nvidiactl') && deviceErrors('0', []).cuda, required: existsSync('/dev/nvidiactl'), reason: existsSync('/dev/nvidiactl') ? 'this machine has an NVIDIA driver (/dev/nvidiactl) but libtorch sees no CUDA device' : 'no CUDA on this machine' },
+  (t) => {
+    const r = deviceErrors('0', ['cuda:0', 'cuda:1'])
+    t.deepEqual(r, { cuda: true, messages: ['no error', "invalid device: got 'cuda:1'; this machine has 1 CUDA device(s), numbered 0 to 0"] })
+  },
+)
 
 test('a real batch of the wrong shape, size or values is rejected with what was expected', async (t) => {
   const gan = new DCGAN(small)

@@ -1,3 +1,4 @@
+import test, { type ExecutionContext } from 'ava'
 import { join } from 'node:path'
 import { DCGAN, readSafetensors, type Tensor } from '../src/index'
 
@@ -46,4 +47,28 @@ export function stateDifferences(actual: Map<string, Tensor>, expected: Map<stri
   }
   for (const name of actual.keys()) if (!expected.has(name)) out.push(`${name}: not in PyTorch's state_dict`)
   return out
+}
+
+/** Whether this is a CI run (`.ci/run` exports CI=true), where no test may be skipped. */
+export const IN_CI = !!process.env.CI && process.env.CI !== 'false'
+
+/** What a test needs from the machine. */
+export interface Need {
+  /** Whether this machine has it. */
+  met: boolean
+  /** What is missing, and how to get it: shown in the skipped test's title or in the failure. */
+  reason: string
+  /** Whether it must be here: in CI, or on a machine that claims the capability. */
+  required: boolean
+}
+
+/**
+ * Registers a test that needs something a machine may lack. Where the need is met it is a plain
+ * test; where it is required but unmet the test fails with the reason; elsewhere it is registered
+ * as ava's `test.skip`, which the summary counts and lists, with the reason in its title.
+ */
+export function testNeeding(title: string, need: Need, fn: (t: ExecutionContext) => void | Promise<void>): void {
+  if (need.met) test(title, fn)
+  else if (need.required) test(title, (t) => t.fail(`cannot run here, where it must: ${need.reason}`))
+  else test.skip(`${title} [skipped: ${need.reason}]`, fn)
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
 import { DCGAN, mnist, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
-import { maxAbsDiff } from './helpers'
+import { IN_CI, maxAbsDiff, testNeeding } from './helpers'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
 const cfg = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 12, device: 'cpu' as const }
@@ -45,9 +45,14 @@ function torchPython(): string | null {
   return JSON.parse(readFileSync(envFile, 'utf8')).python ?? null
 }
 
-test("a saved model loads into the seed's PyTorch modules and computes the same images", async (t) => {
-  const python = torchPython()
-  if (!python) return t.pass('no Python with torch configured (LIBTORCH install); skipped')
+const python = torchPython()
+const pythonNeed = {
+  met: python !== null,
+  required: IN_CI, // CI installs the default way, which records the venv's Python
+  reason: 'no Python with torch is configured (.dcgan-env.json names none: a LIBTORCH install); install with DCGAN_PYTHON or the default venv',
+}
+
+testNeeding("a saved model loads into the seed's PyTorch modules and computes the same images", pythonNeed, async (t) => {
   const dir = tmp()
   const path = join(dir, 'model.safetensors')
   const gan = new DCGAN({ ...cfg, channels: 3, seed: 5 })
@@ -69,7 +74,7 @@ z = torch.tensor(json.loads(sys.stdin.read())).reshape(4, 12, 1, 1)
 with torch.no_grad():
     print(json.dumps(gen(z).flatten().tolist()))
 `
-  const out = execFileSync(python, ['-c', script], { input: JSON.stringify(Array.from(z)), encoding: 'utf8' })
+  const out = execFileSync(python!, ['-c', script], { input: JSON.stringify(Array.from(z)), encoding: 'utf8' })
   const theirs: number[] = JSON.parse(out)
   t.true(maxAbsDiff(ours.data, theirs) < 1e-5)
 })

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { REPORT_CHART_FILES, Trainer, writeReport } from '../src/index'
+import { IN_CI, testNeeding } from './helpers'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
@@ -50,13 +51,13 @@ test('writes report.html, real.png and the charts as PNG files', async (t) => {
   t.notRegex(page, /url\(/)
 })
 
-test('the page in Chromium: charts drawn, images shown, slider, tables, no request leaves the file', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI) t.fail(`${CHROMIUM} is missing; CI must install it (apt-get install chromium in .ci/run)`)
-    else t.log(`SKIPPED: ${CHROMIUM} is absent; install it with \`apt-get install -y chromium\` to check the page in a browser`)
-    t.pass()
-    return
-  }
+const chromiumNeed = {
+  met: existsSync(CHROMIUM),
+  required: IN_CI, // .ci/run installs it
+  reason: `${CHROMIUM} is absent; install it with \`apt-get install -y chromium\` to check the page in a browser`,
+}
+
+testNeeding('the page in Chromium: charts drawn, images shown, slider, tables, no request leaves the file', chromiumNeed, async (t) => {
   const { html } = await tinyRun
   const { chromium } = await import('playwright-core')
   const userDataDir = tmp()

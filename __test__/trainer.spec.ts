@@ -89,11 +89,30 @@ test('training on a JS iterable of batches ends when it is exhausted', async (t)
 })
 
 test('diverging training stops with a clear error and keeps the last good checkpoint', async (t) => {
+  // An lr large enough to diverge does so at the first step, before any checkpoint, and resuming
+  // keeps a run's lr. So the run trains normally (a checkpoint every step) and, after the third
+  // checkpoint, takes the weights of a model that really diverged (lr 1e30, NaN after one step).
+  const model = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu' as const, seed: 5 }
+  const diverged = new DCGAN({ ...model, lr: 1e30 })
+  await t.throwsAsync(diverged.trainStep({ data: new Float32Array(16 * 256).fill(0.5), shape: [16, 1, 16, 16] }), { message: /training diverged/ })
+  t.false(await diverged.allFinite())
+  const nanWeights = join(tmp(), 'diverged.safetensors')
+  await diverged.save(nanWeights)
+
   const dir = tmp()
-  const trainer = new Trainer(tiny(dir, { steps: 50, lr: 1e30, checkpointEvery: 1 }))
-  const e = await t.throwsAsync(trainer.fit({ progress: false }), { instanceOf: NonFiniteError })
-  t.regex(e!.message, /(training diverged at step \d+: lossD = |the weights hold NaN or Infinity at step \d+)/)
-  for (const c of listCheckpoints(dir)) t.true(await (await DCGAN.load(c.path)).allFinite())
+  const trainer = new Trainer(tiny(dir, { steps: 50, checkpointEvery: 1, keepCheckpoints: 10 }))
+  const onCheckpoint = async (c: { step: number }) => {
+    if (c.step === 3) await trainer.gan.loadWeights(nanWeights)
+  }
+  const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onCheckpoint } }), { instanceOf: NonFiniteError })
+  t.regex(e!.message, /the weights hold NaN or Infinity at step 4: training diverged/)
+  const kept = listCheckpoints(dir)
+  t.deepEqual(kept.map((c) => c.step), [1, 2, 3]) // nothing written at or after the divergence
+  const lastGood = kept[kept.length - 1].path
+  t.true(e!.message.includes(`The last good checkpoint is ${lastGood}.`), e!.message)
+  const restored = await DCGAN.load(lastGood)
+  t.true(await restored.allFinite())
+  t.is(restored.config.stepsDone, 3)
 })
 
 // Serial: other tests of this file would otherwise share (and block) this process's event loop.

@@ -140,6 +140,49 @@ class TunedLoop(SeedLoop):
         return loss_disc, loss_gen, disc_real.mean(), disc_fake.mean(), output.mean()
 
 
+class OptionsLoop(SeedLoop):
+    """The seed's loop with dcgan's training options, for the parity fixtures.
+
+    d_steps: k discriminator updates per generator update (the paper's Algorithm 1), the batch
+    split in k equal parts, one per update; the generator update uses the fake images of the last
+    part (as the seed's loop uses the fakes of its single D update). generator_loss "minimax":
+    the generator minimises mean log(1 - D(G(z))), the objective as the paper writes it, instead of
+    the seed's non-saturating BCE(D(G(z)), 1).
+    """
+
+    def __init__(self, gen, disc, d_steps=1, generator_loss="non-saturating"):
+        super().__init__(gen, disc)
+        self.d_steps, self.generator_loss = d_steps, generator_loss
+
+    def step(self, real, noise):
+        gen, disc, criterion = self.gen, self.disc, self.criterion
+        parts = list(zip(real.chunk(self.d_steps), noise.chunk(self.d_steps)))
+        for i, (real_i, noise_i) in enumerate(parts):
+            if i == len(parts) - 1:
+                fake = gen(noise_i)
+            else:
+                with torch.no_grad():  # only the last part's fakes reach the generator update
+                    fake = gen(noise_i)
+            disc_real = disc(real_i).reshape(-1)
+            loss_disc_real = criterion(disc_real, torch.ones_like(disc_real))
+            disc_fake = disc(fake.detach()).reshape(-1)
+            loss_disc_fake = criterion(disc_fake, torch.zeros_like(disc_fake))
+            loss_disc = (loss_disc_real + loss_disc_fake) / 2
+            disc.zero_grad()
+            loss_disc.backward()
+            self.opt_disc.step()
+
+        output = disc(fake).reshape(-1)
+        if self.generator_loss == "minimax":
+            loss_gen = torch.log(1 - output).mean()
+        else:
+            loss_gen = criterion(output, torch.ones_like(output))
+        gen.zero_grad()
+        loss_gen.backward()
+        self.opt_gen.step()
+        return loss_disc, loss_gen, disc_real.mean(), disc_fake.mean(), output.mean()
+
+
 def build(z_dim=100, channels=1, features_g=64, features_d=64, image_size=64, init="seed", device="cpu"):
     gen = Generator(z_dim, channels, features_g, image_size).to(device)
     disc = Discriminator(channels, features_d, image_size).to(device)
