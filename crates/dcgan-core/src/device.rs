@@ -9,7 +9,8 @@ use tch::{Cuda, Device};
 pub enum DeviceSpec {
     Auto,
     Cpu,
-    Cuda(usize),
+    /// A GPU by index; `None` is 'cuda', the first one.
+    Cuda(Option<usize>),
 }
 
 impl DeviceSpec {
@@ -19,11 +20,11 @@ impl DeviceSpec {
             "auto" => Ok(DeviceSpec::Auto),
             "cpu" => Ok(DeviceSpec::Cpu),
             _ => match spec.strip_prefix("cuda") {
-                Some("") => Ok(DeviceSpec::Cuda(0)),
+                Some("") => Ok(DeviceSpec::Cuda(None)),
                 Some(rest) => rest
                     .strip_prefix(':')
                     .and_then(|n| n.parse::<usize>().ok())
-                    .map(DeviceSpec::Cuda)
+                    .map(|i| DeviceSpec::Cuda(Some(i)))
                     .ok_or_else(|| bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N' with N a GPU index")),
                 None => Err(bad("allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'")),
             },
@@ -36,6 +37,7 @@ impl DeviceSpec {
             DeviceSpec::Auto => Ok(Device::cuda_if_available()),
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(index) => {
+                let index = index.unwrap_or(0);
                 let count = Cuda::device_count() as usize;
                 let bad = |why: String| Error::config("device", format!("got '{}'; {why}", self.name()));
                 if count == 0 {
@@ -49,12 +51,13 @@ impl DeviceSpec {
         }
     }
 
-    /// The name the user gave, normalised: 'auto', 'cpu' or 'cuda:N'.
+    /// The name the user gave: 'auto', 'cpu', 'cuda' or 'cuda:N'.
     pub fn name(self) -> String {
         match self {
             DeviceSpec::Auto => "auto".into(),
             DeviceSpec::Cpu => "cpu".into(),
-            DeviceSpec::Cuda(i) => format!("cuda:{i}"),
+            DeviceSpec::Cuda(None) => "cuda".into(),
+            DeviceSpec::Cuda(Some(i)) => format!("cuda:{i}"),
         }
     }
 }
