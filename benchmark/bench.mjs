@@ -9,7 +9,7 @@
 // (SAME_PRECISION) and with the fastest Python variant of the run.
 import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, hostname } from 'node:os'
+import { cpus, hostname, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ROOT, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
@@ -281,10 +281,14 @@ if (args['pipeline-only']) {
   for (const name of names) console.log(name, JSON.stringify(await benchPipeline(CONFIGS[name])))
   process.exit(0)
 }
+// Other processes share the cores: the load average before and after says how much.
+const loadBefore = loadavg().map((x) => +x.toFixed(2))
 const results = []
 for (const name of names) results.push(await benchConfig(name))
+const loadAfter = loadavg().map((x) => +x.toFixed(2))
 const table = markdownTable(results)
-const header = `Machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; torch ${torch.version}; threads ${args.threads}; ${mallocNote()}`
+const header = `Machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; torch ${torch.version}; threads ${args.threads}; ` +
+  `load average (1, 5, 15 min) ${loadBefore.join(', ')} before, ${loadAfter.join(', ')} after; ${mallocNote()}`
 console.log(`\n${header}\n`)
 console.log(table)
 const date = new Date().toISOString().slice(0, 10)
@@ -296,6 +300,6 @@ const malloc = {
   python: pythonMallocTuning,
   pythonEnv: pythonMallocTuning ? PYTHON_MALLOC_ENV : {},
 }
-writeFileSync(out, JSON.stringify({ date, machine: { hostname: hostname(), cpu: cpus()[0]?.model, cores: cpus().length }, torch: torch.version, malloc, variants, ours: ourPrecisions, results }, null, 2) + '\n')
+writeFileSync(out, JSON.stringify({ date, machine: { hostname: hostname(), cpu: cpus()[0]?.model, cores: cpus().length, loadBefore, loadAfter }, torch: torch.version, malloc, variants, ours: ourPrecisions, results }, null, 2) + '\n')
 writeFileSync(out.replace(/\.json$/, '.md'), `${header}\n\n${table}\n`)
 console.log(`\nwrote ${out}`)

