@@ -70,7 +70,10 @@ def parse_args():
     a.variant = a.variant or a.loop
     if not a.variant:
         p.error("give --variant")
-    parse_variant(a.variant)  # rejects unknown names before any work
+    try:
+        parse_variant(a.variant)  # rejects unknown names before any work
+    except ValueError as e:
+        p.error(str(e))
     return a
 
 
