@@ -1,0 +1,262 @@
+"""The GPU check's runs, started by check.sh (which finds the binary, fixtures and torch's libraries).
+
+In order, each in its own process, within --budget-s seconds in all (what does not fit is reported
+as skipped): our parity against PyTorch's fixture (TF32 off, which decides the exit status, then
+with libtorch's default TF32 convolutions for information), then for each batch size our training
+step (default layout, channels-last, bf16 where the build has it) and the eager PyTorch variants,
+then the torch.compile variants, whose first step includes the compilation. Prints one table (and
+writes it with every number to --out as JSON): median ms per step, images/s, the step's necessary
+convolution FLOPs per second (flops.py) and their share of the card's peak for the precision.
+"""
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import flops  # noqa: E402
+
+EAGER = ["tuned", "tuned+channels_last", "tuned+channels_last+bf16"]
+COMPILED = ["tuned+compile", "tuned+compile+bf16"]
+# Our sides: the binary's flags and environment. DCGAN_CHANNELS_LAST picks the layout (gan.rs).
+OURS = {
+    "ours": ([], {"DCGAN_CHANNELS_LAST": "0"}),
+    "ours+channels_last": ([], {"DCGAN_CHANNELS_LAST": "1"}),
+    "ours+bf16": (["--precision", "bf16"], {}),
+}
+# glibc's malloc as this library tunes it for itself (executor.rs), given to the Python workers.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--binary", required=True, help="gpu_check built by prepare.sh")
+    p.add_argument("--fixture", required=True, help="folder with init/io/after3.safetensors (seed64)")
+    p.add_argument("--reference-dir", required=True, help="folder with dcgan.py, variants.py, bench_worker.py")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (32px, 8 features, batches 32,64, 5 steps): a test of the script")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--features", type=int)
+    p.add_argument("--batches", help="comma-separated (default 128,512)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--variants", help=f"Python variants (default {','.join(EAGER + COMPILED)})")
+    p.add_argument("--ours", default=",".join(OURS), help=f"our sides (default {','.join(OURS)})")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: each library's default)")
+    p.add_argument("--cudnn-benchmark", type=int, default=0, help="1: cuDNN autotuning on both sides")
+    p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: 989, H200 SXM)")
+    p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: 494, H200 SXM)")
+    p.add_argument("--budget-s", type=float, default=400, help="seconds for all runs together")
+    p.add_argument("--run-timeout-s", type=float, default=240, help="seconds for one run")
+    p.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc defaults to the Python workers")
+    p.add_argument("--out", default=".", help="folder for gpu-check-<time>.json")
+    a = p.parse_args()
+    quick = a.quick
+    a.image_size = a.image_size or (32 if quick else 64)
+    a.features = a.features or (8 if quick else 64)
+    a.batches = [int(b) for b in (a.batches or ("32,64" if quick else "128,512")).split(",")]
+    a.steps = a.steps or (5 if quick else 50)
+    a.warmup = a.warmup if a.warmup is not None else (2 if quick else 10)
+    a.variants = a.variants.split(",") if a.variants else EAGER + COMPILED
+    a.ours = [o for o in a.ours.split(",") if o]
+    for o in a.ours:
+        if o not in OURS:
+            p.error(f"--ours: unknown side '{o}'; allowed: {', '.join(OURS)}")
+    if a.device.startswith("cuda"):
+        a.peak_bf16_tflops = a.peak_bf16_tflops or 989.0
+        a.peak_tf32_tflops = a.peak_tf32_tflops or 494.0
+    return a
+
+
+class Budget:
+    def __init__(self, seconds, per_run):
+        self.end = time.monotonic() + seconds
+        self.per_run = per_run
+
+    def timeout(self):
+        return min(self.per_run, self.end - time.monotonic())
+
+
+def run_json(cmd, env_extra, budget):
+    """Runs `cmd`; returns (its last JSON line or an error object, wall seconds)."""
+    timeout = budget.timeout()
+    if timeout < 5:
+        return {"skipped": "time budget spent"}, 0.0
+    env = {**os.environ, **env_extra}
+    t0 = time.monotonic()
+    # A session of its own, so that a timeout also ends torch.compile's worker processes.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"skipped": f"stopped after {timeout:.0f} s"}, time.monotonic() - t0
+    wall = time.monotonic() - t0
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line), wall
+            except json.JSONDecodeError:
+                break
+    tail = " | ".join(err.strip().splitlines()[-3:])
+    return {"error": f"exit {proc.returncode}: {tail[-400:]}"}, wall
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def ours_cmd(a, mode, extra):
+    cmd = [a.binary, mode, "--device", a.device]
+    if mode == "parity":
+        return cmd + ["--fixture", a.fixture] + extra
+    sizes = ["--image-size", a.image_size, "--features", a.features, "--steps", a.steps, "--warmup", a.warmup,
+             "--threads", a.threads, "--cudnn-benchmark", a.cudnn_benchmark]
+    return cmd + [str(x) for x in sizes] + extra
+
+
+def python_cmd(a, variant, batch):
+    args = ["--variant", variant, "--image-size", a.image_size, "--features", a.features, "--batch", batch,
+            "--steps", a.steps, "--warmup", a.warmup, "--threads", a.threads, "--device", a.device,
+            "--cudnn-benchmark", a.cudnn_benchmark]
+    return [sys.executable, os.path.join(a.reference_dir, "bench_worker.py")] + [str(x) for x in args]
+
+
+def parity_runs(a, budget):
+    runs = [("strict", {"NVIDIA_TF32_OVERRIDE": "0"})]
+    if a.device.startswith("cuda"):
+        runs.append(("default TF32", {}))  # libtorch lets cuDNN convolutions use TF32 by default
+    out = {}
+    for name, env in runs:
+        say(f"parity ({name})...")
+        out[name], _ = run_json(ours_cmd(a, "parity", []), env, budget)
+        say(f"  {json.dumps(out[name])}")
+    return out
+
+
+def bench_runs(a, budget):
+    python_env = {} if a.no_malloc_tuning else MALLOC_ENV
+    plan = []
+    for batch in a.batches:
+        plan += [("ours", side, batch) for side in a.ours]
+        plan += [("python", v, batch) for v in a.variants if v not in COMPILED]
+    plan += [("python", v, batch) for v in a.variants if v in COMPILED for batch in a.batches]
+    rows = []
+    for kind, side, batch in plan:
+        say(f"{side}, batch {batch}...")
+        if kind == "ours":
+            flags, env = OURS[side]
+            r, wall = run_json(ours_cmd(a, "bench", ["--batch", str(batch)] + flags), env, budget)
+            r.setdefault("precision", "bf16" if "bf16" in side else "fp32")
+        else:
+            r, wall = run_json(python_cmd(a, side, batch), python_env, budget)
+            r["firstStepMs"] = r.get("warmupStepMs", [None])[0] if r.get("warmupStepMs") else None
+            if "stepMs" in r:
+                times = sorted(r["stepMs"])
+                r["medianStepMs"] = quantile(times, 0.5)
+                r["p10StepMs"], r["p90StepMs"] = quantile(times, 0.1), quantile(times, 0.9)
+                r["imagesPerSec"] = batch * 1000 / r["medianStepMs"]
+            r.setdefault("precision", "bf16" if "bf16" in side.split("+") else "fp32")
+        r.update(side=side, batch=batch, wallS=round(wall, 1))
+        say(f"  {summary(r)}")
+        rows.append(r)
+    return rows
+
+
+def quantile(sorted_values, q):
+    i = (len(sorted_values) - 1) * q
+    lo = int(i)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (i - lo)
+
+
+def summary(r):
+    if "medianStepMs" in r:
+        return f"median {r['medianStepMs']:.2f} ms, {r['imagesPerSec']:.0f} images/s"
+    return next(f"{k}: {r[k]}" for k in ("skipped", "error") if k in r)
+
+
+def table(a, rows, flop_per_image):
+    head = ("| side | precision | batch | median ms/step | p10–p90 ms | images/s | useful TFLOP/s | MFU | "
+            "first step ms | ms / ours ms |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    ours = {r["batch"]: r for r in rows if r["side"] == "ours" and "medianStepMs" in r}
+    peaks = {"bf16": a.peak_bf16_tflops, "fp32": a.peak_tf32_tflops}
+    for r in rows:
+        if "medianStepMs" not in r:
+            why = r.get("error") or r.get("skipped")
+            lines.append(f"| {r['side']} | {r['precision']} | {r['batch']} | {why} | | | | | | |")
+            continue
+        tflops = flop_per_image * r["batch"] / (r["medianStepMs"] / 1000) / 1e12
+        peak = peaks.get(r["precision"])
+        mfu = f"{100 * tflops / peak:.1f}%" if peak else "—"
+        first = f"{r['firstStepMs']:.0f}" if r.get("firstStepMs") is not None else "—"
+        base = ours.get(r["batch"])
+        rel = f"{r['medianStepMs'] / base['medianStepMs']:.2f}×" if base else "—"
+        lines.append(f"| {r['side']} | {r['precision']} | {r['batch']} | {r['medianStepMs']:.2f} | "
+                     f"{r['p10StepMs']:.2f}–{r['p90StepMs']:.2f} | {r['imagesPerSec']:.0f} | {tflops:.3g} | {mfu} | "
+                     f"{first} | {rel} |")
+    return "\n".join(lines)
+
+
+def environment(a):
+    info = {"python": sys.executable, "torch": torch.__version__, "platform": platform.platform(),
+            "cudaAvailable": torch.cuda.is_available(), "device": a.device}
+    if a.device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def main():
+    a = parse_args()
+    started = time.monotonic()
+    budget = Budget(a.budget_s, a.run_timeout_s)
+    env = environment(a)
+    say(f"environment: {json.dumps(env)}")
+    torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
+    count = flops.count(a.image_size, a.features, reference_dir=a.reference_dir)
+    say(f"FLOPs per image and step: {json.dumps(count)}")
+    parity = parity_runs(a, budget)
+    rows = bench_runs(a, budget)
+    text = table(a, rows, count["stepFlopPerImage"])
+    strict = parity.get("strict", {})
+    passed = strict.get("pass") is True
+    print()
+    print(f"GPU check: {env.get('gpu', a.device)}; torch {env['torch']}; {a.image_size}px, {a.features} features; "
+          f"{a.steps} timed steps after {a.warmup}; cuDNN benchmark {'on' if a.cudnn_benchmark else 'off'}; "
+          f"Python malloc {'glibc defaults' if a.no_malloc_tuning else 'tuned as ours'}")
+    peaks = (f"MFU against {a.peak_bf16_tflops:g} TFLOPS for bf16 and {a.peak_tf32_tflops:g} TFLOPS (TF32, what "
+             f"cuDNN convolutions use for fp32 by default) for fp32" if a.peak_bf16_tflops and a.peak_tf32_tflops
+             else "no peak given (--peak-bf16-tflops, --peak-tf32-tflops): no MFU")
+    print(f"FLOPs: {count['stepFlopPerImage'] / 1e9:.4g} GFLOP per image per step needed (the tuned PyTorch loop "
+          f"executes {count['tunedLoopFlopPerImage'] / 1e9:.4g}, the seed's {count['countedSeedLoopFlopPerImage'] / 1e9:.4g}; "
+          f"FlopCounterMode agrees); {peaks}")
+    for name, r in parity.items():
+        print(f"parity ({name}): " + (f"max |diff| state {r['maxStateDiff']:.3g} ({r['worstTensor']}), stats "
+                                       f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}: {'PASS' if r['pass'] else 'FAIL'}"
+                                       if "pass" in r else json.dumps(r)))
+    print()
+    print(text)
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump({"environment": env, "args": {k: v for k, v in vars(a).items()}, "flops": count,
+                   "parity": parity, "runs": rows, "table": text,
+                   "pythonMalloc": {} if a.no_malloc_tuning else MALLOC_ENV,
+                   "seconds": round(time.monotonic() - started, 1)}, f, indent=1)
+    print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds our side of the GPU check (crates/dcgan-core/examples/gpu_check.rs, release) on this machine
+# and stages everything the GPU machine needs into one folder (default gpu-check/ at the repository
+# root, ignored by git): the binary, check.sh and its Python helpers, the reference loops and the
+# seed64 parity fixture. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
+#
+#   benchmark/gpu/prepare.sh [STAGE_DIR]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+STAGE="${1:-$ROOT/gpu-check}"
+LIMIT_MIB=64
+
+cd "$ROOT"
+node scripts/with-torch.mjs cargo build --release -p dcgan-core --example gpu_check
+TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dcgan/target}"
+
+rm -rf "$STAGE"
+mkdir -p "$STAGE/bin" "$STAGE/reference" "$STAGE/fixtures/seed64"
+cp "$TARGET_DIR/release/examples/gpu_check" "$STAGE/bin/"
+cp "$HERE/check.sh" "$HERE/check.py" "$HERE/flops.py" "$STAGE/"
+cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
+cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"
+{
+  echo "dcgan GPU check, staged $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+  echo "binary built against torch $(node scripts/with-torch.mjs python -c 'import torch; print(torch.__version__)'),"
+  echo "needs glibc >= $(objdump -T "$STAGE/bin/gpu_check" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)," \
+    "libstdc++ with $(objdump -T "$STAGE/bin/gpu_check" | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)"
+  echo "run: ./check.sh --python /opt/torch/.venv/bin/python [--out DIR]   (test here: --device cpu --quick)"
+} > "$STAGE/MANIFEST.txt"
+(cd "$STAGE" && find . -type f -printf '%s\t%p\n' | sort -k2) >> "$STAGE/MANIFEST.txt"
+
+BYTES="$(du -sb "$STAGE" | cut -f1)"
+cat "$STAGE/MANIFEST.txt"
+echo "staged $STAGE: $((BYTES / 1024)) KiB"
+if (( BYTES > LIMIT_MIB * 1024 * 1024 / 4 )); then
+  echo "prepare.sh: the stage is over a quarter of the $LIMIT_MIB MiB that travel with one call" >&2
+  exit 1
+fi

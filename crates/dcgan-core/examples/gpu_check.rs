@@ -1,0 +1,251 @@
+//! This library's side of benchmark/gpu/check.sh: a binary built on a machine with Rust and run on
+//! one that may have only Python's torch (its libraries found through LD_LIBRARY_PATH).
+//!
+//!   gpu_check bench  --device cuda --image-size 64 --features 64 --batch 128 --steps 50 --warmup 10
+//!   gpu_check parity --device cuda --fixture __test__/fixtures/seed64
+//!
+//! `bench` prints one JSON line: per-step times of `Gan::train_step` (each timed until its numbers
+//! are on the host), their median and images/s. `parity` loads the fixture's initial weights, runs
+//! the three steps of the fixture on its real batches and noise, compares every parameter and
+//! buffer with PyTorch's after3.safetensors and the per-step statistics with its `stats.N`, prints
+//! the largest differences as JSON and exits 1 when one exceeds the tolerance (1e-4 on CUDA, 1e-5 on
+//! the CPU, or --tol).
+use dcgan_core::device::{device_name, parse_device};
+use dcgan_core::model::Network;
+use dcgan_core::{weights, Gan, ModelConfig, StepStats, TrainOptions};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+type Res<T> = Result<T, String>;
+
+/// `--key value` pairs after the mode.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(raw: &[String]) -> Res<Args> {
+        if raw.len() % 2 != 0 {
+            return Err(format!("expected --key value pairs, got {raw:?}"));
+        }
+        let mut map = HashMap::new();
+        for pair in raw.chunks(2) {
+            let key = pair[0].strip_prefix("--").ok_or_else(|| format!("expected --key, got '{}'", pair[0]))?;
+            map.insert(key.to_string(), pair[1].clone());
+        }
+        Ok(Args(map))
+    }
+
+    fn str(&self, key: &str, default: &str) -> String {
+        self.0.get(key).cloned().unwrap_or_else(|| default.to_string())
+    }
+
+    fn int(&self, key: &str, default: i64) -> Res<i64> {
+        match self.0.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("--{key}: '{v}' is not an integer")),
+        }
+    }
+}
+
+/// libtorch registers its CUDA backend when libtorch_cuda.so is loaded; this binary does not link
+/// it (nothing of it is called by name), so load it before the first CUDA query.
+fn load_cuda_backend() -> Res<()> {
+    let name = c"libtorch_cuda.so";
+    // SAFETY: dlopen with a valid C string; the handle is kept for the life of the process.
+    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if handle.is_null() {
+        // SAFETY: dlerror returns a C string owned by libc, or null.
+        let why = unsafe { libc::dlerror() };
+        let why = if why.is_null() { "unknown error".into() } else { unsafe { std::ffi::CStr::from_ptr(why) }.to_string_lossy().into_owned() };
+        return Err(format!("cannot load libtorch_cuda.so (is torch/lib on LD_LIBRARY_PATH?): {why}"));
+    }
+    Ok(())
+}
+
+/// The device named by --device, with CUDA's backend loaded first when it is asked for.
+fn device(args: &Args) -> Res<Device> {
+    let spec = args.str("device", "cpu");
+    if spec != "cpu" {
+        load_cuda_backend()?;
+    }
+    let device = parse_device(&spec).map_err(|e| e.to_string())?;
+    if let Device::Cuda(_) = device {
+        tch::Cuda::cudnn_set_benchmark(args.int("cudnn-benchmark", 0)? != 0);
+    }
+    Ok(device)
+}
+
+/// Only fp32 exists on this branch.
+fn check_precision(args: &Args) -> Res<String> {
+    let precision = args.str("precision", "fp32");
+    // TODO(lead): once dcgan_core::config has the precision option (another branch), parse it here and
+    // set it on the ModelConfig/TrainOptions built in `bench`, instead of refusing everything but fp32.
+    if precision != "fp32" {
+        return Err(format!("--precision {precision}: not available in this build (only fp32)"));
+    }
+    Ok(precision)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (i.floor() as usize, i.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo as f64)
+}
+
+fn bench(args: &Args) -> Res<Value> {
+    let device = device(args)?;
+    let precision = check_precision(args)?;
+    let threads = args.int("threads", 0)?;
+    if threads > 0 {
+        dcgan_core::set_threads(threads as i32).map_err(|e| e.to_string())?;
+    }
+    let (size, features, batch) = (args.int("image-size", 64)?, args.int("features", 64)?, args.int("batch", 128)?);
+    let (steps, warmup) = (args.int("steps", 50)?, args.int("warmup", 10)?);
+    if steps < 1 || warmup < 0 {
+        return Err("--steps must be at least 1 and --warmup at least 0".into());
+    }
+    let model = ModelConfig { image_size: size, features_g: features, features_d: features, channels: 1, ..Default::default() };
+    let mut gan = Gan::new(model, TrainOptions::default(), device, Some(0)).map_err(|e| e.to_string())?;
+    // Resident on the device, as the Python worker keeps its batch: the step is timed, not the copy.
+    let real = (Tensor::rand([batch, 1, size, size], (Kind::Float, Device::Cpu)) * 2.0 - 1.0).to_device(device);
+    let mut times = Vec::new();
+    let mut first_ms = 0.0;
+    let mut last = None;
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        // Returns after one host read of the step's statistics: the step is complete on the device.
+        let stats = gan.train_step(&real, None).map_err(|e| e.to_string())?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if i == 0 {
+            first_ms = ms;
+        }
+        if i >= warmup {
+            times.push(ms);
+        }
+        last = Some(stats);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = quantile(&times, 0.5);
+    let last = last.expect("at least one step");
+    Ok(json!({
+        "mode": "bench", "side": "ours", "device": device_name(device), "precision": precision,
+        "channelsLast": gan.channels_last, "imageSize": size, "features": features, "batch": batch,
+        "steps": steps, "warmup": warmup, "threads": tch::get_num_threads(),
+        "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0,
+        "medianStepMs": median, "p10StepMs": quantile(&times, 0.1), "p90StepMs": quantile(&times, 0.9),
+        "imagesPerSec": batch as f64 * 1000.0 / median, "firstStepMs": first_ms,
+        "lossesLastStep": [last.loss_d, last.loss_g],
+    }))
+}
+
+fn load(path: &Path) -> Res<weights::Loaded> {
+    weights::load(path).map_err(|e| e.to_string())
+}
+
+fn tensor<'a>(file: &'a weights::Loaded, name: &str, path: &Path) -> Res<&'a Tensor> {
+    file.tensors.get(name).ok_or_else(|| format!("{} has no tensor '{name}'", path.display()))
+}
+
+/// The model configuration that make_fixtures.py stores in the fixture's metadata.
+fn fixture_model(io: &weights::Loaded, path: &Path) -> Res<ModelConfig> {
+    let text = io.metadata.get("config").ok_or_else(|| format!("{} has no 'config' metadata", path.display()))?;
+    let c: Value = serde_json::from_str(text).map_err(|e| format!("bad 'config' metadata: {e}"))?;
+    let field = |k: &str| c[k].as_i64().ok_or_else(|| format!("'config' metadata lacks {k}"));
+    Ok(ModelConfig {
+        z_dim: field("zDim")?,
+        channels: field("channels")?,
+        features_g: field("featuresG")?,
+        features_d: field("featuresD")?,
+        image_size: field("imageSize")?,
+        ..Default::default()
+    })
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> Res<f64> {
+    if a.size() != b.size() {
+        return Err(format!("shape {:?} against {:?}", a.size(), b.size()));
+    }
+    let a = a.to_device(Device::Cpu).to_kind(Kind::Double);
+    let b = b.to_kind(Kind::Double);
+    Ok((a - b).abs().max().double_value(&[]))
+}
+
+fn stats_diff(stats: &StepStats, expected: &Tensor) -> Res<f64> {
+    let got = Tensor::from_slice(&[stats.loss_d, stats.loss_g, stats.d_real, stats.d_fake, stats.d_fake_after]);
+    max_abs_diff(&got, expected)
+}
+
+fn parity(args: &Args) -> Res<(Value, bool)> {
+    let device = device(args)?;
+    check_precision(args)?;
+    let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
+    let (io_path, init_path, after_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"), dir.join("after3.safetensors"));
+    let (io, init, after) = (load(&io_path)?, load(&init_path)?, load(&after_path)?);
+    let model = fixture_model(&io, &io_path)?;
+    let mut gan = Gan::new(model, TrainOptions::default(), device, Some(0)).map_err(|e| e.to_string())?;
+    gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+
+    let mut stats_max = 0.0f64;
+    for step in 1..=3 {
+        let real = tensor(&io, &format!("real.{step}"), &io_path)?;
+        let noise = tensor(&io, &format!("noise.{step}"), &io_path)?;
+        let stats = gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?;
+        stats_max = stats_max.max(stats_diff(&stats, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
+    }
+    let (mut state_max, mut worst) = (0.0f64, String::new());
+    let state = gan.generator.state().into_iter().chain(gan.discriminator.state());
+    let mut compared = 0;
+    for (name, actual, _) in state {
+        let d = max_abs_diff(&actual, tensor(&after, &name, &after_path)?).map_err(|e| format!("'{name}': {e}"))?;
+        compared += 1;
+        if worst.is_empty() || d > state_max {
+            (state_max, worst) = (d, name);
+        }
+    }
+    let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
+    let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
+    let pass = state_max <= tol && stats_max <= tol;
+    let report = json!({
+        "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(),
+        "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
+        "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
+    });
+    Ok((report, pass))
+}
+
+fn run() -> Res<bool> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: gpu_check bench|parity [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
+    let mode = raw.first().ok_or(usage)?;
+    let args = Args::parse(&raw[1..])?;
+    // As the library does before its first step (the addon's libtorch thread, the data loader).
+    dcgan_core::executor::tune_malloc();
+    match mode.as_str() {
+        "bench" => {
+            println!("{}", bench(&args)?);
+            Ok(true)
+        }
+        "parity" => {
+            let (report, pass) = parity(&args)?;
+            println!("{report}");
+            Ok(pass)
+        }
+        _ => Err(usage.into()),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("gpu_check: {e}");
+            println!("{}", json!({ "error": e }));
+            ExitCode::from(2)
+        }
+    }
+}
