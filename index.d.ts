@@ -53,6 +53,11 @@ export declare class NativeGan {
   /** `n` latent vectors z ~ N(0, I) (n×zDim values) drawn with `seed`, as `generate` draws them. */
   latent(n: number, seed: number): Promise<TensorData>
   /**
+   * Replaces the optimiser settings (JSON: every field of `OptimizerConfig`, absent ones
+   * default) from the next step on; the Adam moments are kept.
+   */
+  setOptimizer(optionsJson: string): Promise<void>
+  /**
    * Loads PyTorch-named weights (`gen.*` and/or `disc.*` keys, as the seed's `state_dict`) into
    * this model. Resolves to the networks that were found: 'generator', 'discriminator'.
    */

@@ -113,6 +113,20 @@ export class RunDir {
     return stepFiles(join(this.path, 'samples'), SAMPLE)
   }
 
+  /** Drops the lines of `metrics.jsonl` past `step` (and torn ones), so a resumed run logs each step once. */
+  async trimMetrics(step: number): Promise<void> {
+    if (!existsSync(this.metricsFile)) return
+    const lines = readFileSync(this.metricsFile, 'utf8').split('\n').filter((line) => line.trim() !== '')
+    const kept = lines.filter((line) => {
+      try {
+        return (JSON.parse(line) as { step?: unknown }).step as number <= step
+      } catch {
+        return false
+      }
+    })
+    if (kept.length < lines.length) await writeFileAtomicAsync(this.metricsFile, kept.map((l) => l + '\n').join(''))
+  }
+
   /** Deletes all but the newest `keep` checkpoints, and temporary files left by writers that died. */
   pruneCheckpoints(keep: number): void {
     const all = this.checkpoints()

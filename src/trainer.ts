@@ -1,7 +1,9 @@
+import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
+import { OPTION_SCHEMA } from './options'
 import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
 import { modelOptions, type PresetName, resolveTrainConfig, type TrainConfig } from './train-config'
 
@@ -31,6 +33,10 @@ interface TrainerState {
   step: number
   data: DataPosition
 }
+
+/** Fields a resumed run cannot change: the weights' shape and initialisation, the seed, the data. */
+const FIXED_ON_RESUME = [...Object.keys(OPTION_SCHEMA.model), 'seed', 'dataset']
+const OPTIMIZER_KEYS = Object.keys(OPTION_SCHEMA.optimizer) as Array<keyof OptimizerConfig>
 
 /** A model and training state loaded from a checkpoint, handed by `Trainer.resume` to the constructor. */
 class Restored {
@@ -76,17 +82,30 @@ export class Trainer {
 
   /**
    * Continues a run from a checkpoint (a file, or a run folder for its latest checkpoint) exactly
-   * where it stopped. `overrides` may extend the run (`steps`, `epochs`) or move its outputs.
+   * where it stopped, in the run folder the checkpoint lies in (a path stored in the checkpoint
+   * is never used). `overrides` may extend the run (`steps`, `epochs`), change the optimiser
+   * (`lr`, …; it takes effect from the next step), the schedule of outputs, or move them
+   * (`outDir`). The model's shape, `seed` and `dataset` cannot change: the weights and the data
+   * order depend on them.
    */
-  static async resume(pathOrRun: string, overrides: Partial<Pick<TrainConfig, 'steps' | 'epochs' | 'outDir' | 'device' | 'threads' | 'checkpointEvery' | 'sampleEvery' | 'keepCheckpoints'>> = {}): Promise<Trainer> {
+  static async resume(pathOrRun: string, overrides: Partial<Omit<TrainConfig, keyof ModelConfig | 'seed' | 'dataset'>> = {}): Promise<Trainer> {
     const file = findCheckpoint(pathOrRun)
     const info = readCheckpointInfo(file)
     if (!info.trainer) throw new DcganError(ErrorCode.FILE, `${file}: is a model file without training state; load it with DCGAN.load instead`)
+    const fixed = Object.keys(overrides).filter((k) => FIXED_ON_RESUME.includes(k) && (overrides as Record<string, unknown>)[k] !== undefined)
+    if (fixed.length > 0) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, `cannot change ${fixed.join(', ')} when resuming: the checkpoint's weights and data order depend on it; start a new run instead`)
+    }
+    const outDir = overrides.outDir ?? RunDir.of(file)?.path
+    if (outDir === undefined) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, `${file}: is not in a run folder's checkpoints/; say where the resumed run goes with outDir`)
+    }
     const state = info.trainer as unknown as TrainerState
-    const config = { ...state.config, ...overrides }
+    const config = { ...state.config, ...overrides, outDir }
     if (overrides.epochs !== undefined && overrides.steps === undefined) delete config.steps
-    resolveTrainConfig(config) // fail on bad overrides before loading anything
-    const gan = await DCGAN.load(file, { device: config.device })
+    const resolved = resolveTrainConfig(config) // fail on bad overrides before loading anything
+    const gan = await DCGAN.load(file, { device: resolved.device })
+    await gan.native.setOptimizer(JSON.stringify(Object.fromEntries(OPTIMIZER_KEYS.map((k) => [k, resolved[k]]))))
     return new Trainer(config, undefined, new Restored(gan, state, file))
   }
 
@@ -109,6 +128,8 @@ export class Trainer {
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
     const unlock = this.#run.lock()
     try {
+      // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
+      if (this.#step > 0) await this.#run.trimMetrics(this.#step)
       return await this.#fit(options, dataset, total, started)
     } finally {
       unlock()

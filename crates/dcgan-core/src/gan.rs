@@ -66,6 +66,16 @@ impl Gan {
         Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0 })
     }
 
+    /// Changes the optimiser settings from the next step on (a resumed run's new lr, say); the
+    /// Adam moments are kept.
+    pub fn set_train_options(&mut self, train: TrainOptions) -> Result<()> {
+        train.validate()?;
+        self.opt_g.hyper = hyper(&train);
+        self.opt_d.hyper = hyper(&train);
+        self.train = train;
+        Ok(())
+    }
+
     /// `n` latent vectors z ~ N(0, I), shaped n×zDim×1×1, from `rng`.
     pub fn latent(&self, rng: &mut impl Rng, n: i64) -> Result<Tensor> {
         normal(rng, 0.0, 1.0, &[n, self.model.z_dim, 1, 1], self.device)

@@ -80,6 +80,17 @@ impl GanOptions {
     }
 }
 
+impl TrainOptions {
+    /// Parses and validates optimiser options alone (`{ lr, beta1, … }`), over the defaults.
+    pub fn from_json(text: &str) -> Result<TrainOptions> {
+        let map = parse_object(text, "optimizer options")?;
+        reject_unknown(&map, &keys_of(&TrainOptions::default()), "optimizer option")?;
+        let t: TrainOptions = part(&map, "")?;
+        t.validate()?;
+        Ok(t)
+    }
+}
+
 /// The built-in datasets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

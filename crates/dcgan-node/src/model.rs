@@ -18,7 +18,8 @@ pub struct Model {
     slot: Mutex<Slot>,
     steps_done: AtomicI64,
     pub model: ModelConfig,
-    train: TrainOptions,
+    /// The optimiser settings as of the last call (they change on resume).
+    train: Mutex<TrainOptions>,
     /// The device asked for, and the one in use once the model is built.
     requested: DeviceSpec,
     device: Mutex<Option<tch::Device>>,
@@ -40,7 +41,7 @@ impl Model {
         Arc::new(Model {
             steps_done: AtomicI64::new(gan.steps_done),
             model: gan.model.clone(),
-            train: gan.train.clone(),
+            train: Mutex::new(gan.train.clone()),
             requested: DeviceSpec::parse(&device_name(gan.device)).unwrap_or(DeviceSpec::Cpu),
             device: Mutex::new(Some(gan.device)),
             slot: Mutex::new(Slot::Ready(Box::new(gan))),
@@ -67,6 +68,7 @@ pub fn with_gan<T>(shared: &Shared, f: impl FnOnce(&mut Gan) -> dcgan_core::Resu
     };
     let out = f(gan);
     shared.steps_done.store(gan.steps_done, Ordering::Relaxed);
+    *shared.train.lock().unwrap_or_else(|p| p.into_inner()) = gan.train.clone();
     out
 }
 
@@ -154,7 +156,7 @@ impl NativeGan {
             slot: Mutex::new(Slot::Pending),
             steps_done: AtomicI64::new(0),
             model: o.model.clone(),
-            train: o.train.clone(),
+            train: Mutex::new(o.train.clone()),
             requested,
             device: Mutex::new(None),
         });
@@ -193,7 +195,7 @@ impl NativeGan {
     pub fn config_json(&self) -> String {
         let g = &self.gan;
         serde_json::json!({
-            "model": g.model, "train": g.train,
+            "model": g.model, "train": *g.train.lock().unwrap_or_else(|p| p.into_inner()),
             "device": g.device_name(), "stepsDone": g.steps_done.load(Ordering::Relaxed),
         })
         .to_string()
@@ -287,6 +289,14 @@ impl NativeGan {
             let z = g.latent(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), n)?;
             HostTensor::of("z", &z.f_view([n, g.model.z_dim])?)
         })
+    }
+
+    /// Replaces the optimiser settings (JSON: every field of `OptimizerConfig`, absent ones
+    /// default) from the next step on; the Adam moments are kept.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_optimizer<'e>(&self, env: &'e Env, options_json: String) -> Result<Object<'e>> {
+        let train = sync(env, TrainOptions::from_json(&options_json))?;
+        self.call(env, "setOptimizer", same, move |g| g.set_train_options(train))
     }
 
     /// Loads PyTorch-named weights (`gen.*` and/or `disc.*` keys, as the seed's `state_dict`) into
