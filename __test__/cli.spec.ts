@@ -26,6 +26,11 @@ test('--help for the program and each command, exit 0', (t) => {
   t.true(dcgan('train', '--help').stdout.includes('--checkpoint-every <n>'))
 })
 
+test('--version prints the version of package.json, exit 0', (t) => {
+  const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'))
+  for (const flag of ['--version', '-V']) t.deepEqual(dcgan(flag), { code: 0, stdout: `${version}\n`, stderr: '' })
+})
+
 test('bad input exits non-zero with a one-line reason', (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['train', '--image-size', '48', '--out', tmp()], /^dcgan: invalid imageSize: got 48; allowed: a power of two/],

@@ -2,6 +2,7 @@
 // The `dcgan` command: train, generate, interpolate, arithmetic, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
@@ -12,6 +13,11 @@ import { findCheckpoint, readCheckpointInfo } from './run-dir'
 import { interpolate, saveImages, vectorArithmetic } from './sampling'
 import { PRESETS, type PresetName, type TrainConfig } from './train-config'
 import { Trainer } from './trainer'
+
+/** This package's version, from its package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version
+}
 
 /** An integer flag value; commander reports the message with the flag's name. */
 function int(value: string): number {
@@ -185,7 +191,10 @@ function inspect(o: { checkpoint: string }): void {
 }
 
 export function program(): Command {
-  const p = new Command('dcgan').description('Train and use DCGANs (Radford et al.) on libtorch from Node.js').showHelpAfterError('(add --help for usage)')
+  const p = new Command('dcgan')
+    .description('Train and use DCGANs (Radford et al.) on libtorch from Node.js')
+    .version(packageVersion(), '-V, --version', 'print the version of dcgan')
+    .showHelpAfterError('(add --help for usage)')
   const t = p
     .command('train')
     .description('train a DCGAN; Ctrl-C finishes the step, writes a checkpoint and exits')
