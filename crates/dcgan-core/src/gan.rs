@@ -198,6 +198,27 @@ impl Gan {
         weights::save(path, &self.named_tensors(), meta)
     }
 
+    /// Refuses a state that training cannot have produced, naming the tensor: NaN or infinite
+    /// values, a negative variance or second moment, a negative step count.
+    fn check_state(&self) -> std::result::Result<(), String> {
+        for (name, t) in self.named_tensors() {
+            let bad = |why: &str| format!("tensor '{name}' {why}; the file is corrupt or was written by a run that diverged");
+            if t.f_isfinite().and_then(|f| f.f_all()).and_then(|a| a.f_int64_value(&[])).map_err(|e| e.to_string())? == 0 {
+                return Err(bad("holds NaN or infinite values"));
+            }
+            let never_negative = name.ends_with(".running_var") || name.starts_with("optim.") && name.contains(".exp_avg_sq.");
+            if never_negative && t.f_lt(0.0).and_then(|n| n.f_any()).and_then(|a| a.f_int64_value(&[])).map_err(|e| e.to_string())? != 0 {
+                return Err(bad("holds negative values, which a variance cannot have"));
+            }
+        }
+        for (net, step) in [("gen", self.opt_g.step), ("disc", self.opt_d.step)] {
+            if step < 0 || self.steps_done < 0 {
+                return Err(format!("optim.{net}.step is {step} and steps {}: step counts cannot be negative", self.steps_done));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether every parameter and buffer is finite.
     pub fn all_finite(&self) -> Result<bool> {
         for (_, t, _) in self.generator.state().into_iter().chain(self.discriminator.state()) {
@@ -239,6 +260,7 @@ impl Gan {
         gan.rng = ChaCha8Rng::from_seed(seed);
         gan.rng.set_stream(rng.stream);
         gan.rng.set_word_pos(rng.word_pos.parse().map_err(|_| Error::file(path, "bad 'rng' metadata: word_pos"))?);
+        gan.check_state().map_err(|e| Error::file(path, e))?;
         Ok(gan)
     }
 }
