@@ -1,8 +1,11 @@
 // libtorch calls that the tch crate does not expose. Each function returns nullptr on success or
 // the text of the C++ exception, valid until the next call on the same thread.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 using at::Tensor;
@@ -59,6 +62,56 @@ const char *dcgan_adam_step(Tensor **params, Tensor **grads, Tensor **exp_avgs,
       Tensor denom = (exp_avg_sqs[i]->sqrt() / bias_correction2_sqrt).add_(eps);
       param.addcdiv_(*exp_avgs[i], denom, -step_size);
     }
+  )
+}
+
+// The device types an autocast region may be opened for (values of c10::DeviceType).
+static at::DeviceType autocast_device(int device_type) {
+  switch (device_type) {
+    case 0: return at::kCPU;
+    case 1: return at::kCUDA;
+    default: throw std::invalid_argument("autocast: device type must be 0 (cpu) or 1 (cuda)");
+  }
+}
+
+// What torch.autocast(device, dtype=torch.bfloat16).__enter__ does: remembers the thread's
+// autocast state in `prev` (enabled, dtype, cache enabled), then enables autocast for the device
+// with bfloat16, increments the nesting and enables the weight-cast cache.
+const char *dcgan_autocast_enter_bf16(int device_type, int *prev) {
+  GUARD(
+    const at::DeviceType device = autocast_device(device_type);
+    prev[0] = at::autocast::is_autocast_enabled(device);
+    prev[1] = static_cast<int>(at::autocast::get_autocast_dtype(device));
+    prev[2] = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_enabled(device, true);
+    at::autocast::set_autocast_dtype(device, at::kBFloat16);
+    at::autocast::increment_nesting();
+    at::autocast::set_autocast_cache_enabled(true);
+  )
+}
+
+// What torch.autocast.__exit__ does: leaving the outermost region clears the cache of weights
+// cast to bfloat16 (they change in the optimiser step), then the state from `prev` is restored.
+const char *dcgan_autocast_exit(int device_type, const int *prev) {
+  GUARD(
+    const at::DeviceType device = autocast_device(device_type);
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    at::autocast::set_autocast_enabled(device, prev[0] != 0);
+    at::autocast::set_autocast_dtype(device, static_cast<at::ScalarType>(prev[1]));
+    at::autocast::set_autocast_cache_enabled(prev[2] != 0);
+  )
+}
+
+// Whether oneDNN runs bfloat16 convolutions on this CPU: the check PyTorch itself makes
+// (torch.ops.mkldnn._is_mkldnn_bf16_supported), reached through the dispatcher.
+const char *dcgan_cpu_bf16_supported(int *out) {
+  GUARD(
+    auto op = c10::Dispatcher::singleton()
+                  .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+                  .typed<bool()>();
+    *out = op.call() ? 1 : 0;
   )
 }
 

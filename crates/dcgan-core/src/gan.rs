@@ -54,6 +54,7 @@ impl Gan {
     pub fn new(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
         model.validate()?;
         train.validate()?;
+        train.validate_for(device)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
         let mut generator = Generator::new(&model, &mut rng, device)?;
         let mut discriminator = Discriminator::new(&model, &mut rng, device)?;

@@ -16,7 +16,7 @@ pub mod model;
 pub mod train;
 pub mod weights;
 
-pub use config::{GeneratorLoss, Init, ModelConfig, TrainOptions};
+pub use config::{GeneratorLoss, Init, ModelConfig, Precision, TrainOptions};
 pub use error::{Error, Result};
 pub use gan::Gan;
 pub use layers::NormMode;

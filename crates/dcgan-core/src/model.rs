@@ -173,11 +173,21 @@ impl Discriminator {
 
     /// `x` is N×C×S×S; returns N probabilities that each image is real.
     pub fn forward(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        Ok(self.last_conv(x, mode)?.f_sigmoid()?.f_reshape([-1])?)
+    }
+
+    /// The N pre-sigmoid outputs (logits): what a loss that is safe in bfloat16 takes.
+    pub fn logits(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        Ok(self.last_conv(x, mode)?.f_reshape([-1])?)
+    }
+
+    /// Every layer but the Sigmoid: N×1×1×1.
+    fn last_conv(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
         let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, true)?;
         for block in &mut self.blocks {
             h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
         }
-        Ok(self.out.forward(&h)?.f_sigmoid()?.f_reshape([-1])?)
+        self.out.forward(&h)
     }
 
     /// The input of the last convolution (N×8f×4×4 for the seed's sizes): the features that

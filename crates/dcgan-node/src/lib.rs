@@ -4,7 +4,7 @@
 
 mod eval;
 
-use dcgan_core::{device, input, weights, Error as CoreError, Gan, GeneratorLoss, Init, ModelConfig, NormMode, TrainOptions};
+use dcgan_core::{device, input, weights, Error as CoreError, Gan, GeneratorLoss, Init, ModelConfig, NormMode, Precision, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -78,6 +78,8 @@ pub struct NativeOptions {
     pub d_steps: Option<f64>,
     /// 'non-saturating' or 'minimax'.
     pub generator_loss: Option<String>,
+    /// 'fp32' (default) or 'bf16' (PyTorch autocast: bfloat16 convolutions, float32 weights and losses).
+    pub precision: Option<String>,
     /// 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
     pub device: Option<String>,
     /// CPU threads for libtorch (process-wide).
@@ -108,6 +110,7 @@ fn train_options(o: &NativeOptions) -> Result<TrainOptions> {
         eps: o.eps.unwrap_or(d.eps),
         d_steps: int_option("dSteps", o.d_steps, d.d_steps)?,
         generator_loss: enum_option("generatorLoss", &o.generator_loss, d.generator_loss, &losses)?,
+        precision: enum_option("precision", &o.precision, d.precision, &[("fp32", Precision::Fp32), ("bf16", Precision::Bf16)])?,
     })
 }
 
