@@ -195,6 +195,8 @@ export interface NativeOptions {
   dSteps?: number
   /** 'non-saturating' or 'minimax'. */
   generatorLoss?: string
+  /** 'fp32' (default) or 'bf16' (PyTorch autocast: bfloat16 convolutions, float32 weights and losses). */
+  precision?: string
   /** 'auto' | 'cpu' | 'cuda' | 'cuda:N'. */
   device?: string
   /** CPU threads for libtorch (process-wide). */
