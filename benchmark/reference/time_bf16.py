@@ -19,14 +19,18 @@ from make_bf16_fixtures import AutocastLoop  # noqa: E402
 
 def median_ms(loop, real, z_dim, steps, warmup):
     times = []
+    cpu_start = time.process_time()
     for i in range(warmup + steps):
+        if i == warmup:
+            cpu_start = time.process_time()
         noise = torch.randn(real.shape[0], z_dim, 1, 1)
         t0 = time.perf_counter()
         loop.step(real, noise)
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
+    cpu_per_step = (time.process_time() - cpu_start) * 1000 / steps
     times.sort()
-    return times[len(times) // 2], times[0]
+    return times[len(times) // 2], times[0], cpu_per_step
 
 
 def main():
@@ -50,9 +54,10 @@ def main():
             gen, disc = gen.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
             real = real.contiguous(memory_format=torch.channels_last)
             loop = AutocastLoop(gen, disc)
-        med, best = median_ms(loop, real, 100, a.steps, a.warmup)
+        med, best, cpu = median_ms(loop, real, 100, a.steps, a.warmup)
         print(json.dumps({"loop": name, "imageSize": a.image_size, "features": a.features, "batch": a.batch,
-                          "threads": a.threads, "steps": a.steps, "medianMs": round(med, 3), "minMs": round(best, 3)}))
+                          "threads": a.threads, "steps": a.steps, "medianMs": round(med, 3), "minMs": round(best, 3),
+                          "cpuMsPerStep": round(cpu, 3)}))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,48 @@ impl Conv {
     }
 }
 
+/// How a layer whose kernel covers its whole input or output (G's first: 1×1 → 4×4, D's last:
+/// 4×4 → 1×1) is computed. Both ways give the same sums; oneDNN's bfloat16 weight gradient of
+/// such a layer is very slow (tens of ms for 0.1 GFLOP), a matrix product's is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dense {
+    Convolution,
+    Matmul,
+}
+
+impl Conv {
+    /// `forward`, or for a dense layer with `Dense::Matmul` the same map as one matrix product
+    /// on channels-last views (no copies when input and weight are channels-last).
+    pub fn forward_dense(&self, x: &Tensor, how: Dense) -> Result<Tensor> {
+        if how == Dense::Convolution || !self.is_dense() {
+            return self.forward(x);
+        }
+        let n = x.size()[0];
+        let nhwc = |t: &Tensor| t.f_permute([0, 2, 3, 1]);
+        if self.transposed {
+            // z: N×I×1×1, weight I×O×4×4: out[n, :, :, o] = Σi z[n, i] w[i, :, :, o].
+            let (i, o) = (self.weight.size()[0], self.weight.size()[1]);
+            let w = nhwc(&self.weight)?.f_reshape([i, KERNEL * KERNEL * o])?;
+            let y = x.f_reshape([n, i])?.f_matmul(&w)?.f_view([n, KERNEL, KERNEL, o])?.f_permute([0, 3, 1, 2])?;
+            return Ok(match &self.bias {
+                Some(b) => y.f_add(&b.f_view([1, o, 1, 1])?)?,
+                None => y,
+            });
+        }
+        // x: N×C×4×4, weight O×C×4×4: out[n, o] = Σ x[n, c, h, w] w[o, c, h, w], then N×O×1×1.
+        let o = self.weight.size()[0];
+        let xs = nhwc(x)?.f_reshape([n, -1])?;
+        let w = nhwc(&self.weight)?.f_reshape([o, -1])?;
+        Ok(xs.f_linear(&w, self.bias.as_ref())?.f_view([n, o, 1, 1])?)
+    }
+
+    /// Whether the kernel covers the whole input (transposed: a 1×1 input) so that
+    /// `forward_dense` applies.
+    pub fn is_dense(&self) -> bool {
+        self.padding == 0 && (self.transposed == (self.stride == 1))
+    }
+}
+
 impl BatchNorm {
     pub fn new(rng: &mut impl Rng, channels: i64, weight_mean: f32, device: Device) -> Result<BatchNorm> {
         Ok(BatchNorm {
@@ -124,7 +166,12 @@ pub enum Activation {
 
 impl Block {
     pub fn forward(&mut self, x: &Tensor, mode: NormMode, act: &Activation) -> Result<Tensor> {
-        let mut y = self.bn.forward(&self.conv.forward(x)?, mode)?;
+        self.forward_with(x, mode, act, Dense::Convolution)
+    }
+
+    /// `forward`, with a dense convolution computed as `dense` says.
+    pub fn forward_with(&mut self, x: &Tensor, mode: NormMode, act: &Activation, dense: Dense) -> Result<Tensor> {
+        let mut y = self.bn.forward(&self.conv.forward_dense(x, dense)?, mode)?;
         // In place is safe: BatchNorm's backward needs its input, not its output.
         match act {
             Activation::Relu => Ok(y.f_relu_()?),
