@@ -23,6 +23,7 @@ extern "C" {
     fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
     fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
     fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
+    fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
 }
 
 fn check(err: *const c_char) -> Result<()> {
@@ -50,6 +51,15 @@ pub fn leaky_relu(x: &Tensor, slope: f64, in_place: bool) -> Result<Tensor> {
 pub fn channels_last(x: &Tensor) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     check(unsafe { dcgan_channels_last(raw(x), &mut out) })?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// A 4×4, stride-2, padding-1 (transposed) convolution without bias of bfloat16 `x` and `w`:
+/// libtorch's forward and input gradient, the weight gradient as one matrix product.
+pub fn conv_matmul_weight_grad(x: &Tensor, w: &Tensor, transposed: bool) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(unsafe { dcgan_conv_matmul_weight_grad(raw(x), raw(w), transposed as c_int, &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }

@@ -8,7 +8,7 @@ use crate::config::{GeneratorLoss, Precision};
 use crate::error::{Error, Result};
 use crate::ffi::AutocastGuard;
 use crate::gan::Gan;
-use crate::layers::{Dense, NormMode};
+use crate::layers::{Lowering, NormMode};
 use tch::{Kind, Reduction, Tensor};
 
 /// What one step measured, as the seed logs it.
@@ -121,11 +121,11 @@ impl Gan {
             // Only the last fake batch feeds the generator update, so only it keeps a graph.
             let fake_i = {
                 let _autocast = self.autocast_region()?;
-                let dense = self.dense_layers();
+                let how = self.lowering();
                 if last {
-                    self.generator.forward_with(z_i, NormMode::Train, dense)?
+                    self.generator.forward_with(z_i, NormMode::Train, how)?
                 } else {
-                    tch::no_grad(|| self.generator.forward_with(z_i, NormMode::Train, dense))?
+                    tch::no_grad(|| self.generator.forward_with(z_i, NormMode::Train, how))?
                 }
             };
             d_stats = Some(self.discriminator_update(real_i, &fake_i.f_detach()?)?);
@@ -154,16 +154,16 @@ impl Gan {
     fn discriminator_output(&mut self, x: &Tensor) -> Result<Tensor> {
         match self.train.precision {
             Precision::Fp32 => self.discriminator.forward(x, NormMode::Train),
-            Precision::Bf16 => self.discriminator.logits(x, NormMode::Train, self.dense_layers()),
+            Precision::Bf16 => self.discriminator.logits(x, NormMode::Train, self.lowering()),
         }
     }
 
-    /// How G's first and D's last layer run: as PyTorch runs them in fp32 (bit-for-bit parity),
-    /// as matrix products in bf16, where oneDNN's weight gradients of these layers are slow.
-    fn dense_layers(&self) -> Dense {
+    /// How the convolutions run: as PyTorch runs them in fp32 (bit-for-bit parity), with matrix
+    /// products where oneDNN's bfloat16 weight gradients are slow in bf16.
+    fn lowering(&self) -> Lowering {
         match self.train.precision {
-            Precision::Fp32 => Dense::Convolution,
-            Precision::Bf16 => Dense::Matmul,
+            Precision::Fp32 => Lowering::Convolution,
+            Precision::Bf16 => Lowering::Bf16Matmul,
         }
     }
 
