@@ -158,12 +158,12 @@ impl Gan {
         }
     }
 
-    /// How the convolutions run: as PyTorch runs them in fp32 (bit-for-bit parity), with matrix
-    /// products where oneDNN's bfloat16 weight gradients are slow in bf16.
+    /// How the convolutions run: as PyTorch runs them in fp32 (bit-for-bit parity) and on GPUs,
+    /// with matrix products where oneDNN's bfloat16 weight gradients are slow in bf16 on the CPU.
     fn lowering(&self) -> Lowering {
-        match self.train.precision {
-            Precision::Fp32 => Lowering::Convolution,
-            Precision::Bf16 => Lowering::Bf16Matmul,
+        match (self.train.precision, self.device) {
+            (Precision::Bf16, tch::Device::Cpu) => Lowering::Bf16Matmul,
+            _ => Lowering::Convolution,
         }
     }
 
