@@ -34,7 +34,7 @@ function makeModel() {
     throw e
   }
   // A build that ignored the option would run fp32 under a bf16 label: accept only one that reports it.
-  const reported = gan.config.precision
+  const reported = gan.config.train.precision
   if (reported !== a.precision) return { unavailable: `the model reports precision ${JSON.stringify(reported)}, not '${a.precision}'` }
   return { gan }
 }

@@ -11,6 +11,11 @@ export type Init = 'seed' | 'pytorch-example'
  * `'minimax'` minimises log(1 − D(G(z))) as the objective is written. */
 export type GeneratorLoss = 'non-saturating' | 'minimax'
 
+/** The arithmetic of a training step: `'fp32'` is the seed's (PyTorch parity to 1e-5); `'bf16'` is
+ * PyTorch's autocast recipe: convolutions in bfloat16, weights, Adam moments, BatchNorm statistics
+ * and the losses (BCE on D's logits) in float32. */
+export type Precision = 'fp32' | 'bf16'
+
 /** Where tensors live: `'auto'` is CUDA when available, else the CPU. */
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
 
@@ -44,6 +49,8 @@ export interface OptimizerConfig {
   dSteps: number
   /** Default `'non-saturating'`. */
   generatorLoss: GeneratorLoss
+  /** Default `'fp32'`. `'bf16'` needs a CPU with bfloat16 convolutions in oneDNN (AVX-512) or a GPU; checkpoints stay float32 either way. */
+  precision: Precision
 }
 
 /** Where and how a model runs; not stored with its weights. */

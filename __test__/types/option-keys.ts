@@ -6,7 +6,7 @@ import type { BatchOptions, DatasetSpec, DCGANOptions, TrainConfig } from '../..
 
 export const TRAIN_CONFIG_KEYS = {
   zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
-  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true,
+  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true, precision: true,
   device: true, threads: true, seed: true,
   batchSize: true, steps: true, epochs: true, outDir: true, checkpointEvery: true, keepCheckpoints: true,
   sampleEvery: true, sampleCount: true, dataset: true,
@@ -14,7 +14,7 @@ export const TRAIN_CONFIG_KEYS = {
 
 export const GAN_OPTION_KEYS = {
   zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
-  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true,
+  lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true, precision: true,
   device: true, threads: true, seed: true,
 } satisfies Record<keyof DCGANOptions, true>
 

@@ -1,13 +1,62 @@
 // libtorch calls that the tch crate does not expose. Each function returns nullptr on success or
 // the text of the C++ exception, valid until the next call on the same thread.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 using at::Tensor;
 
 static thread_local std::string last_error;
+
+// The weight gradient of a 4×4, stride-2, padding-1 (transposed) convolution as one matrix
+// product: grad_w[a, b, kh, kw] = Σ_{n,y,x} small[n, a, y, x] · pad(big)[n, b, 2y + kh, 2x + kw],
+// where `small` is the side with half the resolution (the output of a convolution, the input of a
+// transposed one). Returned Cs×Cb×4×4 with channels-last strides.
+static at::Tensor weight_grad_by_matmul(const at::Tensor &small, const at::Tensor &big) {
+  const int64_t n = small.size(0), cs = small.size(1), h = small.size(2), w = small.size(3);
+  const int64_t cb = big.size(1);
+  at::Tensor s = small.permute({0, 2, 3, 1}).reshape({n * h * w, cs});
+  at::Tensor padded = at::constant_pad_nd(big, {1, 1, 1, 1});
+  at::Tensor cols = padded.unfold(2, 4, 2).unfold(3, 4, 2)            // n, cb, h, w, 4, 4
+                        .permute({0, 2, 3, 4, 5, 1})                   // n, h, w, 4, 4, cb
+                        .reshape({n * h * w, 16 * cb});
+  return at::mm(s.t(), cols).view({cs, 4, 4, cb}).permute({0, 3, 1, 2});
+}
+
+// A bfloat16 4×4 stride-2 padding-1 (transposed) convolution without bias whose forward and input
+// gradient are libtorch's (oneDNN) and whose weight gradient is `weight_grad_by_matmul`: for
+// layers with many channels at a 4×4 side oneDNN's bfloat16 weight gradient runs far below the
+// speed of a bfloat16 matrix product.
+struct ConvMatmulWeightGrad : public torch::autograd::Function<ConvMatmulWeightGrad> {
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x,
+                            const at::Tensor &w, bool transposed) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["transposed"] = transposed;
+    return transposed ? at::conv_transpose2d(x, w, {}, 2, 1) : at::conv2d(x, w, {}, 2, 1);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const bool transposed = ctx->saved_data["transposed"].toBool();
+    const at::Tensor go = grads[0].contiguous(x.suggest_memory_format());
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) {
+      gx = std::get<0>(at::convolution_backward(go, x, w, std::nullopt, {2, 2}, {1, 1}, {1, 1},
+                                                transposed, {0, 0}, 1, {true, false, false}));
+    }
+    if (ctx->needs_input_grad(1)) {
+      gw = transposed ? weight_grad_by_matmul(x, go) : weight_grad_by_matmul(go, x);
+    }
+    return {gx, gw, at::Tensor()};
+  }
+};
 
 #define GUARD(body)                           \
   try {                                       \
@@ -59,6 +108,63 @@ const char *dcgan_adam_step(Tensor **params, Tensor **grads, Tensor **exp_avgs,
       Tensor denom = (exp_avg_sqs[i]->sqrt() / bias_correction2_sqrt).add_(eps);
       param.addcdiv_(*exp_avgs[i], denom, -step_size);
     }
+  )
+}
+
+// `ConvMatmulWeightGrad` on bfloat16 `x` and `w`.
+const char *dcgan_conv_matmul_weight_grad(Tensor *x, Tensor *w, int transposed, Tensor **out) {
+  GUARD(
+    *out = new Tensor(ConvMatmulWeightGrad::apply(*x, *w, transposed != 0));
+  )
+}
+
+// The device types an autocast region may be opened for (values of c10::DeviceType).
+static at::DeviceType autocast_device(int device_type) {
+  switch (device_type) {
+    case 0: return at::kCPU;
+    case 1: return at::kCUDA;
+    default: throw std::invalid_argument("autocast: device type must be 0 (cpu) or 1 (cuda)");
+  }
+}
+
+// What torch.autocast(device, dtype=torch.bfloat16).__enter__ does: remembers the thread's
+// autocast state in `prev` (enabled, dtype, cache enabled), then enables autocast for the device
+// with bfloat16, increments the nesting and enables the weight-cast cache.
+const char *dcgan_autocast_enter_bf16(int device_type, int *prev) {
+  GUARD(
+    const at::DeviceType device = autocast_device(device_type);
+    prev[0] = at::autocast::is_autocast_enabled(device);
+    prev[1] = static_cast<int>(at::autocast::get_autocast_dtype(device));
+    prev[2] = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_enabled(device, true);
+    at::autocast::set_autocast_dtype(device, at::kBFloat16);
+    at::autocast::increment_nesting();
+    at::autocast::set_autocast_cache_enabled(true);
+  )
+}
+
+// What torch.autocast.__exit__ does: leaving the outermost region clears the cache of weights
+// cast to bfloat16 (they change in the optimiser step), then the state from `prev` is restored.
+const char *dcgan_autocast_exit(int device_type, const int *prev) {
+  GUARD(
+    const at::DeviceType device = autocast_device(device_type);
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    at::autocast::set_autocast_enabled(device, prev[0] != 0);
+    at::autocast::set_autocast_dtype(device, static_cast<at::ScalarType>(prev[1]));
+    at::autocast::set_autocast_cache_enabled(prev[2] != 0);
+  )
+}
+
+// Whether oneDNN runs bfloat16 convolutions on this CPU: the check PyTorch itself makes
+// (torch.ops.mkldnn._is_mkldnn_bf16_supported), reached through the dispatcher.
+const char *dcgan_cpu_bf16_supported(int *out) {
+  GUARD(
+    auto op = c10::Dispatcher::singleton()
+                  .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+                  .typed<bool()>();
+    *out = op.call() ? 1 : 0;
   )
 }
 

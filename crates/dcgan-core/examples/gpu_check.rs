@@ -78,15 +78,10 @@ fn device(args: &Args) -> Res<Device> {
     Ok(device)
 }
 
-/// Only fp32 exists on this branch.
-fn check_precision(args: &Args) -> Res<String> {
+/// The training options with `--precision` ('fp32' or 'bf16'), parsed by the core's schema.
+fn train_options(args: &Args) -> Res<TrainOptions> {
     let precision = args.str("precision", "fp32");
-    // TODO(lead): once dcgan_core::config has the precision option (another branch), parse it here and
-    // set it on the ModelConfig/TrainOptions built in `bench`, instead of refusing everything but fp32.
-    if precision != "fp32" {
-        return Err(format!("--precision {precision}: not available in this build (only fp32)"));
-    }
-    Ok(precision)
+    TrainOptions::from_json(&json!({ "precision": precision }).to_string()).map_err(|e| e.to_string())
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -97,7 +92,8 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 fn bench(args: &Args) -> Res<Value> {
     let device = device(args)?;
-    let precision = check_precision(args)?;
+    let train = train_options(args)?;
+    let precision = args.str("precision", "fp32");
     let threads = args.int("threads", 0)?;
     if threads > 0 {
         dcgan_core::set_threads(threads as i32).map_err(|e| e.to_string())?;
@@ -108,7 +104,7 @@ fn bench(args: &Args) -> Res<Value> {
         return Err("--steps must be at least 1 and --warmup at least 0".into());
     }
     let model = ModelConfig { image_size: size, features_g: features, features_d: features, channels: 1, ..Default::default() };
-    let mut gan = Gan::new(model, TrainOptions::default(), device, Some(0)).map_err(|e| e.to_string())?;
+    let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
     // Resident on the device, as the Python worker keeps its batch: the step is timed, not the copy.
     let real = (Tensor::rand([batch, 1, size, size], (Kind::Float, Device::Cpu)) * 2.0 - 1.0).to_device(device);
     let mut times = Vec::new();
@@ -180,12 +176,12 @@ fn stats_diff(stats: &StepStats, expected: &Tensor) -> Res<f64> {
 
 fn parity(args: &Args) -> Res<(Value, bool)> {
     let device = device(args)?;
-    check_precision(args)?;
+    let train = train_options(args)?;
     let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
     let (io_path, init_path, after_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"), dir.join("after3.safetensors"));
     let (io, init, after) = (load(&io_path)?, load(&init_path)?, load(&after_path)?);
     let model = fixture_model(&io, &io_path)?;
-    let mut gan = Gan::new(model, TrainOptions::default(), device, Some(0)).map_err(|e| e.to_string())?;
+    let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
     gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
     gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
 

@@ -24,6 +24,19 @@ pub enum GeneratorLoss {
     Minimax,
 }
 
+/// The arithmetic of the training step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// Everything in float32: the seed's numbers (PyTorch parity to 1e-5).
+    #[default]
+    #[serde(rename = "fp32")]
+    Fp32,
+    /// PyTorch's autocast to bfloat16: convolutions in bfloat16, weights, Adam moments, BatchNorm
+    /// statistics and losses in float32, the losses as BCE-with-logits on D's pre-sigmoid output.
+    #[serde(rename = "bf16")]
+    Bf16,
+}
+
 /// The shape of both networks. `image_size` 64 is exactly the seed's network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -52,6 +65,9 @@ pub struct TrainOptions {
     pub eps: f64,
     pub d_steps: i64,
     pub generator_loss: GeneratorLoss,
+    /// Absent in checkpoints written before it existed: those trained in fp32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainOptions {
@@ -63,6 +79,7 @@ impl Default for TrainOptions {
             eps: 1e-8,
             d_steps: 1,
             generator_loss: GeneratorLoss::NonSaturating,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -115,5 +132,17 @@ impl TrainOptions {
             return Err(Error::config("eps", format!("got {}; allowed: a finite number > 0", self.eps)));
         }
         positive_int("dSteps", self.d_steps, 100)
+    }
+
+    /// Checks that `device` can train in the chosen precision.
+    pub fn validate_for(&self, device: tch::Device) -> Result<()> {
+        if self.precision == Precision::Bf16 && device == tch::Device::Cpu && !crate::ffi::cpu_bf16_supported()? {
+            return Err(Error::config(
+                "precision",
+                "got 'bf16', but oneDNN has no bfloat16 convolutions for this CPU (on x86 they need AVX-512 BW/VL/DQ; \
+                 PyTorch's torch.ops.mkldnn._is_mkldnn_bf16_supported() says the same); use 'fp32'",
+            ));
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Safe wrappers over csrc/shim.cpp: libtorch calls that tch does not bind.
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, CStr};
-use tch::Tensor;
+use std::marker::PhantomData;
+use tch::{Device, Tensor};
 use torch_sys::C_tensor;
 
 extern "C" {
@@ -19,6 +20,10 @@ extern "C" {
         eps: f64,
         step: i64,
     ) -> *const c_char;
+    fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
+    fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
+    fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
+    fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
 }
 
 fn check(err: *const c_char) -> Result<()> {
@@ -46,6 +51,15 @@ pub fn leaky_relu(x: &Tensor, slope: f64, in_place: bool) -> Result<Tensor> {
 pub fn channels_last(x: &Tensor) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     check(unsafe { dcgan_channels_last(raw(x), &mut out) })?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// A 4×4, stride-2, padding-1 (transposed) convolution without bias of bfloat16 `x` and `w`:
+/// libtorch's forward and input gradient, the weight gradient as one matrix product.
+pub fn conv_matmul_weight_grad(x: &Tensor, w: &Tensor, transposed: bool) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(unsafe { dcgan_conv_matmul_weight_grad(raw(x), raw(w), transposed as c_int, &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
@@ -93,4 +107,47 @@ pub fn adam_step(
             step,
         )
     })
+}
+
+/// c10::DeviceType of the devices that autocast regions are opened for.
+fn autocast_device_type(device: Device) -> Result<c_int> {
+    match device {
+        Device::Cpu => Ok(0),
+        Device::Cuda(_) => Ok(1),
+        other => Err(Error::Input(format!("bf16 training runs on the CPU or CUDA, not on {other:?}"))),
+    }
+}
+
+/// A `torch.autocast(device, dtype=torch.bfloat16)` region on the current thread: while it lives,
+/// convolutions (and the other ops of autocast's lower-precision list) run in bfloat16 on
+/// bfloat16 copies of their fp32 inputs and weights; the copies of weights are cached until the
+/// outermost region ends. Dropping it leaves the region (also when a panic unwinds), restoring the
+/// previous state. Autocast state is per thread, so the guard cannot be sent to another thread.
+pub struct AutocastGuard {
+    device_type: c_int,
+    prev: [c_int; 3],
+    _same_thread: PhantomData<*const ()>,
+}
+
+impl AutocastGuard {
+    pub fn bf16(device: Device) -> Result<AutocastGuard> {
+        let device_type = autocast_device_type(device)?;
+        let mut prev = [0 as c_int; 3];
+        check(unsafe { dcgan_autocast_enter_bf16(device_type, prev.as_mut_ptr()) })?;
+        Ok(AutocastGuard { device_type, prev, _same_thread: PhantomData })
+    }
+}
+
+impl Drop for AutocastGuard {
+    fn drop(&mut self) {
+        // Only the device type can make the exit fail, and it was checked on entry.
+        let _ = check(unsafe { dcgan_autocast_exit(self.device_type, self.prev.as_ptr()) });
+    }
+}
+
+/// Whether oneDNN runs bfloat16 convolutions on this CPU (PyTorch's own check).
+pub fn cpu_bf16_supported() -> Result<bool> {
+    let mut out: c_int = 0;
+    check(unsafe { dcgan_cpu_bf16_supported(&mut out) })?;
+    Ok(out != 0)
 }

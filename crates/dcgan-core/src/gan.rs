@@ -57,6 +57,7 @@ impl Gan {
     pub fn new(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
         model.validate()?;
         train.validate()?;
+        train.validate_for(device)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
         let mut generator = Generator::new(&model, &mut rng, device)?;
         let mut discriminator = Discriminator::new(&model, &mut rng, device)?;
@@ -70,6 +71,7 @@ impl Gan {
     /// Adam moments are kept.
     pub fn set_train_options(&mut self, train: TrainOptions) -> Result<()> {
         train.validate()?;
+        train.validate_for(self.device)?;
         self.opt_g.hyper = hyper(&train);
         self.opt_d.hyper = hyper(&train);
         self.train = train;

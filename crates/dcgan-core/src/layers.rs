@@ -85,6 +85,79 @@ impl Conv {
     }
 }
 
+/// How the convolutions of a network are computed. Both ways give the same sums in another order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lowering {
+    /// libtorch's convolutions, as PyTorch runs them.
+    Convolution,
+    /// For bfloat16 under autocast, where oneDNN's weight gradients are slow for some shapes
+    /// (measured: tens of ms for 0.1 GFLOP on the dense layers, 3–4× a matrix product's time on
+    /// wide layers at a 4×4 side): a layer whose kernel covers its whole input or output (G's
+    /// first, 1×1 → 4×4; D's last, 4×4 → 1×1) as one matrix product, and a wide strided layer
+    /// with its weight gradient as one matrix product.
+    Bf16Matmul,
+}
+
+/// The fewest channels on both sides for which a matrix product beats oneDNN's bfloat16 weight
+/// gradient at a 4×4 side (measured on an AMX CPU, batch 128, one thread: 512/1024 channels 223
+/// vs 856 ms, 128/256 channels 25 vs 32 ms, 64/128 channels 10 vs 7 ms).
+const MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 128;
+
+impl Conv {
+    /// `forward`, lowered as `how` says.
+    pub fn forward_lowered(&self, x: &Tensor, how: Lowering) -> Result<Tensor> {
+        if how == Lowering::Convolution {
+            return self.forward(x);
+        }
+        if self.is_dense() {
+            return self.dense_matmul(x);
+        }
+        if self.matmul_weight_grad_pays(x) {
+            let (x, w) = (x.f_to_kind(Kind::BFloat16)?, self.weight.f_to_kind(Kind::BFloat16)?);
+            return ffi::conv_matmul_weight_grad(&x, &w, self.transposed);
+        }
+        self.forward(x)
+    }
+
+    /// Whether this is a stride-2 layer without bias whose half-resolution side is 4×4 and whose
+    /// channels are many on both sides.
+    fn matmul_weight_grad_pays(&self, x: &Tensor) -> bool {
+        let size = x.size();
+        let small_side = if self.transposed { size[2] } else { size[2] / 2 };
+        let (a, b) = (self.weight.size()[0], self.weight.size()[1]);
+        self.stride == 2 && self.padding == 1 && self.bias.is_none() && small_side <= 4
+            && a.min(b) >= MATMUL_WEIGHT_GRAD_MIN_CHANNELS
+    }
+
+    /// The map of a dense layer as one matrix product on channels-last views (no copies when
+    /// input and weight are channels-last).
+    fn dense_matmul(&self, x: &Tensor) -> Result<Tensor> {
+        let n = x.size()[0];
+        let nhwc = |t: &Tensor| t.f_permute([0, 2, 3, 1]);
+        if self.transposed {
+            // z: N×I×1×1, weight I×O×4×4: out[n, :, :, o] = Σi z[n, i] w[i, :, :, o].
+            let (i, o) = (self.weight.size()[0], self.weight.size()[1]);
+            let w = nhwc(&self.weight)?.f_reshape([i, KERNEL * KERNEL * o])?;
+            let y = x.f_reshape([n, i])?.f_matmul(&w)?.f_view([n, KERNEL, KERNEL, o])?.f_permute([0, 3, 1, 2])?;
+            return Ok(match &self.bias {
+                Some(b) => y.f_add(&b.f_view([1, o, 1, 1])?)?,
+                None => y,
+            });
+        }
+        // x: N×C×4×4, weight O×C×4×4: out[n, o] = Σ x[n, c, h, w] w[o, c, h, w], then N×O×1×1.
+        let o = self.weight.size()[0];
+        let xs = nhwc(x)?.f_reshape([n, -1])?;
+        let w = nhwc(&self.weight)?.f_reshape([o, -1])?;
+        Ok(xs.f_linear(&w, self.bias.as_ref())?.f_view([n, o, 1, 1])?)
+    }
+
+    /// Whether the kernel covers the whole input (transposed: a 1×1 input) so that
+    /// `forward_dense` applies.
+    pub fn is_dense(&self) -> bool {
+        self.padding == 0 && (self.transposed == (self.stride == 1))
+    }
+}
+
 impl BatchNorm {
     pub fn new(rng: &mut impl Rng, channels: i64, weight_mean: f32, device: Device) -> Result<BatchNorm> {
         Ok(BatchNorm {
@@ -124,7 +197,12 @@ pub enum Activation {
 
 impl Block {
     pub fn forward(&mut self, x: &Tensor, mode: NormMode, act: &Activation) -> Result<Tensor> {
-        let mut y = self.bn.forward(&self.conv.forward(x)?, mode)?;
+        self.forward_with(x, mode, act, Lowering::Convolution)
+    }
+
+    /// `forward`, with the convolution lowered as `how` says.
+    pub fn forward_with(&mut self, x: &Tensor, mode: NormMode, act: &Activation, how: Lowering) -> Result<Tensor> {
+        let mut y = self.bn.forward(&self.conv.forward_lowered(x, how)?, mode)?;
         // In place is safe: BatchNorm's backward needs its input, not its output.
         match act {
             Activation::Relu => Ok(y.f_relu_()?),

@@ -17,7 +17,7 @@ pub mod options;
 pub mod train;
 pub mod weights;
 
-pub use config::{GeneratorLoss, Init, ModelConfig, TrainOptions};
+pub use config::{GeneratorLoss, Init, ModelConfig, Precision, TrainOptions};
 pub use error::{Error, Result};
 pub use gan::Gan;
 pub use layers::NormMode;

@@ -2,7 +2,7 @@
 //! buffer names equal to the keys of the seed's PyTorch `state_dict`.
 use crate::config::{Init, ModelConfig};
 use crate::error::{Error, Result};
-use crate::layers::{Activation, BatchNorm, Block, Conv, NormMode};
+use crate::layers::{Activation, BatchNorm, Block, Conv, Lowering, NormMode};
 use rand::Rng;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
@@ -102,11 +102,16 @@ impl Generator {
 
     /// `z` is N×zDim×1×1; returns N×C×S×S in [−1, 1].
     pub fn forward(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
+        self.forward_with(z, mode, Lowering::Convolution)
+    }
+
+    /// `forward`, with the convolutions lowered as `how` says.
+    pub fn forward_with(&mut self, z: &Tensor, mode: NormMode, how: Lowering) -> Result<Tensor> {
         let mut x = z.shallow_clone();
         for block in &mut self.blocks {
-            x = block.forward(&x, mode, &Activation::Relu)?;
+            x = block.forward_with(&x, mode, &Activation::Relu, how)?;
         }
-        Ok(self.out.forward(&x)?.f_tanh()?)
+        Ok(self.out.forward_lowered(&x, how)?.f_tanh()?)
     }
 }
 
@@ -173,11 +178,26 @@ impl Discriminator {
 
     /// `x` is N×C×S×S; returns N probabilities that each image is real.
     pub fn forward(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        Ok(self.last_conv(x, mode)?.f_sigmoid()?.f_reshape([-1])?)
+    }
+
+    /// The N pre-sigmoid outputs (logits): what a loss that is safe in bfloat16 takes, with the
+    /// convolutions lowered as `how` says.
+    pub fn logits(&mut self, x: &Tensor, mode: NormMode, how: Lowering) -> Result<Tensor> {
+        let mut h = crate::ffi::leaky_relu(&self.input.forward_lowered(x, how)?, LEAKY_SLOPE, true)?;
+        for block in &mut self.blocks {
+            h = block.forward_with(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE), how)?;
+        }
+        Ok(self.out.forward_lowered(&h, how)?.f_reshape([-1])?)
+    }
+
+    /// Every layer but the Sigmoid: N×1×1×1.
+    fn last_conv(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
         let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, true)?;
         for block in &mut self.blocks {
             h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
         }
-        Ok(self.out.forward(&h)?.f_sigmoid()?.f_reshape([-1])?)
+        self.out.forward(&h)
     }
 
     /// The input of the last convolution (N×8f×4×4 for the seed's sizes): the features that

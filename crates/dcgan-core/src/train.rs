@@ -1,9 +1,15 @@
 //! One training iteration of the seed: `dSteps` discriminator updates, then one generator update.
-use crate::config::GeneratorLoss;
+//!
+//! In bf16 precision the step is PyTorch's autocast recipe: every forward runs inside a
+//! `torch.autocast(device, dtype=torch.bfloat16)` region (convolutions in bfloat16 on bfloat16
+//! copies of the fp32 weights), D's output is its logits, the losses are BCE-with-logits computed
+//! in float32, and backward and the Adam update run outside the region on the fp32 weights.
+use crate::config::{GeneratorLoss, Precision};
 use crate::error::{Error, Result};
+use crate::ffi::AutocastGuard;
 use crate::gan::Gan;
-use crate::layers::NormMode;
-use tch::{Reduction, Tensor};
+use crate::layers::{Lowering, NormMode};
+use tch::{Kind, Reduction, Tensor};
 
 /// What one step measured, as the seed logs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,6 +29,31 @@ pub struct StepStats {
 fn bce(p: &Tensor, target: f64) -> Result<Tensor> {
     let t = p.f_full_like(target)?;
     Ok(p.f_binary_cross_entropy::<Tensor>(&t, None, Reduction::Mean)?)
+}
+
+/// The same loss as `bce(sigmoid(logits))`, computed in float32 from bfloat16 logits without
+/// going through a probability that rounds to 0 or 1.
+fn bce_with_logits(logits: &Tensor, target: f64) -> Result<Tensor> {
+    let x = logits.f_to_kind(Kind::Float)?;
+    let t = x.f_full_like(target)?;
+    Ok(x.f_binary_cross_entropy_with_logits::<Tensor>(&t, None, None, Reduction::Mean)?)
+}
+
+/// What D outputs in a precision: probabilities (fp32, the seed) or logits (bf16).
+fn loss_of(precision: Precision, out: &Tensor, target: f64) -> Result<Tensor> {
+    match precision {
+        Precision::Fp32 => bce(out, target),
+        Precision::Bf16 => bce_with_logits(out, target),
+    }
+}
+
+/// Mean D(x) from D's output in a precision.
+fn mean_probability(precision: Precision, out: &Tensor) -> Result<Tensor> {
+    let p = match precision {
+        Precision::Fp32 => out.shallow_clone(),
+        Precision::Bf16 => out.f_to_kind(Kind::Float)?.f_sigmoid()?,
+    };
+    Ok(p.f_mean(None)?.f_detach()?)
 }
 
 /// Gradients of `loss` with respect to `params` only: nothing else is computed or accumulated,
@@ -88,10 +119,14 @@ impl Gan {
         for (i, (real_i, z_i)) in reals.iter().zip(&noises).enumerate() {
             let last = i as i64 == k - 1;
             // Only the last fake batch feeds the generator update, so only it keeps a graph.
-            let fake_i = if last {
-                self.generator.forward(z_i, NormMode::Train)?
-            } else {
-                tch::no_grad(|| self.generator.forward(z_i, NormMode::Train))?
+            let fake_i = {
+                let _autocast = self.autocast_region()?;
+                let how = self.lowering();
+                if last {
+                    self.generator.forward_with(z_i, NormMode::Train, how)?
+                } else {
+                    tch::no_grad(|| self.generator.forward_with(z_i, NormMode::Train, how))?
+                }
             };
             d_stats = Some(self.discriminator_update(real_i, &fake_i.f_detach()?)?);
             fake = Some(fake_i);
@@ -106,27 +141,62 @@ impl Gan {
         Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
     }
 
+    /// In bf16, an autocast region that lasts as long as the returned guard; nothing in fp32.
+    /// Backward must run after the guard is dropped, as PyTorch runs it outside `autocast`.
+    fn autocast_region(&self) -> Result<Option<AutocastGuard>> {
+        match self.train.precision {
+            Precision::Fp32 => Ok(None),
+            Precision::Bf16 => Ok(Some(AutocastGuard::bf16(self.device)?)),
+        }
+    }
+
+    /// D's training-mode output for the loss: probabilities in fp32, logits under autocast in bf16.
+    fn discriminator_output(&mut self, x: &Tensor) -> Result<Tensor> {
+        match self.train.precision {
+            Precision::Fp32 => self.discriminator.forward(x, NormMode::Train),
+            Precision::Bf16 => self.discriminator.logits(x, NormMode::Train, self.lowering()),
+        }
+    }
+
+    /// How the convolutions run: as PyTorch runs them in fp32 (bit-for-bit parity) and on GPUs,
+    /// with matrix products where oneDNN's bfloat16 weight gradients are slow in bf16 on the CPU.
+    fn lowering(&self) -> Lowering {
+        match (self.train.precision, self.device) {
+            (Precision::Bf16, tch::Device::Cpu) => Lowering::Bf16Matmul,
+            _ => Lowering::Convolution,
+        }
+    }
+
     /// Maximise log D(x) + log(1 − D(G(z))); returns (loss, mean D(x), mean D(G(z))) as tensors.
     fn discriminator_update(&mut self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let d_real = self.discriminator.forward(real, NormMode::Train)?;
-        let loss_real = bce(&d_real, 1.0)?;
-        let d_fake = self.discriminator.forward(fake, NormMode::Train)?;
-        let loss_fake = bce(&d_fake, 0.0)?;
-        let loss = loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?;
+        let precision = self.train.precision;
+        let (loss, d_real, d_fake) = {
+            let _autocast = self.autocast_region()?;
+            let d_real = self.discriminator_output(real)?;
+            let loss_real = loss_of(precision, &d_real, 1.0)?;
+            let d_fake = self.discriminator_output(fake)?;
+            let loss_fake = loss_of(precision, &d_fake, 0.0)?;
+            (loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?, d_real, d_fake)
+        };
         let grads = gradients(&loss, &self.opt_d.params)?;
         self.opt_d.update(&grads)?;
-        Ok((loss.f_detach()?, d_real.f_mean(None)?.f_detach()?, d_fake.f_mean(None)?.f_detach()?))
+        Ok((loss.f_detach()?, mean_probability(precision, &d_real)?, mean_probability(precision, &d_fake)?))
     }
 
     /// The generator update on `fake` (with its graph); returns (loss, mean D(G(z))) as tensors.
     fn generator_update(&mut self, fake: &Tensor) -> Result<(Tensor, Tensor)> {
-        let out = self.discriminator.forward(fake, NormMode::Train)?;
-        let loss = match self.train.generator_loss {
-            GeneratorLoss::NonSaturating => bce(&out, 1.0)?,
-            GeneratorLoss::Minimax => bce(&out, 0.0)?.f_neg()?,
+        let precision = self.train.precision;
+        let (loss, out) = {
+            let _autocast = self.autocast_region()?;
+            let out = self.discriminator_output(fake)?;
+            let loss = match self.train.generator_loss {
+                GeneratorLoss::NonSaturating => loss_of(precision, &out, 1.0)?,
+                GeneratorLoss::Minimax => loss_of(precision, &out, 0.0)?.f_neg()?,
+            };
+            (loss, out)
         };
         let grads = gradients(&loss, &self.opt_g.params)?;
         self.opt_g.update(&grads)?;
-        Ok((loss.f_detach()?, out.f_mean(None)?.f_detach()?))
+        Ok((loss.f_detach()?, mean_probability(precision, &out)?))
     }
 }

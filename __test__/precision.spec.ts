@@ -1,0 +1,45 @@
+// precision: 'bf16' through the TypeScript API and the CLI. Its numbers against PyTorch's autocast
+// loop are tested in crates/dcgan-core/tests/bf16.rs (fixtures from make_bf16_fixtures.py).
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DCGAN, ErrorCode, Trainer, listCheckpoints, readCheckpointInfo } from '../src/index'
+
+const small = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 8, device: 'cpu', seed: 2 } as const
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-precision-'))
+
+test('bf16 trains, reports its precision, and saves float32 checkpoints that an fp32 model loads', async (t) => {
+  const gan = await DCGAN.create({ ...small, precision: 'bf16' })
+  t.is(gan.config.train.precision, 'bf16')
+  t.is(new DCGAN(small).config.train.precision, 'fp32', 'fp32 is the default')
+  const data = new Float32Array(8 * 16 * 16).map((_, i) => Math.sin(i))
+  const s = await gan.trainStep({ data, shape: [8, 1, 16, 16] })
+  for (const v of Object.values(s)) t.true(Number.isFinite(v))
+  t.true(s.dReal > 0 && s.dReal < 1 && s.dFake > 0 && s.dFake < 1, 'D outputs are probabilities (sigmoid of the logits)')
+  const file = join(tmp(), 'bf16.safetensors')
+  await gan.save(file)
+  t.is(readCheckpointInfo(file).optimizer.precision, 'bf16')
+  const fp32 = new DCGAN(small)
+  t.deepEqual(await fp32.loadWeights(file), ['generator', 'discriminator'])
+  const [a, b] = [await gan.generate(4, { seed: 1 }), await fp32.generate(4, { seed: 1 })]
+  t.deepEqual(b.data, a.data, 'the same weights sample the same images in fp32')
+})
+
+test('an unknown precision is refused naming the allowed ones', (t) => {
+  t.throws(() => new DCGAN({ ...small, precision: 'fp16' as 'bf16' }), { code: ErrorCode.INVALID_OPTION, message: "invalid precision: got 'fp16'; allowed: 'fp32', 'bf16'" })
+})
+
+test('dcgan train --precision bf16 and Trainer.resume switching to fp32', async (t) => {
+  const out = tmp()
+  const cli = join(__dirname, '..', 'dist', 'cli.js')
+  const r = spawnSync(process.execPath, [cli, 'train', '--precision', 'bf16', '--steps', '2', '--image-size', '16', '--features-g', '4', '--features-d', '4',
+    '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0', '--out', out], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.is(readCheckpointInfo(listCheckpoints(out).at(-1)!.path).optimizer.precision, 'bf16')
+  const resumed = await Trainer.resume(out, { steps: 3, precision: 'fp32' })
+  await resumed.fit({ progress: false })
+  t.is(resumed.gan.config.train.precision, 'fp32')
+  t.is(readCheckpointInfo(listCheckpoints(out).at(-1)!.path).optimizer.precision, 'fp32')
+})
