@@ -4,7 +4,8 @@
 // number of steps and the same list of seeds, then evaluated by the SAME evaluator (src/eval.ts:
 // the shipped MNIST classifier's FID, Inception Score and digits covered, real MNIST test images as
 // the yardstick). The PyTorch weights are loaded into a DCGAN with gan.loadWeights().
-//   node benchmark/quality.mjs [--seeds 1,2,3] [--steps 1500] [--samples 2000] [--eval-seed 0] [--threads N]
+//   node benchmark/quality.mjs [--sides ours,ours-bf16,reference] [--seeds 1,2,3] [--steps 1500] [--samples 2000] [--eval-seed 0] [--threads N]
+// Sides: `ours` (fp32), `ours-bf16` (precision 'bf16'), `reference` (the seed's PyTorch loop).
 // Needs the built package (npm run build). Writes benchmark/results/quality-<date>.md.
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -20,6 +21,7 @@ const { DCGAN, PRESETS, evaluate, evaluateCheckpoint } = require('../dist/index.
 const { values: args } = parseArgs({
   options: {
     seeds: { type: 'string', default: '1,2,3' },
+    sides: { type: 'string', default: 'ours,reference' },
     steps: { type: 'string' },
     samples: { type: 'string', default: '2000' },
     'eval-seed': { type: 'string', default: '0' },
@@ -58,9 +60,9 @@ function run(cmd, argv) {
   })
 }
 
-async function trainOurs(seed) {
-  const outDir = join(work, `ours-${seed}`)
-  const { seconds } = await run(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'train', '--preset', 'quick', '--steps', String(steps),
+async function trainOurs(seed, precision = 'fp32') {
+  const outDir = join(work, `ours-${precision}-${seed}`)
+  const { seconds } = await run(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'train', '--preset', 'quick', '--steps', String(steps), '--precision', precision,
     '--seed', String(seed), '--out', outDir, '--device', 'cpu', '--threads', args.threads, '--sample-every', '0', '--checkpoint-every', String(steps)])
   const r = await evaluateCheckpoint(outDir, { samples, seed: evalSeed })
   return { seconds, ...r }
@@ -78,9 +80,17 @@ async function trainReference(seed) {
   return { seconds, ...(await evaluate(gan, { samples, seed: evalSeed })) }
 }
 
-const rows = { ours: [], reference: [] }
+const TRAINERS = { ours: (seed) => trainOurs(seed), 'ours-bf16': (seed) => trainOurs(seed, 'bf16'), reference: trainReference }
+const sides = args.sides.split(',').map((s) => s.trim())
+for (const side of sides) {
+  if (!(side in TRAINERS)) {
+    console.error(`quality: unknown side '${side}'; allowed: ${Object.keys(TRAINERS).join(', ')}`)
+    process.exit(1)
+  }
+}
+const rows = Object.fromEntries(sides.map((side) => [side, []]))
 for (const seed of seeds) {
-  for (const [side, train] of [['ours', trainOurs], ['reference', trainReference]]) {
+  for (const [side, train] of sides.map((side) => [side, TRAINERS[side]])) {
     console.error(`${side}, seed ${seed}: training ${steps} steps…`)
     const r = await train(seed)
     rows[side].push({ ...r, trainSeed: seed })
@@ -98,26 +108,26 @@ const METRICS = [
   ['real test images FID (yardstick)', (r) => r.real.fid, 2],
   ['training s (process wall time)', (r) => r.seconds, 0],
 ]
-const NAMES = { ours: 'dcgan (this library)', reference: "seed's PyTorch loop" }
+const NAMES = { ours: 'dcgan (this library)', 'ours-bf16': "dcgan, precision 'bf16'", reference: "seed's PyTorch loop" }
 const date = new Date().toISOString().slice(0, 10)
 const lines = [
-  `# Sample quality: dcgan vs. the seed's PyTorch loop (${date})`,
+  `# Sample quality: ${sides.map((s) => NAMES[s]).join(' vs. ')} (${date})`,
   '',
   `Both trained on MNIST with the \`quick\` preset (${quick.imageSize}×${quick.imageSize}, features ${quick.featuresG}/${quick.featuresD}, batch ${quick.batchSize}, init ${quick.init}, Adam 2e-4, β 0.5/0.999) for ${steps} steps, seeds ${seeds.join(', ')}; ` +
     `evaluated by \`evaluate()\` (src/eval.ts) on ${samples} samples, evaluation seed ${evalSeed}, BatchNorm on running statistics. ` +
     'FID: MNIST classifier features against the 60 000 MNIST training images at the same size; the yardstick row is real MNIST test images measured the same way. Mean ± standard deviation over seeds.',
   '',
-  `| metric | ${NAMES.ours} | ${NAMES.reference} |`,
-  '|---|---|---|',
-  ...METRICS.map(([name, f, d]) => `| ${name} | ${pm(rows.ours.map(f), d)} | ${pm(rows.reference.map(f), d)} |`),
+  `| metric | ${sides.map((s) => NAMES[s]).join(' | ')} |`,
+  `|---|${sides.map(() => '---|').join('')}`,
+  ...METRICS.map(([name, f, d]) => `| ${name} | ${sides.map((s) => pm(rows[s].map(f), d)).join(' | ')} |`),
   '',
   '| side | seed | FID | IS | digits covered | classes (0…9) | training s |',
   '|---|---|---|---|---|---|---|',
-  ...['ours', 'reference'].flatMap((side) => rows[side].map((r) =>
+  ...sides.flatMap((side) => rows[side].map((r) =>
     `| ${NAMES[side]} | ${r.trainSeed} | ${r.generated.fid.toFixed(2)} | ${r.generated.inceptionScore.toFixed(2)} | ${r.generated.classesCovered} | ${r.generated.classHistogram.join(' ')} | ${r.seconds.toFixed(0)} |`)),
   '',
   `Machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; torch ${torch.version}; ${args.threads} threads. ` +
-    `Command: \`node benchmark/quality.mjs --seeds ${seeds.join(',')} --steps ${steps} --samples ${samples} --eval-seed ${evalSeed} --threads ${args.threads}\`.`,
+    `Command: \`node benchmark/quality.mjs --sides ${sides.join(',')} --seeds ${seeds.join(',')} --steps ${steps} --samples ${samples} --eval-seed ${evalSeed} --threads ${args.threads}\`.`,
 ]
 const table = lines.join('\n') + '\n'
 console.log('\n' + table)
