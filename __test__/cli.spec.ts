@@ -62,9 +62,13 @@ test('train, resume, generate, interpolate, arithmetic, inspect', (t) => {
   t.is(first.code, 0, first.stderr)
   t.deepEqual(listCheckpoints(run).map((c) => c.step), [3])
   t.true(existsSync(join(run, 'samples', 'step-000002.png')))
+  // stderr is a pipe here, not a terminal: plain progress lines, the first and the last step at least.
+  t.regex(first.stderr, /^step 1\/3 \(33%\) \| D \d\.\d{3} G \d+\.\d{3} D\(x\) \d\.\d\d D\(G\(z\)\) \d\.\d\d \| \d+ img\/s \| ETA \S+$/m)
+  t.regex(first.stderr, /^step 3\/3 \(100%\) .* \| ETA 0s$/m)
   const resumed = dcgan('train', '--resume', run, '--steps', '5')
   t.is(resumed.code, 0, resumed.stderr)
   t.regex(resumed.stderr, /resuming .* at step 3/)
+  t.regex(resumed.stderr, /^step 4\/5 /m)
   t.deepEqual(listCheckpoints(run).map((c) => c.step), [3, 5])
 
   const dir = tmp()

@@ -84,23 +84,31 @@ export class MetricsLog implements Callbacks {
   }
 }
 
-/** A progress bar with ETA on a terminal; silent when stderr is not a TTY (logs, CI). */
+/**
+ * Progress while training: a bar with ETA on a terminal; elsewhere (CI logs, `| tee`, nohup) a plain
+ * line at the first step, then every `intervalMs` (default 10 s), and at the last step.
+ */
 export class ProgressBar implements Callbacks {
   #bar: SingleBar | null = null
-  readonly #stream: NodeJS.WriteStream
+  readonly #stream: NodeJS.WritableStream & { isTTY?: boolean }
+  readonly #intervalMs: number
+  #lastLine = -Infinity
+  #started = 0
+  #firstStep = 0
 
-  /** Draws on `stream`, stderr by default, so that stdout stays clean for output. */
-  constructor(stream: NodeJS.WriteStream = process.stderr) {
+  /** Writes to `stream`, stderr by default, so that stdout stays clean for output. */
+  constructor(stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr, options: { intervalMs?: number } = {}) {
     this.#stream = stream
+    this.#intervalMs = options.intervalMs ?? 10_000
   }
 
-  /** Advances the bar and shows the step's losses, D outputs and images per second; starts it on the first step. */
+  /** Advances the bar (or writes a line when due) with the step's losses, D outputs and images per second. */
   onStepEnd(i: StepInfo): void {
-    if (!this.#stream.isTTY) return
+    if (!this.#stream.isTTY) return this.#line(i)
     const payload = { lossD: i.lossD.toFixed(3), lossG: i.lossG.toFixed(3), dReal: i.dReal.toFixed(2), dFake: i.dFake.toFixed(2), rate: i.imagesPerSec.toFixed(0) }
     if (!this.#bar) {
       this.#bar = new SingleBar({
-        stream: this.#stream,
+        stream: this.#stream as NodeJS.WriteStream,
         format: 'step {value}/{total} [{bar}] {percentage}% ETA {eta_formatted} | D {lossD} G {lossG} D(x) {dReal} D(G(z)) {dFake} | {rate} img/s',
         hideCursor: true,
       })
@@ -109,8 +117,25 @@ export class ProgressBar implements Callbacks {
     this.#bar.update(i.step, payload)
   }
 
+  #line(i: StepInfo): void {
+    const now = performance.now()
+    if (this.#started === 0) [this.#started, this.#firstStep] = [now, i.step - 1]
+    if (now - this.#lastLine < this.#intervalMs && i.step !== i.totalSteps && i.step !== this.#firstStep + 1) return
+    this.#lastLine = now
+    const done = i.step - this.#firstStep
+    const eta = done > 0 ? ((now - this.#started) / done) * (i.totalSteps - i.step) / 1000 : NaN
+    const pct = ((100 * i.step) / i.totalSteps).toFixed(0)
+    this.#stream.write(`step ${i.step}/${i.totalSteps} (${pct}%) | D ${i.lossD.toFixed(3)} G ${i.lossG.toFixed(3)} D(x) ${i.dReal.toFixed(2)} D(G(z)) ${i.dFake.toFixed(2)} | ${i.imagesPerSec.toFixed(0)} img/s | ETA ${formatSeconds(eta)}\n`)
+  }
+
   /** Stops the bar and restores the cursor. */
   onTrainEnd(): void {
     this.#bar?.stop()
   }
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?'
+  const m = Math.floor(s / 60)
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`
 }
