@@ -1,6 +1,7 @@
 // The run folder belongs to the run: paths stored in a checkpoint are not followed, one trainer
 // writes at a time, a resumed run logs each step once, and resuming changes only what can change.
 import test from 'ava'
+import { spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -75,5 +76,26 @@ test('a second trainer on the same run folder is refused while the first writes'
   const refused = (await second) as Error & { code?: string }
   t.is(refused.code, ErrorCode.RUN_LOCKED)
   t.regex(refused.message, /another trainer \(process \d+\) is writing to this run folder/)
-  t.is((await new Trainer(tiny(run, { steps: 1 })).fit({ progress: false, dataset: new IterableDataset([batch]) })).reason, 'completed', 'the lock is released when fit() ends')
+  t.is((await new Trainer(tiny(run, { steps: 1 })).fit({ progress: false, overwrite: true, dataset: new IterableDataset([batch]) })).reason, 'completed', 'the lock is released when fit() ends')
+})
+
+test('a new run refuses a folder that holds a run, unless told to overwrite it', async (t) => {
+  const run = tmp()
+  await new Trainer(tiny(run, { steps: 2 })).fit({ progress: false })
+  await t.throwsAsync(new Trainer(tiny(run, { steps: 3 })).fit({ progress: false }), {
+    code: ErrorCode.RUN_EXISTS,
+    message: `${run}: already holds a run (checkpoints up to step 2); resume it (Trainer.resume, dcgan train --resume), replace it (overwrite: true, --overwrite) or choose another outDir`,
+  })
+  t.deepEqual(steps(run), [1, 2], 'the refused run wrote nothing')
+  await new Trainer(tiny(run, { steps: 3 })).fit({ progress: false, overwrite: true })
+  t.deepEqual(steps(run), [1, 2, 3], 'metrics start again, not appended')
+  t.deepEqual(listCheckpoints(run).map((c) => c.step), [2, 3])
+
+  const cli = (...args: string[]) => spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli.js'), 'train', '--steps', '1', '--image-size', '16', '--features-g', '4',
+    '--features-d', '4', '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0', '--out', run, ...args], { encoding: 'utf8' })
+  const refused = cli()
+  t.is(refused.status, 1)
+  t.regex(refused.stderr, /^dcgan: .*: already holds a run \(checkpoints up to step 3\); resume it/m)
+  t.is(cli('--overwrite').status, 0)
+  t.deepEqual(steps(run), [1])
 })

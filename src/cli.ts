@@ -111,7 +111,7 @@ async function train(opts: Record<string, unknown>): Promise<void> {
   const c = trainer.config
   console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
   try {
-    const result = await trainer.fit({ signal: controller.signal })
+    const result = await trainer.fit({ signal: controller.signal, overwrite: opts.overwrite === true })
     console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
     if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
   } finally {
@@ -202,6 +202,7 @@ export function program(): Command {
     .addOption(new Option('--preset <name>', 'start from a preset').choices(Object.keys(PRESETS)))
     .option('--config <file.json>', 'a JSON config file (flags override it)')
     .option('--resume <run|checkpoint>', 'continue a run exactly where it stopped')
+    .option('--overwrite', 'replace the run already in --out (by default a new run refuses a folder that holds one)')
     .addOption(new Option('--dataset <kind>', 'what to train on (default mnist)').choices(datasetKinds))
     .option('--data-path <path>', 'the dataset file or folder (idx, cifar10, folder)')
     .option('--skip-corrupt', 'skip unreadable images with a warning')

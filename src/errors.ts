@@ -13,6 +13,8 @@ export const ErrorCode = Object.freeze({
   FILE: 'ERR_DCGAN_FILE',
   /** libtorch reported an error. */
   TORCH: 'ERR_DCGAN_TORCH',
+  /** A new run was asked to write into a folder that holds another run (resume it, or overwrite it). */
+  RUN_EXISTS: 'ERR_DCGAN_RUN_EXISTS',
   /** Another trainer is writing to the same run folder. */
   RUN_LOCKED: 'ERR_DCGAN_RUN_LOCKED',
   /** A bug in dcgan caught before it could crash the process; please report it. */

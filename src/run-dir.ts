@@ -113,6 +113,19 @@ export class RunDir {
     return stepFiles(join(this.path, 'samples'), SAMPLE)
   }
 
+  /** The last step this folder holds a record of (a checkpoint or a metrics line), or null when it holds no run. */
+  lastRecordedStep(): number | null {
+    const checkpoint = this.checkpoints().at(-1)?.step
+    if (checkpoint !== undefined) return checkpoint
+    return existsSync(this.metricsFile) && statSync(this.metricsFile).size > 0 ? 0 : null
+  }
+
+  /** Deletes what a run wrote here (its metrics, checkpoints, samples, evaluation and report), keeping other files. */
+  clear(): void {
+    for (const f of [this.configFile, this.metricsFile, this.evalFile, this.reportFile, this.realImagesFile]) rmSync(f, { force: true })
+    for (const d of [this.checkpointDir, join(this.path, 'samples'), join(this.path, 'charts')]) rmSync(d, { recursive: true, force: true })
+  }
+
   /** Drops the lines of `metrics.jsonl` past `step` (and torn ones), so a resumed run logs each step once. */
   async trimMetrics(step: number): Promise<void> {
     if (!existsSync(this.metricsFile)) return

@@ -23,8 +23,11 @@ export interface FitOptions {
   callbacks?: Callbacks | Callbacks[]
   /** Aborting finishes the current step, writes a checkpoint and resolves with reason 'aborted'. */
   signal?: AbortSignal
-  /** The built-in progress bar (on a TTY only). Default true. */
+  /** Progress on stderr: a bar on a terminal, a plain line every 10 s elsewhere. Default true. */
   progress?: boolean
+  /** A new run (step 0) whose `outDir` already holds a run replaces it when true; otherwise `fit()`
+   * refuses with `ERR_DCGAN_RUN_EXISTS` instead of appending to its metrics and overwriting its checkpoints. Default false. */
+  overwrite?: boolean
 }
 
 /** What a checkpoint stores beside the model, under the metadata key `trainer`. */
@@ -128,12 +131,24 @@ export class Trainer {
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
     const unlock = this.#run.lock()
     try {
+      this.#claimFolder(options.overwrite === true)
       // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
       if (this.#step > 0) await this.#run.trimMetrics(this.#step)
       return await this.#fit(options, dataset, total, started)
     } finally {
       unlock()
     }
+  }
+
+  /** A new run does not write over another one unless asked to. */
+  #claimFolder(overwrite: boolean): void {
+    if (this.#step > 0) return
+    const last = this.#run.lastRecordedStep()
+    if (last === null) return
+    if (!overwrite) {
+      throw new DcganError(ErrorCode.RUN_EXISTS, `${this.config.outDir}: already holds a run (${last > 0 ? `checkpoints up to step ${last}` : 'metrics'}); resume it (Trainer.resume, dcgan train --resume), replace it (overwrite: true, --overwrite) or choose another outDir`)
+    }
+    this.#run.clear()
   }
 
   async #fit(options: FitOptions, dataset: Dataset, total: number, started: number): Promise<FitResult> {
