@@ -153,3 +153,21 @@ fn conv_biases_follow_pytorchs_default_bound() {
     }
     assert_eq!(seen, 3, "the generator's output conv and the discriminator's input and output convs");
 }
+
+/// `Discriminator::features` (what evaluation measures) is the input of D's last convolution: that
+/// convolution (stride 2, no padding) and a sigmoid turn it into D's output.
+#[test]
+fn discriminator_features_feed_its_last_convolution() {
+    let f = fixture("seed64");
+    let mut gan = f.gan();
+    let real = f.io("real.1");
+    let features = tch::no_grad(|| gan.discriminator.features(real, NormMode::Eval)).unwrap();
+    // 4×4 maps of 8·featuresD channels for the seed's 64×64 network.
+    assert_eq!(features.size(), [real.size()[0], 8 * f.model.features_d, 4, 4]);
+    let state = gan.discriminator.state();
+    let last = |suffix: &str| state.iter().rev().find(|s| s.0.ends_with(suffix)).unwrap().1.shallow_clone();
+    let (w, b) = (last(".weight"), last(".bias"));
+    let out = features.conv2d(&w, Some(&b), [2, 2], [0, 0], [1, 1], 1).sigmoid().reshape([-1]);
+    let d = max_abs_diff(&out, f.io("forward.disc_eval"));
+    assert!(d <= TOL, "max |diff| {d}");
+}

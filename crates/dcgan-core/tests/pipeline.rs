@@ -192,3 +192,96 @@ fn the_loader_follows_the_order_and_resumes_from_a_position() {
         assert!(e.contains(message), "{e}");
     }
 }
+
+/// A corrupt file fails the batch with its name, or is skipped with a warning under skipCorrupt;
+/// an epoch with nothing readable says so.
+#[test]
+fn corrupt_images_fail_with_their_name_or_are_skipped_with_a_warning() {
+    let dir = std::env::temp_dir().join(format!("dcgan-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The corrupt file first, so that the good image after it in the same batch is moved up a slot.
+    std::fs::write(dir.join("a.png"), b"not a png").unwrap();
+    for (name, value) in [("b.png", 0u8), ("c.png", 255)] {
+        ::image::GrayImage::from_pixel(4, 4, ::image::Luma([value])).save(dir.join(name)).unwrap();
+    }
+    let source: Arc<dyn Source> = Arc::new(ImageFolder::open(&dir).unwrap());
+    let strict = Loader::new(source.clone(), options(1, 4, 3)).unwrap();
+    let e = strict.next().err().unwrap().to_string();
+    assert!(e.contains("a.png") && e.contains("cannot decode image"), "{e}");
+
+    let lenient = Loader::new(source.clone(), LoaderOptions { skip_corrupt: true, ..options(1, 4, 2) }).unwrap();
+    let b = lenient.next().unwrap();
+    assert_eq!(b.warnings.len(), 1);
+    assert!(b.warnings[0].starts_with("skipped ") && b.warnings[0].contains("a.png"), "{:?}", b.warnings);
+    // b.png then c.png: the corrupt slot was filled by the images after it.
+    assert_eq!((b.data[0], b.data[16]), (-1.0, 1.0));
+    assert_eq!(b.data.len(), 2 * 16);
+    assert_eq!(b.next, Position { epoch: 1, position: 0 });
+
+    let bad = std::env::temp_dir().join(format!("dcgan-all-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("x.png"), b"nope").unwrap();
+    let only_bad: Arc<dyn Source> = Arc::new(ImageFolder::open(&bad).unwrap());
+    let none = Loader::new(only_bad, LoaderOptions { skip_corrupt: true, ..options(1, 4, 1) }).unwrap();
+    let e = none.next().err().unwrap().to_string();
+    assert!(e.contains("a whole epoch of 1 images gave no batch of 1"), "{e}");
+}
+
+/// The IDX reader as a source: its count, its images as gray rows × cols, its description.
+#[test]
+fn idx_images_are_a_source_of_gray_images() {
+    let dir = std::env::temp_dir().join(format!("dcgan-idx-source-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes: Vec<u8> = [0x803u32, 3, 2, 3].iter().flat_map(|v| v.to_be_bytes()).collect();
+    bytes.extend(0..18u8);
+    let path = dir.join("images-idx3-ubyte");
+    std::fs::write(&path, &bytes).unwrap();
+    let idx = dcgan_core::data::idx::IdxImages::open(&path).unwrap();
+    assert_eq!((idx.len(), idx.image_len()), (3, 6));
+    let img = idx.read(2).unwrap();
+    assert_eq!((img.width, img.height, img.channels), (3, 2, 1));
+    assert_eq!(img.pixels, vec![12, 13, 14, 15, 16, 17]);
+    assert!(idx.describe(2).ends_with("images-idx3-ubyte image 2"));
+    let e = dcgan_core::data::idx::IdxImages::open(&write_header(&dir, [0x803, 0, 2, 3])).err().unwrap().to_string();
+    assert!(e.contains("holds no images (count 0, 2×3)"), "{e}");
+    let e = dcgan_core::data::idx::IdxImages::open(&write_header(&dir, [0x803, 1, 0, 3])).err().unwrap().to_string();
+    assert!(e.contains("holds no images (count 1, 0×3)"), "{e}");
+    let e = dcgan_core::data::idx::IdxImages::open(&write_header(&dir, [0x803, 1, 2, 0])).err().unwrap().to_string();
+    assert!(e.contains("holds no images (count 1, 2×0)"), "{e}");
+    std::fs::write(dir.join("tiny"), [0u8; 5]).unwrap();
+    let e = dcgan_core::data::idx::IdxImages::open(&dir.join("tiny")).err().unwrap().to_string();
+    assert!(e.contains("truncated: 5 bytes, shorter than the 16-byte IDX header"), "{e}");
+}
+
+fn write_header(dir: &std::path::Path, h: [u32; 4]) -> PathBuf {
+    let p = dir.join(format!("h-{}-{}-{}-{}", h[0], h[1], h[2], h[3]));
+    std::fs::write(&p, h.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>()).unwrap();
+    p
+}
+
+/// Consecutive batches of a shuffled dataset: each is the next slice of the epoch's order; the
+/// remainder of an epoch is dropped and the next epoch's order begins.
+#[test]
+fn consecutive_batches_walk_each_epochs_order_and_drop_the_remainder() {
+    let source: Arc<dyn Source> = Arc::new(Cifar10::open(&[dir().join("cifar")]).unwrap());
+    let n = source.len();
+    assert_eq!(n, 4, "the fixture's CIFAR batch");
+    let image = |i: u32| {
+        let mut out = vec![0f32; 3 * 8 * 8];
+        dcgan_core::data::prepare::prepare_into(&source.read(i as usize).unwrap(), 3, 8, &mut out);
+        out
+    };
+    for batch in [1, 2, 3, 4] {
+        let loader = Loader::new(source.clone(), LoaderOptions { shuffle: true, seed: 9, ..options(3, 8, batch) }).unwrap();
+        let per_epoch = n / batch;
+        for k in 0..3 * per_epoch {
+            let (epoch, slot) = ((k / per_epoch) as u64, k % per_epoch);
+            let order = epoch_order(n, 9, epoch, true);
+            let b = loader.next().unwrap();
+            let want: Vec<f32> = order[slot * batch..(slot + 1) * batch].iter().flat_map(|&i| image(i)).collect();
+            assert_eq!(b.data, want, "batch size {batch}, batch {k}");
+            let next = if slot + 1 == per_epoch { Position { epoch: epoch + 1, position: 0 } } else { Position { epoch, position: (slot + 1) * batch } };
+            assert_eq!(b.next, next, "batch size {batch}, batch {k}");
+        }
+    }
+}
