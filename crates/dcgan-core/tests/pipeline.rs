@@ -285,3 +285,20 @@ fn consecutive_batches_walk_each_epochs_order_and_drop_the_remainder() {
         }
     }
 }
+
+/// Resuming where less than a batch of the epoch is left (a checkpoint taken after the epoch's
+/// last full batch) goes on with the next epoch instead of reporting an unreadable epoch.
+#[test]
+fn resuming_at_the_end_of_an_epoch_starts_the_next_one() {
+    let source: Arc<dyn Source> = Arc::new(Cifar10::open(&[dir().join("cifar")]).unwrap());
+    let n = source.len();
+    for position in [n - 1, n] {
+        let opts = LoaderOptions { shuffle: true, seed: 3, start: Position { epoch: 2, position }, ..options(3, 8, 2) };
+        let b = Loader::new(source.clone(), opts).unwrap().next().unwrap();
+        assert_eq!(b.next, Position { epoch: 3, position: 2 }, "resumed at position {position}");
+        let first = epoch_order(n, 3, 3, true)[0] as usize;
+        let mut want = vec![0f32; 3 * 8 * 8];
+        dcgan_core::data::prepare::prepare_into(&source.read(first).unwrap(), 3, 8, &mut want);
+        assert_eq!(b.data[..want.len()], want[..]);
+    }
+}
