@@ -35,6 +35,8 @@ test('errors carry a stable code', async (t) => {
   t.throws(() => new DCGAN({ seed: -1 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got -1; allowed: an integer ≥ 0' })
   t.throws(() => resolveTrainConfig({ lerningRate: 1 } as never), { code: ErrorCode.INVALID_OPTION })
   t.throws(() => new DCGAN({ lr: Number.NaN }), { instanceOf: RangeError, message: 'invalid lr: got NaN; allowed: a finite number' })
+  t.throws(() => new DCGAN({ eps: Infinity }), { instanceOf: RangeError, message: 'invalid eps: got Infinity; allowed: a finite number' })
+  t.throws(() => resolveTrainConfig({ dataset: { kind: 'mnist', limit: -Infinity } }), { instanceOf: RangeError, message: 'invalid dataset.limit: got -Infinity; allowed: a finite number' })
   const gan = new DCGAN({ imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 })
   const nan = new Float32Array(4 * 16 * 16).fill(Number.NaN)
   await t.throwsAsync(gan.trainStep({ data: nan, shape: [4, 1, 16, 16] }), { code: ErrorCode.INVALID_INPUT })

@@ -140,3 +140,14 @@ test('an iterable dataset accepts Float32Array, Buffer or arrays, and names a ba
   await t.throwsAsync(bad.next(), { message: /each batch must be an object \{ data: Float32Array \| Buffer, shape: number\[\] \}/ })
   await t.throwsAsync(openDataset({ kind: 'folder' }, { imageSize: 8, batchSize: 1 }), { message: /the folder dataset needs a path/ })
 })
+
+test('an iterable dataset counts its position in images, and its epochs when it is a function', async (t) => {
+  const batch = (n: number) => ({ data: new Float32Array(n * 4), shape: [n, 1, 2, 2] })
+  const ds = new IterableDataset(() => [batch(3), batch(5)])
+  const seen = []
+  for (let i = 0; i < 3; i++) {
+    const b = await ds.next()
+    seen.push([b.epoch, b.position])
+  }
+  t.deepEqual(seen, [[0, 3], [0, 8], [1, 3]])
+})
