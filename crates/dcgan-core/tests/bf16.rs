@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
+mod support;
+use support::max_abs_diff;
+
 const LR: f64 = 2e-4;
 
 fn fixture(path: &str) -> PathBuf {
@@ -24,15 +27,7 @@ fn load_fixture(dir: &str) -> Fixture {
     let dir = fixture(dir);
     let io = weights::load(&dir.join("io.safetensors")).unwrap();
     let c: serde_json::Value = serde_json::from_str(&io.metadata["config"]).unwrap();
-    let int = |k: &str| c[k].as_i64().unwrap();
-    let model = ModelConfig {
-        z_dim: int("zDim"),
-        channels: int("channels"),
-        features_g: int("featuresG"),
-        features_d: int("featuresD"),
-        image_size: int("imageSize"),
-        ..Default::default()
-    };
+    let model = support::options_of(&c).0;
     Fixture { dir, model, io: io.tensors }
 }
 
@@ -52,11 +47,6 @@ fn stats_vec(s: &StepStats) -> Vec<f64> {
 
 fn state(gan: &Gan) -> Vec<(String, Tensor, bool)> {
     gan.generator.state().into_iter().chain(gan.discriminator.state()).collect()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_kind(Kind::Double);
-    (a - b.to_kind(Kind::Double)).abs().max().double_value(&[])
 }
 
 /// How far a run is from a state_dict of PyTorch's: (fraction of the weights more than lr/2 away,
