@@ -532,11 +532,8 @@ fn humanize(expected: &str) -> String {
         "f64" | "f32" => "a number".into(),
         "a boolean" | "a string" => e.into(),
         "struct DatasetSpec" | "struct StartPosition" | "struct BatchOptions" => "an object".into(),
-        _ => {
-            // Variant and field lists: "`a`, `b` or `c`" / "one of `a`, `b`".
-            let list = e.trim_start_matches("one of ").replace('`', "'").replace(" or ", ", ");
-            list
-        }
+        // Variant and field lists: "`a`, `b` or `c`" / "one of `a`, `b`".
+        _ => e.trim_start_matches("one of ").replace('`', "'").replace(" or ", ", "),
     }
 }
 

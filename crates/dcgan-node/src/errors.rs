@@ -25,6 +25,11 @@ impl Failure {
         CoreError::Input(message.into()).into()
     }
 
+    /// A thread of this library that could not be started or has stopped: not the caller's fault.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Failure { code: INTERNAL, message: message.into() }
+    }
+
     /// A panic in `what`, caught: reported with its message instead of aborting Node.
     pub fn panic(what: &str, payload: Box<dyn std::any::Any + Send>) -> Self {
         let text = payload

@@ -172,7 +172,7 @@ pub fn evaluate_gan<'e>(env: &'e Env, gan: &NativeGan, options: NativeEvalOption
             let _ = executor::spawn(job);
         }
     });
-    spawned.map_err(|e| Failure::input(format!("cannot start the evaluation thread: {e}")).into_napi(env))?;
+    spawned.map_err(|e| Failure::internal(format!("cannot start the evaluation thread: {e}")).into_napi(env))?;
     Ok(promise)
 }
 

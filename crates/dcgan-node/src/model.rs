@@ -42,7 +42,8 @@ impl Model {
             steps_done: AtomicI64::new(gan.steps_done),
             model: gan.model.clone(),
             train: Mutex::new(gan.train.clone()),
-            requested: DeviceSpec::parse(&device_name(gan.device)).unwrap_or(DeviceSpec::Cpu),
+            // Only shown while a model is being built; a loaded one is built.
+            requested: DeviceSpec::Cpu,
             device: Mutex::new(Some(gan.device)),
             slot: Mutex::new(Slot::Ready(Box::new(gan))),
         })
@@ -68,7 +69,6 @@ pub fn with_gan<T>(shared: &Shared, f: impl FnOnce(&mut Gan) -> dcgan_core::Resu
     };
     let out = f(gan);
     shared.steps_done.store(gan.steps_done, Ordering::Relaxed);
-    *shared.train.lock().unwrap_or_else(|p| p.into_inner()) = gan.train.clone();
     out
 }
 
@@ -106,7 +106,7 @@ impl NativeGan {
             };
             settle.settle(outcome, to_js)
         })
-        .map_err(|e| Failure::input(e).into_napi(env))?;
+        .map_err(|e| Failure::internal(e).into_napi(env))?;
         Ok(promise)
     }
 }
@@ -179,7 +179,7 @@ impl NativeGan {
             };
             *target.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
         };
-        executor::spawn(built).map_err(|e| Failure::input(e).into_napi(&env))?;
+        executor::spawn(built).map_err(|e| Failure::internal(e).into_napi(&env))?;
         Ok(NativeGan { gan: shared })
     }
 
@@ -296,7 +296,12 @@ impl NativeGan {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_optimizer<'e>(&self, env: &'e Env, options_json: String) -> Result<Object<'e>> {
         let train = sync(env, TrainOptions::from_json(&options_json))?;
-        self.call(env, "setOptimizer", same, move |g| g.set_train_options(train))
+        let shared = self.gan.clone();
+        self.call(env, "setOptimizer", same, move |g| {
+            g.set_train_options(train.clone())?;
+            *shared.train.lock().unwrap_or_else(|p| p.into_inner()) = train;
+            Ok(())
+        })
     }
 
     /// Loads PyTorch-named weights (`gen.*` and/or `disc.*` keys, as the seed's `state_dict`) into

@@ -72,7 +72,7 @@ fn settled_by<'e, T: Send + 'static, J: ToNapiValue + 'static>(
     start: impl FnOnce(Job) -> std::result::Result<(), String>,
 ) -> Result<Object<'e>> {
     let (settle, promise) = Settle::new(env)?;
-    start(Box::new(move || settle.settle(guarded(what, work), to_js))).map_err(|e| Failure::input(e).into_napi(env))?;
+    start(Box::new(move || settle.settle(guarded(what, work), to_js))).map_err(|e| Failure::internal(e).into_napi(env))?;
     Ok(promise)
 }
 
