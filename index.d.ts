@@ -116,6 +116,16 @@ export declare function evaluateImages(images: Float32Array, shape: Array<number
 /** Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread). */
 export declare function getThreads(): Promise<number>
 
+/** torchvision's `make_grid` options that change pixels. */
+export interface GridOptions {
+  /** Scale `valueRange` (or the batch's min and max) to [0, 1] instead of taking values in [−1, 1]. */
+  normalize?: boolean
+  /** [low, high] for `normalize`: values are clamped to it. */
+  valueRange?: Array<number>
+  /** The padding's value in [0, 1] (default 0: black). */
+  padValue?: number
+}
+
 /** The MNIST classifier's numbers for a set of images, and its prediction for each. */
 export interface ImageScores {
   fid: number
@@ -237,5 +247,8 @@ export declare function writeFileAtomic(path: string, contents: string | Buffer)
 /** `writeFileAtomic` on a thread of its own (its fsyncs can take tens of milliseconds). */
 export declare function writeFileAtomicAsync(path: string, contents: string | Buffer): Promise<void>
 
-/** Writes a grid of images (n×C×H×W values in [−1, 1]) as one PNG file, `nrow` images per row. */
-export declare function writeImageGrid(data: Float32Array, shape: Array<number>, path: string, nrow?: number | undefined | null, padding?: number | undefined | null): Promise<void>
+/**
+ * Writes a grid of images (n×C×H×W values in [−1, 1], or any range with `normalize`) as one PNG
+ * file, `nrow` images per row: torchvision's `save_image(make_grid(...))`.
+ */
+export declare function writeImageGrid(data: Float32Array, shape: Array<number>, path: string, nrow?: number | undefined | null, padding?: number | undefined | null, options?: GridOptions | undefined | null): Promise<void>

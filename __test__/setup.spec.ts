@@ -40,3 +40,9 @@ test('without python3 (and no torch cached yet): one line saying to install Pyth
   t.is(r.status, 1)
   t.regex(r.stderr.trim(), /^dcgan setup failed: 'python3' was not found on PATH\. Install Python 3\.9 or newer/)
 })
+
+test('DCGAN_TORCH other than cpu, cuda or auto: one line naming the allowed values', (t) => {
+  const r = setup({ DCGAN_TORCH: 'rocm', DCGAN_CACHE_DIR: mkdtempSync(join(tmpdir(), 'dcgan-cache-')) })
+  t.is(r.status, 1)
+  t.is(r.stderr.trim(), 'dcgan setup failed: DCGAN_TORCH=rocm: allowed: cpu, cuda or auto.')
+})

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, hostname, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ROOT, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
+import { ROOT, resolvePython, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
 
 export const CONFIGS = {
   tiny: { imageSize: 32, features: 8, batch: 32, steps: 30 },
@@ -47,7 +47,8 @@ const { values: args } = parseArgs({
   },
 })
 
-const torch = resolveTorch({ install: false })
+// The Python side needs torch and torchvision: made on first use (npm run setup:python).
+const torch = { ...resolveTorch({ install: false }), python: resolvePython() }
 const env = torchEnv(torch)
 const pythonMallocTuning = !args['no-python-malloc-tuning']
 const pythonEnv = pythonMallocTuning ? { ...env, ...PYTHON_MALLOC_ENV } : env

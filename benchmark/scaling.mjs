@@ -10,7 +10,7 @@ import { cpus, hostname } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createRequire } from 'node:module'
-import { ROOT, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
+import { ROOT, resolvePython, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
 
 const require = createRequire(import.meta.url)
 const { lineChartSvg } = require('../dist/charts.js')
@@ -23,7 +23,8 @@ const { values: args } = parseArgs({
     features: { type: 'string', default: '16' },
   },
 })
-const torch = resolveTorch({ install: false })
+// The Python side needs torch and torchvision: made on first use (npm run setup:python).
+const torch = { ...resolveTorch({ install: false }), python: resolvePython() }
 const env = torchEnv(torch)
 
 function median(xs) {

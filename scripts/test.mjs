@@ -11,6 +11,7 @@ function step(cmd, args) {
 }
 
 step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']) // the CLI tests run dist/
+step('node', ['scripts/esm-entry.mjs']) // dist/index.mjs, for the test importing dcgan from ESM
 step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '__test__/types/tsconfig.json']) // option types against their key lists
 // One test at a time: tests running side by side in one process share libtorch's thread pool, and
 // bit-exact comparisons (a resumed bf16 run equals a straight one) then vary in their last bits.

@@ -2,14 +2,13 @@
 // Runs a command with libtorch's environment: `node scripts/with-torch.mjs cargo test ...`.
 // `python` on the command line is the Python that has torch.
 import { spawnSync } from 'node:child_process'
-import { ROOT, SetupError, resolveTorch, torchEnv } from './torch-env.mjs'
+import { ROOT, SetupError, resolvePython, resolveTorch, torchEnv } from './torch-env.mjs'
 
 try {
   const torch = resolveTorch({ install: false })
   let [cmd, ...args] = process.argv.slice(2)
   if (cmd === 'python') {
-    if (!torch.python) throw new SetupError('no Python with torch is known: set DCGAN_PYTHON.')
-    cmd = torch.python
+    cmd = torch.python ?? resolvePython({ install: false })
   }
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: process.cwd() || ROOT, env: torchEnv(torch) })
   process.exit(r.status ?? 1)

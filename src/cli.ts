@@ -7,6 +7,7 @@ import type { DeviceSpec } from './config'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import type { DatasetKind } from './datasets'
+import { missingInstall } from './native'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
 import { findCheckpoint, readCheckpointInfo } from './run-dir'
@@ -196,6 +197,11 @@ export function program(): Command {
     .description('Train and use DCGANs (Radford et al.) on libtorch from Node.js')
     .version(packageVersion(), '-V, --version', 'print the version of dcgan')
     .showHelpAfterError('(add --help for usage)')
+    // Help loads no libtorch, so it works when install scripts were skipped; it says what to run then.
+    .addHelpText('after', () => {
+      const missing = missingInstall()
+      return missing ? `\nnote: ${missing}` : ''
+    })
   const t = p
     .command('train')
     .description('train a DCGAN; Ctrl-C finishes the step, writes a checkpoint and exits')

@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path'
-import type { Tensor } from './dcgan'
+import type { Tensor, TensorInput } from './dcgan'
 import * as native from './native'
+import { asFloat32 } from './values'
 import { toOptionsJson } from './options'
 
 /** Which MNIST split. */
@@ -128,8 +129,8 @@ export async function mnist(options: BatchOptions & Omit<DatasetSpec, 'kind' | '
   return openDataset({ kind: 'mnist', ...rest }, { imageSize, channels, batchSize, seed, start })
 }
 
-/** A JS source of batches: each item a {@link Tensor} (n×C×S×S in [−1, 1]); `Float32Array` or `Buffer` data. */
-export type BatchSource = AsyncIterable<Tensor> | Iterable<Tensor> | (() => AsyncIterable<Tensor> | Iterable<Tensor>)
+/** A JS source of batches: each item a {@link TensorInput} (n×C×S×S in [−1, 1]); `Float32Array` or `Buffer` data. */
+export type BatchSource = AsyncIterable<TensorInput> | Iterable<TensorInput> | (() => AsyncIterable<TensorInput> | Iterable<TensorInput>)
 
 /**
  * Batches from your own iterable. Given a function, it is called again for each new epoch;
@@ -137,7 +138,7 @@ export type BatchSource = AsyncIterable<Tensor> | Iterable<Tensor> | (() => Asyn
  */
 export class IterableDataset implements Dataset {
   readonly #source: BatchSource
-  #iterator: AsyncIterator<Tensor> | Iterator<Tensor> | null = null
+  #iterator: AsyncIterator<TensorInput> | Iterator<TensorInput> | null = null
   #epoch = 0
   #position = 0
 
@@ -145,10 +146,10 @@ export class IterableDataset implements Dataset {
     this.#source = source
   }
 
-  #open(): AsyncIterator<Tensor> | Iterator<Tensor> {
+  #open(): AsyncIterator<TensorInput> | Iterator<TensorInput> {
     const it = typeof this.#source === 'function' ? this.#source() : this.#source
-    if (it && typeof (it as AsyncIterable<Tensor>)[Symbol.asyncIterator] === 'function') return (it as AsyncIterable<Tensor>)[Symbol.asyncIterator]()
-    if (it && typeof (it as Iterable<Tensor>)[Symbol.iterator] === 'function') return (it as Iterable<Tensor>)[Symbol.iterator]()
+    if (it && typeof (it as AsyncIterable<TensorInput>)[Symbol.asyncIterator] === 'function') return (it as AsyncIterable<TensorInput>)[Symbol.asyncIterator]()
+    if (it && typeof (it as Iterable<TensorInput>)[Symbol.iterator] === 'function') return (it as Iterable<TensorInput>)[Symbol.iterator]()
     throw new TypeError('a batch source must be an Iterable or AsyncIterable of { data, shape } batches, or a function returning one')
   }
 
@@ -164,7 +165,7 @@ export class IterableDataset implements Dataset {
     if (r.done) throw new DatasetExhausted()
     const t = r.value
     if (!t || !Array.isArray(t.shape)) throw new TypeError('each batch must be an object { data: Float32Array | Buffer, shape: number[] }')
-    const data = toFloat32(t.data)
+    const data = asFloat32(t.data, 'batch data')
     this.#position += t.shape[0] ?? 0
     return { data, shape: t.shape, epoch: this.#epoch, position: this.#position }
   }
@@ -176,15 +177,4 @@ export class DatasetExhausted extends Error {
     super('the dataset has no more batches')
     this.name = 'DatasetExhausted'
   }
-}
-
-function toFloat32(data: unknown): Float32Array {
-  if (data instanceof Float32Array) return data
-  if (Buffer.isBuffer(data)) {
-    if (data.byteLength % 4 !== 0) throw new TypeError(`a Buffer batch must hold float32 values: ${data.byteLength} bytes is not a multiple of 4`)
-    // Copy: a Buffer's offset into its pool need not be 4-byte aligned.
-    return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
-  }
-  if (Array.isArray(data)) return Float32Array.from(data)
-  throw new TypeError('batch data must be a Float32Array, a Buffer of float32 values or an array of numbers')
 }

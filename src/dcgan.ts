@@ -1,12 +1,24 @@
 import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
 import { toOptionsJson } from './options'
+import { asFloat32 } from './values'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
 export interface Tensor {
   /** The values, row-major (the last dimension varies fastest). */
   data: Float32Array
   /** Size of each dimension; their product is `data.length`. */
+  shape: number[]
+}
+
+/**
+ * A tensor given to dcgan (a batch to train on, images to judge or save): like {@link Tensor}, but
+ * the values may also be a Buffer of float32 values (native byte order) or an array of numbers.
+ */
+export interface TensorInput {
+  /** The values, row-major: a Float32Array, a Buffer holding float32 values, or numbers. */
+  data: Float32Array | Buffer | ArrayLike<number>
+  /** Size of each dimension; their product is the number of values. */
   shape: number[]
 }
 
@@ -39,14 +51,6 @@ export interface DCGANConfig {
   stepsDone: number
 }
 
-function asFloat32(values: Float32Array | ArrayLike<number>, what: string): Float32Array {
-  if (values instanceof Float32Array) return values
-  if (values == null || typeof (values as ArrayLike<number>).length !== 'number') {
-    throw new TypeError(`${what} must be a Float32Array or an array of numbers`)
-  }
-  return Float32Array.from(values)
-}
-
 function wrap(t: native.TensorData): Tensor {
   return { data: t.data, shape: t.shape }
 }
@@ -74,7 +78,8 @@ export class DCGAN {
   /** @internal Wraps a model the native layer loaded. */
   constructor(loaded: native.NativeGan)
   constructor(options: DCGANOptions | native.NativeGan = {}) {
-    this.#native = options instanceof native.NativeGan ? options : new native.NativeGan(toOptionsJson(options, 'DCGAN options'))
+    const { NativeGan } = native.binding()
+    this.#native = options instanceof NativeGan ? options : new NativeGan(toOptionsJson(options, 'DCGAN options'))
   }
 
   /** A new model, resolved once its networks are built (so that a bad device rejects here). */
@@ -103,7 +108,7 @@ export class DCGAN {
    * One training iteration on a real batch (n×C×S×S, values in [−1, 1]): `dSteps` discriminator
    * updates, then one generator update.
    */
-  async trainStep(real: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
+  async trainStep(real: TensorInput, options: TrainStepOptions = {}): Promise<StepResult> {
     const data = asFloat32(real?.data, 'real.data')
     const noise = options.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
     return this.#native.trainStep(data, real.shape, noise)
@@ -125,7 +130,7 @@ export class DCGAN {
   }
 
   /** D(x): the probability that each image (n×C×S×S in [−1, 1]) is real; n values. */
-  async discriminate(images: Tensor, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
+  async discriminate(images: TensorInput, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
     const data = asFloat32(images?.data, 'images.data')
     return (await this.#native.discriminate(data, images.shape, options.batchStats)).data
   }
@@ -165,9 +170,27 @@ export async function cudaAvailable(): Promise<boolean> {
   return native.cudaAvailable()
 }
 
-/** Writes images (n×C×H×W in [−1, 1]) as one PNG grid, `nrow` per row (default 8), like torchvision's `save_image`. */
-export async function saveImageGrid(images: Tensor, path: string, options: { nrow?: number; padding?: number } = {}): Promise<void> {
-  return native.writeImageGrid(asFloat32(images.data, 'images.data'), images.shape, path, options.nrow, options.padding)
+/** Layout and scaling of {@link saveImageGrid}: torchvision's `make_grid` options, same names in camelCase. */
+export interface GridOptions {
+  /** Images per row. Default 8. */
+  nrow?: number
+  /** Pixels between images and around them. Default 2. */
+  padding?: number
+  /**
+   * Scale `valueRange` (values clamped to it), or the batch's own minimum and maximum, to black…white.
+   * Default false: values are taken in [−1, 1], the generator's range (torchvision would take [0, 1]).
+   */
+  normalize?: boolean
+  /** `[low, high]` for `normalize`. Default: the batch's minimum and maximum. */
+  valueRange?: [number, number]
+  /** The padding's value in [0, 1] (0 black, 1 white), as after scaling. Default 0. */
+  padValue?: number
+}
+
+/** Writes images (n×C×H×W) as one PNG grid, `nrow` per row (default 8): torchvision's `save_image(make_grid(...))`. */
+export async function saveImageGrid(images: TensorInput, path: string, options: GridOptions = {}): Promise<void> {
+  const { nrow, padding, normalize, valueRange, padValue } = options
+  return native.writeImageGrid(asFloat32(images.data, 'images.data'), images.shape, path, nrow, padding, { normalize, valueRange, padValue })
 }
 
 /** Every tensor of a safetensors file as float32, with the file's metadata. */

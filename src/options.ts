@@ -18,8 +18,8 @@ export interface OptionSchema {
   defaultRunSeed: number
 }
 
-/** The native schema, read once when the module loads. */
-export const OPTION_SCHEMA: Readonly<OptionSchema> = Object.freeze(JSON.parse(native.optionSchema()) as OptionSchema)
+/** The native schema, read once when the module loads (from the snapshot the build writes: no libtorch). */
+export const OPTION_SCHEMA: Readonly<OptionSchema> = Object.freeze(JSON.parse(native.optionSchemaJson()) as OptionSchema)
 
 /**
  * `value` as JSON text for the native layer. Throws a TypeError naming the field for what JSON

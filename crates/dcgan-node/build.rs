@@ -1,14 +1,17 @@
-//! Links the addon so that `require('dcgan')` finds libtorch with no LD_LIBRARY_PATH, and CUDA
-//! works where present: tch's own rpath and link flags do not reach a cdylib that uses it.
+//! Links the addon against libtorch's CPU libraries only, found at run time through a path
+//! relative to the addon itself: `$ORIGIN/libtorch/lib`, where the install script
+//! (scripts/setup.mjs) puts a link to the cached libtorch. No absolute path is written into the
+//! addon, so the installed package can be moved or copied with what its link points to.
+//! libtorch_cuda.so is not linked even when the libtorch folder has it: the core loads it at run
+//! time when a CUDA device is asked for (crates/dcgan-core/src/cuda_lib.rs), so one binary serves
+//! CPU-only and CUDA installs.
 use std::env;
 
 fn main() {
     napi_build::setup();
-    let lib_dir = env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report its libtorch directory");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{lib_dir}");
-    // libtorch_cuda registers the CUDA backend from static initialisers; no symbol of it is used
-    // directly, so --as-needed would drop it and CUDA would look unavailable at run time.
-    if std::path::Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-    }
+    env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report its libtorch directory");
+    // tch's own rpath and link flags do not reach a cdylib that uses it (tch-rs issue 984).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN/libtorch/lib");
+    // RUNPATH (searched after LD_LIBRARY_PATH), not the deprecated RPATH.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--enable-new-dtags");
 }

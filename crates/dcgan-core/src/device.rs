@@ -1,6 +1,7 @@
 //! The `device` option: 'auto' | 'cpu' | 'cuda' | 'cuda:N'. Parsing is pure and runs anywhere;
 //! resolving asks libtorch about CUDA, which can take a while on a GPU machine, so the binding
 //! resolves on the libtorch thread, never on JavaScript's.
+use crate::cuda_lib;
 use crate::error::{Error, Result};
 use tch::{Cuda, Device};
 
@@ -34,12 +35,13 @@ impl DeviceSpec {
     /// The device on this machine: 'auto' is the first GPU when there is one.
     pub fn resolve(self) -> Result<Device> {
         match self {
-            DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+            DeviceSpec::Auto => Ok(if cuda_available() { Device::Cuda(0) } else { Device::Cpu }),
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(index) => {
                 let index = index.unwrap_or(0);
-                let count = Cuda::device_count() as usize;
                 let bad = |why: String| Error::config("device", format!("got '{}'; {why}", self.name()));
+                cuda_lib::load().map_err(|why| bad(format!("CUDA cannot be used: {why}")))?;
+                let count = Cuda::device_count() as usize;
                 if count == 0 {
                     return Err(bad("CUDA is not available on this machine (no GPU or driver found); use 'cpu' or 'auto'".into()));
                 }
@@ -60,6 +62,11 @@ impl DeviceSpec {
             DeviceSpec::Cuda(Some(i)) => format!("cuda:{i}"),
         }
     }
+}
+
+/// Whether libtorch sees a CUDA device, after loading its CUDA library where it is installed.
+pub fn cuda_available() -> bool {
+    cuda_lib::load().is_ok() && Cuda::is_available()
 }
 
 /// Parses and resolves a device option in one go (for tools and tests on the libtorch thread).

@@ -2,6 +2,7 @@
 //! Models, the training step, Adam and weight files; nothing here knows about Node.
 pub mod adam;
 pub mod config;
+pub mod cuda_lib;
 pub mod data;
 pub mod device;
 pub mod error;

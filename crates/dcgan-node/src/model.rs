@@ -341,7 +341,7 @@ pub fn load_gan<'e>(env: &'e Env, path: String, device: Option<String>) -> Resul
 /// Whether libtorch sees a CUDA device (asked on the libtorch thread).
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn cuda_available<'e>(env: &'e Env) -> Result<Object<'e>> {
-    on_torch_thread(env, "cudaAvailable", || Ok(tch::Cuda::is_available()), same)
+    on_torch_thread(env, "cudaAvailable", || Ok(dcgan_core::device::cuda_available()), same)
 }
 
 /// Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread).
