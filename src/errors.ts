@@ -17,6 +17,8 @@ export const ErrorCode = Object.freeze({
   RUN_EXISTS: 'ERR_DCGAN_RUN_EXISTS',
   /** Another trainer is writing to the same run folder. */
   RUN_LOCKED: 'ERR_DCGAN_RUN_LOCKED',
+  /** The native addon or libtorch is missing or does not load (install scripts skipped, cache deleted): run `npm rebuild dcgan`. Set by src/native.ts. */
+  NOT_INSTALLED: 'ERR_DCGAN_NOT_INSTALLED',
   /** A bug in dcgan caught before it could crash the process; please report it. */
   INTERNAL: 'ERR_DCGAN_INTERNAL',
 })

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type * as Binding from '../index'
+import { ErrorCode } from './errors'
 
 export type {
   EvalScores, ImageScores, LoadedBatch, NativeEvalOptions, NativeEvalReport, NativeGan, NativeLoader, StepStats, TensorData, TensorFile,
@@ -15,7 +16,6 @@ const ADDON = 'dcgan.linux-x64-gnu.node'
 const PREBUILT_PACKAGE = 'dcgan-linux-x64-gnu'
 /** The option schema of the addon, written by the install script beside it (scripts/setup.mjs). */
 const SCHEMA_FILE = join(ROOT, 'option-schema.json')
-const NOT_INSTALLED = 'ERR_DCGAN_NOT_INSTALLED'
 
 let loaded: typeof Binding | undefined
 
@@ -41,7 +41,7 @@ function loadBinding(): typeof Binding {
 }
 
 function installError(message: string, cause?: unknown): Error {
-  return Object.assign(new Error(message, { cause }), { code: NOT_INSTALLED })
+  return Object.assign(new Error(message, { cause }), { code: ErrorCode.NOT_INSTALLED })
 }
 
 /** The folder of the addon that the generated loader would load (the package's own, else the prebuilt one), or null. */
