@@ -231,10 +231,14 @@ function pythonVenv() {
   return join(cacheDir(), `torch-${TORCH_VERSION}`)
 }
 
-/** The cached Python environment's python when it is complete, else null (never installs). */
+/** The cached Python environment's python when it has been made, else null (never installs; no import check: importing torch takes seconds). */
 function cachedPython() {
   const python = join(pythonVenv(), 'bin', 'python')
-  return existsSync(python) && spawnSync(python, ['-c', `import ${PYTHON_MODULES.join(', ')}`]).status === 0 ? python : null
+  return existsSync(python) ? python : null
+}
+
+function hasAllModules(python) {
+  return spawnSync(python, ['-c', `import ${PYTHON_MODULES.join(', ')}`]).status === 0
 }
 
 /** Creates the cached virtual environment with torch, torchvision, … (about 4.7 GB, once per machine). */
@@ -274,7 +278,7 @@ export function resolvePython({ install = true } = {}) {
     checkedProbe(python, 'the new environment')
   }
   // An environment made by an earlier version may lack a package added since: add it.
-  if (install && !cachedPython()) {
+  if (install && !hasAllModules(python)) {
     run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-cache-dir', ...PYTHON_PACKAGES])
   }
   return python
