@@ -141,3 +141,15 @@ testNeeding("device 'cuda' on a CPU-only libtorch names the missing library and 
     t.regex(e!.message, /^invalid device: got 'cuda'; CUDA cannot be used: .*\/libtorch_cuda\.so is missing \(this libtorch is CPU-only\); install libtorch with CUDA: DCGAN_TORCH=cuda npm rebuild dcgan$/)
     t.true(await new DCGAN({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 8, device: 'auto' }).generate(1).then(() => true))
   })
+
+test('an option-schema.json other than the addon\'s is refused on the first native call, naming the file', (t) => {
+  const copy = mkdtempSync(join(tmpdir(), 'dcgan-stale-'))
+  for (const f of ['dist', 'index.js', 'package.json', 'dcgan.linux-x64-gnu.node']) cpSync(join(ROOT, f), join(copy, f), { recursive: true })
+  symlinkSync(ENV.libtorch, join(copy, 'libtorch'))
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'))
+  const schema = JSON.parse(readFileSync(join(ROOT, 'option-schema.json'), 'utf8'))
+  schema.model.zDim = 7 // a default the addon does not have
+  writeFileSync(join(copy, 'option-schema.json'), JSON.stringify(schema))
+  const r = spawnSync(process.execPath, ['-e', "const d = require('./dist/index.js'); d.cudaAvailable().catch(e => console.log(e.code + ': ' + e.message))"], { cwd: copy, encoding: 'utf8' })
+  t.is(r.stdout.trim(), `ERR_DCGAN_NOT_INSTALLED: ${join(copy, 'option-schema.json')} does not match the native addon (they were built from different sources): run npm rebuild dcgan (in a clone: npm run build:native)`, r.stderr)
+})
