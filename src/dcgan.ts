@@ -1,5 +1,6 @@
 import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
+import { DcganError, ErrorCode } from './errors'
 import { toOptionsJson } from './options'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
@@ -45,6 +46,40 @@ function asFloat32(values: Float32Array | ArrayLike<number>, what: string): Floa
     throw new TypeError(`${what} must be a Float32Array or an array of numbers`)
   }
   return Float32Array.from(values)
+}
+
+/** A value as an error message shows it (the type where the value alone would mislead). */
+function describe(v: unknown): string {
+  if (typeof v === 'bigint') return `the BigInt ${v}n`
+  if (typeof v === 'string') return `the string '${v}'`
+  if (Array.isArray(v)) return 'an array'
+  if (v === null || v === undefined) return String(v)
+  return typeof v === 'object' ? 'an object' : `${String(v)}`
+}
+
+/** A tensor argument `{ data, shape }`, checked here so that the error names it (napi's own
+ * messages, 'Failed to get Array length', name nothing). */
+function tensorArg(t: unknown, what: string): { data: Float32Array; shape: number[] } {
+  if (t === null || typeof t !== 'object') {
+    throw new DcganError(ErrorCode.INVALID_INPUT, `${what} must be an object { data, shape }, got ${describe(t)}`)
+  }
+  const { data, shape } = t as Partial<Tensor>
+  if (!Array.isArray(shape)) throw new DcganError(ErrorCode.INVALID_INPUT, `${what}.shape must be an array of integers (e.g. [n, C, S, S]), got ${describe(shape)}`)
+  shape.forEach((d: unknown, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new DcganError(ErrorCode.INVALID_INPUT, `${what}.shape[${i}] must be an integer ≥ 0, got ${describe(d)}`)
+    }
+  })
+  return { data: asFloat32(data as Float32Array, `${what}.data`), shape }
+}
+
+/** A count or seed argument: a JavaScript number (napi cannot take a BigInt or a string); the
+ * native side checks its range. */
+function numberArg<T extends number | undefined>(v: T, what: string): T {
+  if (v !== undefined && typeof v !== 'number') {
+    throw new DcganError(ErrorCode.INVALID_INPUT, `invalid ${what}: got ${describe(v)}; allowed: a number`)
+  }
+  return v
 }
 
 function wrap(t: native.TensorData): Tensor {
@@ -104,14 +139,14 @@ export class DCGAN {
    * updates, then one generator update.
    */
   async trainStep(real: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
-    const data = asFloat32(real?.data, 'real.data')
-    const noise = options.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
-    return this.#native.trainStep(data, real.shape, noise)
+    const { data, shape } = tensorArg(real, 'real')
+    const noise = options?.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
+    return this.#native.trainStep(data, shape, noise)
   }
 
   /** `n` images (n×C×S×S in [−1, 1]) from the generator. */
   async generate(n: number, options: GenerateOptions = {}): Promise<Tensor> {
-    return wrap(await this.#native.generate(n, options.seed, options.batchStats))
+    return wrap(await this.#native.generate(numberArg(n, 'n'), numberArg(options?.seed, 'seed'), options?.batchStats))
   }
 
   /** Images for the given latent vectors: `z` holds n×zDim values. */
@@ -126,8 +161,8 @@ export class DCGAN {
 
   /** D(x): the probability that each image (n×C×S×S in [−1, 1]) is real; n values. */
   async discriminate(images: Tensor, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
-    const data = asFloat32(images?.data, 'images.data')
-    return (await this.#native.discriminate(data, images.shape, options.batchStats)).data
+    const { data, shape } = tensorArg(images, 'images')
+    return (await this.#native.discriminate(data, shape, options?.batchStats)).data
   }
 
   /** Saves everything needed to continue training to one safetensors file, atomically. The
@@ -137,6 +172,12 @@ export class DCGAN {
     return this.#native.save(path, metadata)
   }
 
+  /** Frees the native networks and optimiser state now, after the calls already made, rather
+   * than when the garbage collector gets to this object (which frees them too). Later calls reject. */
+  async dispose(): Promise<void> {
+    return this.#native.dispose()
+  }
+
   /** Whether every weight and buffer is finite. */
   async allFinite(): Promise<boolean> {
     return this.#native.allFinite()
@@ -144,7 +185,7 @@ export class DCGAN {
 
   /** `n` latent vectors (n×zDim values) drawn with `seed`, exactly as `generate(n, { seed })` draws them. */
   async latent(n: number, seed: number): Promise<Float32Array> {
-    return (await this.#native.latent(n, seed)).data
+    return (await this.#native.latent(numberArg(n, 'n'), numberArg(seed, 'seed'))).data
   }
 
   /** Loads weights with the seed's PyTorch names (e.g. saved with `safetensors.torch.save_file(
@@ -160,6 +201,12 @@ export class DCGAN {
   }
 }
 
+/** Models alive in native memory in this process: created or loaded, and not yet disposed or
+ * garbage-collected. Watch it to see that native memory is released. */
+export function liveModelCount(): number {
+  return native.liveModels()
+}
+
 /** Whether libtorch sees a CUDA device (asked off the JavaScript thread: CUDA may take a while to start). */
 export async function cudaAvailable(): Promise<boolean> {
   return native.cudaAvailable()
@@ -167,7 +214,8 @@ export async function cudaAvailable(): Promise<boolean> {
 
 /** Writes images (n×C×H×W in [−1, 1]) as one PNG grid, `nrow` per row (default 8), like torchvision's `save_image`. */
 export async function saveImageGrid(images: Tensor, path: string, options: { nrow?: number; padding?: number } = {}): Promise<void> {
-  return native.writeImageGrid(asFloat32(images.data, 'images.data'), images.shape, path, options.nrow, options.padding)
+  const { data, shape } = tensorArg(images, 'images')
+  return native.writeImageGrid(data, shape, path, numberArg(options?.nrow, 'nrow'), numberArg(options?.padding, 'padding'))
 }
 
 /** Every tensor of a safetensors file as float32, with the file's metadata. */
