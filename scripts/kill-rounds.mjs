@@ -35,7 +35,7 @@ const d = require(${JSON.stringify(join(ROOT, 'dist'))})
 ;(async () => {
   const resume = d.listCheckpoints(${JSON.stringify(run)}).length > 0
   const t = resume ? await d.Trainer.resume(${JSON.stringify(run)}) : new d.Trainer(${JSON.stringify(config)})
-  await t.fit({ progress: false, callbacks: { onStepEnd: (s) => console.log('step', s.step) } })
+  await t.fit({ progress: false, overwrite: !resume, callbacks: { onStepEnd: (s) => console.log('step', s.step) } })
 })().catch((e) => { console.error('child failed:', e.message); process.exit(3) })`
 
 /** Runs the child until it has ended `minSteps` steps, then kills it `delay` ms later. */
@@ -74,7 +74,8 @@ let killed = 0
 let lastStep = 0
 for (let round = 1; round <= rounds; round++) {
   // Kill between 0 and 40 ms after a step ended: inside the next step, the checkpoint write, or the sample.
-  await trainAndKill(1, Math.floor(random() * 40))
+  // The first round waits for a second step, so that the run has its first checkpoint.
+  await trainAndKill(round === 1 ? 2 : 1, Math.floor(random() * 40))
   killed++
   const step = await check(round)
   if (step < lastStep) throw new Error(`round ${round}: the newest checkpoint went back from step ${lastStep} to ${step}`)
