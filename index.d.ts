@@ -20,6 +20,11 @@ export declare class NativeGan {
    * the build, and reject with its error if it failed.
    */
   constructor(optionsJson: string)
+  /**
+   * Frees the networks and optimiser state now (after the calls already queued), instead of
+   * when the garbage collector finalises this object; later calls reject.
+   */
+  dispose(): Promise<void>
   /** A promise that resolves once the model is built (rejects with the build's error). */
   ready(): Promise<void>
   /**
@@ -135,6 +140,12 @@ export interface ImageScores {
   /** The most probable class of each image. */
   predictions: Array<number>
 }
+
+/**
+ * Models alive in native memory (created or loaded, not yet disposed or collected): what a
+ * test watches to see that native memory is released.
+ */
+export declare function liveModels(): number
 
 /** A prepared batch and where the data order stands after it. */
 export interface LoadedBatch {

@@ -842,6 +842,7 @@ module.exports.cudaAvailable = nativeBinding.cudaAvailable
 module.exports.evaluateGan = nativeBinding.evaluateGan
 module.exports.evaluateImages = nativeBinding.evaluateImages
 module.exports.getThreads = nativeBinding.getThreads
+module.exports.liveModels = nativeBinding.liveModels
 module.exports.loadGan = nativeBinding.loadGan
 module.exports.openLoader = nativeBinding.openLoader
 module.exports.optionSchema = nativeBinding.optionSchema

@@ -34,7 +34,7 @@ test('--version prints the version of package.json, exit 0', (t) => {
 test('bad input exits non-zero with a one-line reason', (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['train', '--image-size', '48', '--out', tmp()], /^dcgan: invalid imageSize: got 48; allowed: a power of two/],
-    [['train', '--batch-size', 'many'], /error: option '--batch-size <n>' argument 'many' is invalid. 'many' is not an integer/],
+    [['train', '--batch-size', 'many'], /^dcgan: option '--batch-size <n>' argument 'many' is invalid. 'many' is not an integer. \(see --help\)$/],
     [['train', '--preset', 'fast'], /argument 'fast' is invalid. Allowed choices are paper, quick/],
     [['train', '--config', '/nonexistent/c.json'], /^dcgan: \/nonexistent\/c.json: cannot read the config file/],
     [['generate', '--checkpoint', '/nonexistent/run', '--grid', 'x.png'], /^dcgan: \/nonexistent\/run: no such file or folder/],
@@ -48,6 +48,12 @@ test('bad input exits non-zero with a one-line reason', (t) => {
     const lines = r.stderr.trim().split('\n')
     t.true(lines.length <= 2, r.stderr)
     t.true(lines.some((l) => message.test(l)), `${args.join(' ')}: ${r.stderr}`)
+  }
+  // Argument errors (commander's) are exactly one line, the usage hint on it.
+  for (const args of [['train', '--bogus'], ['train', '--image-size', 'abc'], ['generate'], ['nosuchcommand']]) {
+    const r = dcgan(...args)
+    t.is(r.code, 1, args.join(' '))
+    t.regex(r.stderr, /^dcgan: [^\n]+ \(see --help\)\n$/, args.join(' '))
   }
   const bad = join(tmp(), 'bad.json')
   writeFileSync(bad, '{ "imageSize": ')

@@ -1,7 +1,9 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { closeSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import type { StepResult } from './dcgan'
+import { DcganError, ErrorCode } from './errors'
+import { makeDir } from './run-dir'
 
 /** What `Trainer.fit` reports after each step. */
 export interface StepInfo extends StepResult {
@@ -53,12 +55,17 @@ export type MetricRow = Pick<StepInfo, 'step' | 'epoch' | 'lossD' | 'lossG' | 'd
 
 /** Appends one JSON line per step to `path` (e.g. `runs/x/metrics.jsonl`). */
 export class MetricsLog implements Callbacks {
-  #out: WriteStream
+  readonly #path: string
+  #fd: number | null
 
-  /** Opens `path` for appending (creating its folder), so a resumed run extends the same log. */
+  /** Opens `path` for appending (creating its folder), so a resumed run extends the same log.
+   * Each line is written with one synchronous write before the step's checkpoint: a kill cannot
+   * leave a checkpoint whose step the log lacks, and a full disk fails the step that hit it
+   * (a stream would report it later, as an 'error' event that nobody handles). */
   constructor(path: string) {
-    mkdirSync(dirname(path), { recursive: true })
-    this.#out = createWriteStream(path, { flags: 'a' })
+    makeDir(dirname(path))
+    this.#path = path
+    this.#fd = openSync(path, 'a')
   }
 
   /** Writes the step's losses, D outputs, timing and a timestamp as one JSON line. */
@@ -75,12 +82,18 @@ export class MetricsLog implements Callbacks {
       imagesPerSec: +i.imagesPerSec.toFixed(1),
       time: new Date().toISOString(),
     }
-    this.#out.write(JSON.stringify(row) + '\n')
+    if (this.#fd === null) return
+    try {
+      writeSync(this.#fd, JSON.stringify(row) + '\n')
+    } catch (e) {
+      throw new DcganError(ErrorCode.FILE, `${this.#path}: cannot write (${(e as Error).message})`)
+    }
   }
 
-  /** Closes the file; resolves once every line is flushed. */
-  onTrainEnd(): Promise<void> {
-    return new Promise((resolve) => this.#out.end(resolve))
+  /** Closes the file. */
+  onTrainEnd(): void {
+    if (this.#fd !== null) closeSync(this.#fd)
+    this.#fd = null
   }
 }
 

@@ -196,12 +196,13 @@ export function program(): Command {
   const p = new Command('dcgan')
     .description('Train and use DCGANs (Radford et al.) on libtorch from Node.js')
     .version(packageVersion(), '-V, --version', 'print the version of dcgan')
-    .showHelpAfterError('(add --help for usage)')
     // Help loads no libtorch, so it works when install scripts were skipped; it says what to run then.
     .addHelpText('after', () => {
       const missing = missingInstall()
       return missing ? `\nnote: ${missing}` : ''
     })
+    // Errors in one line (the README's promise), the usage hint on the same line.
+    .configureOutput({ outputError: (text, write) => write(`dcgan: ${text.replace(/^error: /, '').trim().split('\n')[0]} (see --help)\n`) })
   const t = p
     .command('train')
     .description('train a DCGAN; Ctrl-C finishes the step, writes a checkpoint and exits')

@@ -1,5 +1,6 @@
 import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
+import { DcganError, ErrorCode } from './errors'
 import { toOptionsJson } from './options'
 import { asFloat32 } from './values'
 
@@ -49,6 +50,40 @@ export interface DCGANConfig {
   device: string
   /** Training steps done (generator updates). */
   stepsDone: number
+}
+
+/** A value as an error message shows it (the type where the value alone would mislead). */
+function describe(v: unknown): string {
+  if (typeof v === 'bigint') return `the BigInt ${v}n`
+  if (typeof v === 'string') return `the string '${v}'`
+  if (Array.isArray(v)) return 'an array'
+  if (v === null || v === undefined) return String(v)
+  return typeof v === 'object' ? 'an object' : `${String(v)}`
+}
+
+/** A tensor argument `{ data, shape }`, checked here so that the error names it (napi's own
+ * messages, 'Failed to get Array length', name nothing). */
+function tensorArg(t: unknown, what: string): { data: Float32Array; shape: number[] } {
+  if (t === null || typeof t !== 'object') {
+    throw new DcganError(ErrorCode.INVALID_INPUT, `${what} must be an object { data, shape }, got ${describe(t)}`)
+  }
+  const { data, shape } = t as Partial<TensorInput>
+  if (!Array.isArray(shape)) throw new DcganError(ErrorCode.INVALID_INPUT, `${what}.shape must be an array of integers (e.g. [n, C, S, S]), got ${describe(shape)}`)
+  shape.forEach((d: unknown, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new DcganError(ErrorCode.INVALID_INPUT, `${what}.shape[${i}] must be an integer ≥ 0, got ${describe(d)}`)
+    }
+  })
+  return { data: asFloat32(data as Float32Array, `${what}.data`), shape }
+}
+
+/** A count or seed argument: a JavaScript number (napi cannot take a BigInt or a string); the
+ * native side checks its range. */
+function numberArg<T extends number | undefined>(v: T, what: string): T {
+  if (v !== undefined && typeof v !== 'number') {
+    throw new DcganError(ErrorCode.INVALID_INPUT, `invalid ${what}: got ${describe(v)}; allowed: a number`)
+  }
+  return v
 }
 
 function wrap(t: native.TensorData): Tensor {
@@ -109,14 +144,14 @@ export class DCGAN {
    * updates, then one generator update.
    */
   async trainStep(real: TensorInput, options: TrainStepOptions = {}): Promise<StepResult> {
-    const data = asFloat32(real?.data, 'real.data')
-    const noise = options.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
-    return this.#native.trainStep(data, real.shape, noise)
+    const { data, shape } = tensorArg(real, 'real')
+    const noise = options?.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
+    return this.#native.trainStep(data, shape, noise)
   }
 
   /** `n` images (n×C×S×S in [−1, 1]) from the generator. */
   async generate(n: number, options: GenerateOptions = {}): Promise<Tensor> {
-    return wrap(await this.#native.generate(n, options.seed, options.batchStats))
+    return wrap(await this.#native.generate(numberArg(n, 'n'), numberArg(options?.seed, 'seed'), options?.batchStats))
   }
 
   /** Images for the given latent vectors: `z` holds n×zDim values. */
@@ -131,8 +166,8 @@ export class DCGAN {
 
   /** D(x): the probability that each image (n×C×S×S in [−1, 1]) is real; n values. */
   async discriminate(images: TensorInput, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
-    const data = asFloat32(images?.data, 'images.data')
-    return (await this.#native.discriminate(data, images.shape, options.batchStats)).data
+    const { data, shape } = tensorArg(images, 'images')
+    return (await this.#native.discriminate(data, shape, options?.batchStats)).data
   }
 
   /** Saves everything needed to continue training to one safetensors file, atomically. The
@@ -142,6 +177,12 @@ export class DCGAN {
     return this.#native.save(path, metadata)
   }
 
+  /** Frees the native networks and optimiser state now, after the calls already made, rather
+   * than when the garbage collector gets to this object (which frees them too). Later calls reject. */
+  async dispose(): Promise<void> {
+    return this.#native.dispose()
+  }
+
   /** Whether every weight and buffer is finite. */
   async allFinite(): Promise<boolean> {
     return this.#native.allFinite()
@@ -149,7 +190,7 @@ export class DCGAN {
 
   /** `n` latent vectors (n×zDim values) drawn with `seed`, exactly as `generate(n, { seed })` draws them. */
   async latent(n: number, seed: number): Promise<Float32Array> {
-    return (await this.#native.latent(n, seed)).data
+    return (await this.#native.latent(numberArg(n, 'n'), numberArg(seed, 'seed'))).data
   }
 
   /** Loads weights with the seed's PyTorch names (e.g. saved with `safetensors.torch.save_file(
@@ -163,6 +204,12 @@ export class DCGAN {
     const all = await this.#native.state()
     return new Map(all.map((t) => [t.name, wrap(t)]))
   }
+}
+
+/** Models alive in native memory in this process: created or loaded, and not yet disposed or
+ * garbage-collected. Watch it to see that native memory is released. */
+export function liveModelCount(): number {
+  return native.liveModels()
 }
 
 /** Whether libtorch sees a CUDA device (asked off the JavaScript thread: CUDA may take a while to start). */
@@ -189,8 +236,9 @@ export interface GridOptions {
 
 /** Writes images (n×C×H×W) as one PNG grid, `nrow` per row (default 8): torchvision's `save_image(make_grid(...))`. */
 export async function saveImageGrid(images: TensorInput, path: string, options: GridOptions = {}): Promise<void> {
-  const { nrow, padding, normalize, valueRange, padValue } = options
-  return native.writeImageGrid(asFloat32(images.data, 'images.data'), images.shape, path, nrow, padding, { normalize, valueRange, padValue })
+  const { nrow, padding, normalize, valueRange, padValue } = options ?? {}
+  const { data, shape } = tensorArg(images, 'images')
+  return native.writeImageGrid(data, shape, path, numberArg(nrow, 'nrow'), numberArg(padding, 'padding'), { normalize, valueRange, padValue })
 }
 
 /** Every tensor of a safetensors file as float32, with the file's metadata. */

@@ -10,7 +10,7 @@
 // Every file is written atomically through one native helper (temporary file `.<name>.tmp-<pid>`,
 // fsync, rename), the scheme checkpoints use too, so one cleanup rule covers all of them.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
 
@@ -157,25 +157,55 @@ export class RunDir {
    * taken over. Returns the function that releases it.
    */
   lock(): () => void {
-    mkdirSync(this.path, { recursive: true })
+    makeDir(this.path)
     const file = join(this.path, '.lock')
+    const failed = (e: unknown) => new DcganError(ErrorCode.FILE, `${file}: cannot take the run folder's lock (${(e as Error).message})`)
     for (let attempt = 0; attempt < 2; attempt++) {
+      let fd: number
       try {
-        const fd = openSync(file, 'wx')
-        writeSync(fd, String(process.pid))
-        closeSync(fd)
-        return () => rmSync(file, { force: true })
+        fd = openSync(file, 'wx')
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw failed(e)
         const holder = Number(readFileSync(file, 'utf8').trim())
         if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
           throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: another trainer (process ${holder}) is writing to this run folder; wait for it to finish or use another outDir`)
         }
         rmSync(file, { force: true }) // left by a process that died
+        continue
       }
+      try {
+        writeSync(fd, String(process.pid))
+      } catch (e) {
+        rmSync(file, { force: true }) // created but not written: a full disk
+        throw failed(e)
+      } finally {
+        closeSync(fd)
+      }
+      return () => rmSync(file, { force: true })
     }
     throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: cannot take the run folder's lock`)
   }
+}
+
+/**
+ * Creates `dir` and its missing parents, one level at a time. Node 20's `mkdirSync(dir,
+ * { recursive: true })` spins forever on a path under `/proc` (it retries on ENOENT), so it is
+ * not used. Throws `ERR_DCGAN_FILE` naming the folder that cannot be made.
+ */
+export function makeDir(dir: string): void {
+  const missing: string[] = []
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing.push(d)
+    if (dirname(d) === d) break
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new DcganError(ErrorCode.FILE, `${d}: cannot create the folder (${(e as Error).message})`)
+    }
+  }
+  if (!statSync(dir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${dir}: is not a folder`)
 }
 
 /** Writes `file` atomically (temporary file, fsync, rename): a reader never sees half a file. */
@@ -222,7 +252,9 @@ export function listCheckpoints(runDir: string): StepFile[] {
  */
 export function findCheckpoint(pathOrRun: string): string {
   if (!existsSync(pathOrRun)) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: no such file or folder`)
-  if (statSync(pathOrRun).isFile()) return pathOrRun
+  const stat = statSync(pathOrRun)
+  if (stat.isFile()) return pathOrRun
+  if (!stat.isDirectory()) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: is neither a checkpoint file nor a run folder (a device, FIFO or socket is never read)`)
   const run = new RunDir(pathOrRun)
   const all = run.checkpoints()
   if (all.length === 0) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: holds no checkpoints (expected ${join(run.checkpointDir, 'step-*.safetensors')})`)

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { type DCGAN, saveImageGrid, type Tensor } from './dcgan'
+import { makeDir } from './run-dir'
 
 /** A point in latent space: n×zDim values (one vector when n = 1), or a seed to draw it from. */
 export type Latent = Float32Array | number[] | {
@@ -145,7 +145,7 @@ export async function vectorArithmetic(gan: DCGAN, o: ArithmeticOptions): Promis
 
 /** Writes each image of a batch as its own PNG, `prefix-000.png`, …; returns the paths. */
 export async function saveImages(images: Tensor, dir: string, prefix = 'image'): Promise<string[]> {
-  mkdirSync(dir, { recursive: true })
+  makeDir(dir)
   const [n, ...rest] = images.shape
   const per = rest.reduce((x, y) => x * y, 1)
   const width = Math.max(3, String(n - 1).length)

@@ -67,6 +67,8 @@ export class Trainer {
   #step: number
   #data: DataPosition
   #lastCheckpoint: string | null = null
+  /** The end of the last queued turn (see #exclusive). */
+  #turn: Promise<unknown> = Promise.resolve()
   readonly #run: RunDir
 
   /** A new run; the config is validated here, before anything is written. */
@@ -179,15 +181,20 @@ export class Trainer {
           throw e
         }
         for (const w of batch.warnings ?? []) process.emitWarning(w, 'DatasetWarning')
+        const previousEpoch = this.#data.epoch
         const t0 = performance.now()
-        const stats = await this.gan.trainStep(batch).catch((e: unknown) => {
-          throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
+        // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile
+        // waits for the step boundary instead of pairing new weights with the old step count.
+        const stats = await this.#exclusive(async () => {
+          const s = await this.gan.trainStep(batch).catch((e: unknown) => {
+            throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
+          })
+          this.#step++
+          if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
+          return s
         })
         const stepMs = performance.now() - t0
-        const previousEpoch = this.#data.epoch
-        this.#step++
         dirty = true
-        if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
         if (![stats.lossD, stats.lossG].every(Number.isFinite)) {
           throw new NonFiniteError(`training diverged at step ${this.#step}: lossD = ${stats.lossD}, lossG = ${stats.lossG}. ` +
             `The last good checkpoint is ${this.#lastCheckpoint ?? 'none (no checkpoint was written yet)'}; try a lower lr.`)
@@ -223,8 +230,20 @@ export class Trainer {
     return path
   }
 
-  /** Writes a checkpoint now (atomically) and prunes old ones. Refuses non-finite weights. */
+  /** Runs `work` after every earlier turn (a training step, a checkpoint) has finished. */
+  #exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(work)
+    this.#turn = run.catch(() => undefined)
+    return run
+  }
+
+  /** Writes a checkpoint (atomically) and prunes old ones. Refuses non-finite weights. Called while
+   * `fit()` runs, it is taken at the next step boundary, so weights and step count agree. */
   async checkpoint(): Promise<string> {
+    return this.#exclusive(() => this.#checkpointNow())
+  }
+
+  async #checkpointNow(): Promise<string> {
     if (!(await this.gan.allFinite())) {
       throw new NonFiniteError(`the weights hold NaN or Infinity at step ${this.#step}; not overwriting the last good checkpoint (${this.#lastCheckpoint ?? 'none'})`)
     }

@@ -84,6 +84,10 @@ impl Default for TrainOptions {
     }
 }
 
+/// Bytes per parameter while training: the float32 weight, its gradient, Adam's two moments,
+/// and the host copy its initial values are drawn in.
+const BYTES_PER_PARAMETER: u64 = 5 * 4;
+
 pub const MIN_IMAGE_SIZE: i64 = 16;
 pub const MAX_IMAGE_SIZE: i64 = 256;
 
@@ -109,7 +113,62 @@ impl ModelConfig {
                 format!("got {s}; allowed: a power of two from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (16, 32, 64, 128, 256)"),
             ));
         }
-        Ok(())
+        self.check_size()
+    }
+
+    /// Refuses a model that is valid field by field but too large to hold: its parameters, their
+    /// gradients and Adam moments (and one image's activations) must fit the memory limit.
+    fn check_size(&self) -> Result<()> {
+        let what = format!(
+            "a model of featuresG {}, featuresD {} at imageSize {} ({:.3e} parameters)",
+            self.features_g, self.features_d, self.image_size, self.parameter_count() as f64
+        );
+        crate::limits::within_memory(self.training_bytes(1), &what, |m| Error::config("featuresG/featuresD/imageSize", m))
+    }
+
+    /// Parameters of both networks (as model.rs builds them; u64 arithmetic cannot overflow
+    /// within the fields' ranges).
+    pub fn parameter_count(&self) -> u64 {
+        let n = self.upsamplings() as u32;
+        let (z, c) = (self.z_dim as u64, self.channels as u64);
+        let k = 16; // 4×4 kernels
+        let (fg, fd) = (self.features_g as u64, self.features_d as u64);
+        let mut total = 0u64;
+        let mut c_in = z;
+        for i in 0..n {
+            let c_out = fg << (n - i);
+            total += c_in * c_out * k + 2 * c_out;
+            c_in = c_out;
+        }
+        total += c_in * c * k + c;
+        total += c * fd * k + fd;
+        for j in 1..n {
+            total += (fd << (j - 1)) * (fd << j) * k + 2 * (fd << j);
+        }
+        total + (fd << (n - 1)) * k + 1
+    }
+
+    /// About what training on batches of `n` images needs: weights, gradients, moments, activations.
+    pub fn training_bytes(&self, n: u64) -> u64 {
+        self.parameter_count().saturating_mul(BYTES_PER_PARAMETER).saturating_add(self.activation_bytes(n, true))
+    }
+
+    /// Values of every layer's output for one image, through both networks.
+    fn activations_per_image(&self) -> u64 {
+        let n = self.upsamplings() as u32;
+        let s = self.image_size as u64;
+        let (fg, fd) = (self.features_g as u64, self.features_d as u64);
+        let generator: u64 = (0..n).map(|i| (fg << (n - i)) * (4u64 << i).pow(2)).sum::<u64>() + self.channels as u64 * s * s;
+        let discriminator: u64 = (0..n).map(|j| (fd << j) * (s >> (j + 1)).pow(2)).sum();
+        generator + discriminator
+    }
+
+    /// About what `n` images need beyond the weights: for training, every layer's output, its
+    /// normalised and activated copies and their gradients (×6); for sampling, two live layers
+    /// at a time at most, counted generously (×2).
+    pub fn activation_bytes(&self, n: u64, training: bool) -> u64 {
+        let copies = if training { 6 } else { 2 };
+        self.activations_per_image().saturating_mul(n).saturating_mul(4 * copies)
     }
 
     /// Number of stride-2 layers between 4×4 and the image: 4 for 64×64.

@@ -34,6 +34,20 @@ pub struct Gan {
     pub steps_done: i64,
 }
 
+/// Models alive: incremented when one is built, decremented when one is dropped.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many models are alive in this process (each holds its weights and Adam state).
+pub fn live_models() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for Gan {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Serializable state of the random generator.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RngState {
@@ -64,6 +78,7 @@ impl Gan {
         let channels_last = channels_last_on(device);
         let opt_g = Adam::new(generator.parameters_mut(), hyper(&train), channels_last)?;
         let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train), channels_last)?;
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0 })
     }
 
@@ -123,6 +138,7 @@ impl Gan {
     /// D(x) for each image of `x`, without tracking gradients.
     pub fn discriminate(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
         self.check_images(x, "the image batch")?;
+        self.check_work(x.size()[0], false, "the discriminator on a batch")?;
         let x = self.prepare_images(x)?;
         tch::no_grad(|| self.discriminator.forward(&x, mode))
     }
@@ -130,6 +146,7 @@ impl Gan {
     /// Images from the generator for the latent batch `z`, without tracking gradients.
     pub fn generate_from(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
         let z = self.check_latent(z, "the latent batch")?;
+        self.check_work(z.size()[0], false, "sampling")?;
         tch::no_grad(|| self.generator.forward(&z, mode))
     }
 
@@ -138,9 +155,17 @@ impl Gan {
         crate::options::in_range("n", n, 1, MAX_COUNT)
     }
 
+    /// Refuses a call on `n` images that would need more memory than the limit (crate::limits).
+    pub fn check_work(&self, n: i64, training: bool, what: &str) -> Result<()> {
+        let n = n.max(0) as u64;
+        let bytes = if training { self.model.training_bytes(n) } else { self.model.activation_bytes(n, false) };
+        crate::limits::within_memory(bytes, &format!("{what} of {n} images"), Error::Input)
+    }
+
     /// `n` images from noise drawn with `seed` (or the model's own generator when `None`).
     pub fn generate(&mut self, n: i64, seed: Option<u64>, mode: NormMode) -> Result<Tensor> {
         Self::check_count(n)?;
+        self.check_work(n, false, "sampling")?;
         let z = match seed {
             Some(s) => self.latent(&mut ChaCha8Rng::seed_from_u64(s), n)?,
             None => {
@@ -231,16 +256,21 @@ impl Gan {
         Ok(true)
     }
 
-    /// Loads a file written by `save` onto `device`.
+    /// Loads a file written by `save` onto `device`. The header is read and the model it declares
+    /// checked (against the memory limit too) before any tensor is read; then every tensor is
+    /// checked (present, dtype, shape, finite, variances non-negative) and named when wrong.
     pub fn load(path: &Path, device: Device) -> Result<Gan> {
+        let header = Header::read(path)?;
+        let unusable = |e: Error| Error::file(path, format!("declares a model that cannot be built: {e}"));
+        header.model.validate().map_err(unusable)?;
+        header.train.validate().map_err(unusable)?;
         let loaded = weights::load(path)?;
-        let header = Header::parse(path, &loaded.metadata)?;
         let meta = &loaded.metadata;
         let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
-        let (model, train) = (header.model, header.train);
-        let mut gan = Gan::new(model, train, device, Some(0))?;
-        gan.generator.load_state(&loaded.tensors)?;
-        gan.discriminator.load_state(&loaded.tensors)?;
+        let mut gan = Gan::new(header.model, header.train, device, Some(0))?;
+        gan.check_tensors(&loaded.tensors).map_err(|e| Error::file(path, e))?;
+        gan.generator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
+        gan.discriminator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         let int = |key: &str| -> Result<i64> {
             field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
         };
@@ -264,6 +294,22 @@ impl Gan {
         gan.rng.set_word_pos(rng.word_pos.parse().map_err(|_| Error::file(path, "bad 'rng' metadata: word_pos"))?);
         gan.check_state().map_err(|e| Error::file(path, e))?;
         Ok(gan)
+    }
+
+    /// Checks that `tensors` hold every tensor this model saves, each with its dtype and shape,
+    /// before any is copied in (a wrong one would otherwise fail inside libtorch, or broadcast).
+    fn check_tensors(&self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
+        for (name, expected) in self.named_tensors() {
+            let found = tensors.get(&name).ok_or_else(|| format!("lacks tensor '{name}': it was saved from a different model configuration, or is not a dcgan checkpoint"))?;
+            let (kind, want_kind) = (found.kind(), expected.kind());
+            if kind != want_kind {
+                return Err(format!("tensor '{name}' has dtype {kind:?}; expected {want_kind:?}"));
+            }
+            if found.size() != expected.size() {
+                return Err(format!("tensor '{name}' has shape {:?}; expected {:?} for the model its header declares", found.size(), expected.size()));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod gan;
 pub mod image;
 pub mod input;
 pub mod layers;
+pub mod limits;
 pub mod model;
 pub mod options;
 pub mod train;

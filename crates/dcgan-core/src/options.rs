@@ -363,6 +363,18 @@ fn preset(name: &str) -> Result<Map<String, Value>> {
     Ok(fields.as_object().cloned().unwrap_or_default())
 }
 
+/// A run's model trained on its batch size, and the batches its loader prepares ahead, must fit
+/// the memory limit together (crate::limits).
+fn check_run_memory(model: &ModelConfig, run: &RunOptions) -> Result<()> {
+    let batch = run.batch_size as u64;
+    let model_bytes = model.training_bytes(batch);
+    let in_flight = run.dataset.prefetch.unwrap_or(DEFAULT_PREFETCH) + 2;
+    let batch_bytes = batch * (model.channels * model.image_size * model.image_size) as u64 * 4;
+    let bytes = model_bytes.saturating_add(batch_bytes.saturating_mul(in_flight));
+    let what = format!("training batches of {batch} at imageSize {} with this model", model.image_size);
+    crate::limits::within_memory(bytes, &what, |m| Error::config("batchSize", m))
+}
+
 impl TrainConfig {
     /// Defaults, then the preset, then `text`'s fields; checks every field. An explicit `epochs`
     /// without `steps` replaces a preset's `steps`.
@@ -380,6 +392,7 @@ impl TrainConfig {
         let mut gan = GanOptions::from_fields(&map)?;
         let run: RunOptions = part(&map, "")?;
         run.validate(gan.train.d_steps)?;
+        check_run_memory(&gan.model, &run)?;
         gan.runtime.seed.get_or_insert(DEFAULT_RUN_SEED);
         Ok(TrainConfig { gan, run })
     }

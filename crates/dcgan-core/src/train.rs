@@ -62,12 +62,33 @@ fn gradients(loss: &Tensor, params: &[Tensor]) -> Result<Vec<Tensor>> {
     Ok(Tensor::f_run_backward(&[loss], params, false, false)?)
 }
 
+/// How far outside [−1, 1] a real image's values may lie: room for rounding and mild
+/// augmentation. Beyond it the data was not scaled as the generator's tanh output is (bytes in
+/// 0…255, or a mean/std normalisation), which poisons BatchNorm's statistics silently.
+pub const MAX_ABS_REAL: f64 = 1.5;
+
+fn check_real_range(real: &Tensor) -> Result<()> {
+    let worst = real.f_abs()?.f_max()?.f_double_value(&[])?;
+    if worst <= MAX_ABS_REAL {
+        return Ok(());
+    }
+    let flat = real.f_flatten(0, -1)?;
+    let i = flat.f_abs()?.f_argmax(0, false)?.f_int64_value(&[])?;
+    let v = flat.f_double_value(&[i])?;
+    Err(Error::Input(format!(
+        "the real batch: value {i} is {v}; images must be scaled to [−1, 1] (values beyond ±{MAX_ABS_REAL} are refused), \
+         as (x / 255 − 0.5) / 0.5 does for bytes"
+    )))
+}
+
 impl Gan {
     /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps.
     fn check_real(&self, real: &Tensor) -> Result<()> {
         self.check_images(real, "the real batch")?;
         let k = self.train.d_steps;
         let n = real.size()[0];
+        self.check_work(n, true, "a training step")?;
+        check_real_range(real)?;
         if n % k != 0 {
             return Err(Error::Input(format!(
                 "the real batch has {n} images, which dSteps = {k} cannot split evenly: give a multiple of {k}"

@@ -1,6 +1,7 @@
 //! Named tensors to and from safetensors files, written atomically (temporary file, fsync, rename)
 //! so that a crash mid-write leaves the previous file intact.
 use crate::error::{Error, Result};
+use crate::limits;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::io::Write;
@@ -85,15 +86,19 @@ pub struct Loaded {
     pub metadata: HashMap<String, String>,
 }
 
+/// Longest safetensors header read (the JSON that lists the tensors and the metadata).
+const MAX_HEADER: u64 = 100_000_000;
+
 /// The metadata of a safetensors file, reading only its header.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let (f, size) = limits::open_regular(path, u64::MAX)?;
+    let mut f = f.take(size); // never past the length checked, whatever the file does meanwhile
     let mut len = [0u8; 8];
     f.read_exact(&mut len).map_err(|_| Error::file(path, "not a valid safetensors file (shorter than its 8-byte header length)"))?;
     let n = u64::from_le_bytes(len);
-    if n > 100_000_000 {
-        return Err(Error::file(path, format!("not a valid safetensors file (header length {n})")));
+    if n > MAX_HEADER || n > size - 8 {
+        return Err(Error::file(path, format!("not a valid safetensors file (header length {n} in a file of {size} bytes)")));
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|_| Error::file(path, "not a valid safetensors file (truncated header)"))?;
@@ -105,17 +110,25 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
         .unwrap_or_default())
 }
 
+/// Every tensor and the metadata of a safetensors file: a regular file, whose size (it is read
+/// whole, then converted tensor by tensor) must fit the memory limit twice.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let limit = limits::memory_limit()? / 2;
+    let bytes = limits::read_regular(path, limit)?;
+    parse(path, &bytes)
+}
+
+/// The tensors and metadata of safetensors `bytes` (read from `path`, named in errors).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let invalid = |e: safetensors::SafeTensorError| Error::file(path, format!("not a valid safetensors file ({e})"));
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(invalid)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         let kind = kind_of(view.dtype())
             .ok_or_else(|| Error::file(path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind)?;
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(|e| Error::file(path, format!("tensor '{name}': {e}")))?;
         tensors.insert(name, t);
     }
     Ok(Loaded { tensors, metadata: meta.metadata().clone().unwrap_or_default() })

@@ -32,6 +32,8 @@ enum Slot {
     Pending,
     Ready(Box<Gan>),
     Failed(Failure),
+    /// `dispose()` freed the networks; every later call rejects.
+    Disposed,
 }
 
 pub type Shared = Arc<Model>;
@@ -66,6 +68,7 @@ pub fn with_gan<T>(shared: &Shared, f: impl FnOnce(&mut Gan) -> dcgan_core::Resu
         Slot::Ready(g) => g,
         Slot::Failed(f) => return Err(CoreError::Input(format!("the model could not be built: {}", f.message))),
         Slot::Pending => return Err(CoreError::Input("the model is not built yet".into())),
+        Slot::Disposed => return Err(CoreError::Input("the model was disposed (dispose()); load or create another".into())),
     };
     let out = f(gan);
     shared.steps_done.store(gan.steps_done, Ordering::Relaxed);
@@ -138,6 +141,13 @@ fn norm_mode(batch_stats: Option<bool>) -> NormMode {
     }
 }
 
+/// Models alive in native memory (created or loaded, not yet disposed or collected): what a
+/// test watches to see that native memory is released.
+#[napi]
+pub fn live_models() -> u32 {
+    dcgan_core::gan::live_models() as u32
+}
+
 /// A seed argument: an integer ≥ 0 (negative seeds are refused, not folded onto 0).
 fn seed_arg(v: f64) -> dcgan_core::Result<u64> {
     Ok(integer_in("seed", v, 0, i64::MAX)? as u64)
@@ -181,6 +191,21 @@ impl NativeGan {
         };
         executor::spawn(built).map_err(|e| Failure::internal(e).into_napi(&env))?;
         Ok(NativeGan { gan: shared })
+    }
+
+    /// Frees the networks and optimiser state now (after the calls already queued), instead of
+    /// when the garbage collector finalises this object; later calls reject.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn dispose<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        let shared = self.gan.clone();
+        let (settle, promise) = Settle::new(env)?;
+        executor::spawn(move || {
+            let freed = std::mem::replace(&mut *shared.slot.lock().unwrap_or_else(|p| p.into_inner()), Slot::Disposed);
+            drop(freed); // on the libtorch thread, like every other libtorch call
+            settle.settle(Ok(()), same)
+        })
+        .map_err(|e| Failure::internal(e).into_napi(env))?;
+        Ok(promise)
     }
 
     /// A promise that resolves once the model is built (rejects with the build's error).

@@ -23,6 +23,7 @@ impl Cifar10 {
                 let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                     .map_err(|e| Error::file(p, format!("cannot list: {e}")))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file())
                     .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("data_batch_") && n.ends_with(".bin")))
                     .collect();
                 found.sort();
@@ -37,8 +38,8 @@ impl Cifar10 {
         let mut files = Vec::new();
         let mut total = 0;
         for path in list {
-            let file = File::open(&path).map_err(|e| Error::file(&path, format!("cannot open: {e}")))?;
-            let len = file.metadata().map_err(|e| Error::file(&path, e))?.len() as usize;
+            let (file, len) = crate::limits::open_regular(&path, u64::MAX)?;
+            let len = len as usize;
             if len == 0 || len % RECORD != 0 {
                 return Err(Error::file(&path, format!(
                     "is not a CIFAR-10 binary batch: {len} bytes is not a multiple of the {RECORD}-byte record (truncated or another format)"
@@ -71,7 +72,10 @@ impl Source for Cifar10 {
         let (path, file, _) = &self.files[f];
         let mut buf = vec![0u8; RECORD];
         file.read_exact_at(&mut buf, (record * RECORD) as u64)
-            .map_err(|e| Error::file(path, format!("cannot read record {record}: {e}")))?;
+            .map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::UnexpectedEof { "the file was truncated after it was opened".to_string() } else { e.to_string() };
+                Error::file(path, format!("cannot read record {record}: {why}"))
+            })?;
         let plane = SIDE * SIDE;
         let mut pixels = Vec::with_capacity(3 * plane);
         for i in 0..plane {

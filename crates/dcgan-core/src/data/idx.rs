@@ -1,22 +1,20 @@
-//! IDX image files (the MNIST format), plain or gzip-compressed. Plain files are read image by
-//! image at their offsets, so memory stays bounded whatever the file's size.
+//! IDX image files (the MNIST format), plain or gzip-compressed. Images are read one by one at
+//! their offsets, so memory stays bounded whatever the file's size: a `.gz` file is inflated
+//! once, as a stream, into an unlinked temporary file, and read from there.
 use crate::error::{Error, Result};
+use crate::limits;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const HEADER: usize = 16;
 
-enum Source {
-    File(File),
-    Memory(Vec<u8>),
-}
-
 pub struct IdxImages {
     path: PathBuf,
-    source: Source,
+    /// The uncompressed file: the original, or the inflated temporary copy of a `.gz`.
+    file: File,
     pub count: usize,
     pub rows: usize,
     pub cols: usize,
@@ -26,45 +24,49 @@ fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Images, rows and columns from a 16-byte header, and the bytes the file must have; checked
+/// against the limits (one image at most `MAX_IMAGE_BYTES`, indices that fit 32 bits).
+fn parse_header(header: &[u8], bad: impl Fn(String) -> Error) -> Result<(usize, usize, usize, u64)> {
+    let magic = be_u32(&header[0..4]);
+    if magic != IMAGES_MAGIC {
+        return Err(bad(format!(
+            "not an IDX image file: magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (unsigned bytes, 3 dimensions)"
+        )));
+    }
+    let (count, rows, cols) = (be_u32(&header[4..8]) as u64, be_u32(&header[8..12]) as u64, be_u32(&header[12..16]) as u64);
+    if count == 0 || rows == 0 || cols == 0 {
+        return Err(bad(format!("holds no images (count {count}, {rows}×{cols})")));
+    }
+    let image = rows * cols; // both < 2^32: no overflow
+    if image > limits::MAX_IMAGE_BYTES {
+        return Err(bad(format!(
+            "announces images of {rows}×{cols} ({}), more than the {} one image may have",
+            limits::human(image),
+            limits::human(limits::MAX_IMAGE_BYTES)
+        )));
+    }
+    let needed = limits::product(&[count, image]).and_then(|v| v.checked_add(HEADER as u64)).ok_or_else(|| bad(format!("implausible header: {count} images of {rows}×{cols}")))?;
+    Ok((count as usize, rows as usize, cols as usize, needed))
+}
+
 impl IdxImages {
     pub fn open(path: &Path) -> Result<IdxImages> {
         let bad = |m: String| Error::file(path, m);
-        let mut file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let (file, len) = limits::open_regular(path, u64::MAX)?;
         let gz = path.extension().is_some_and(|e| e == "gz");
-        let (source, header, total) = if gz {
-            let mut bytes = Vec::new();
-            flate2::read::GzDecoder::new(file)
-                .read_to_end(&mut bytes)
-                .map_err(|e| bad(format!("not a readable gzip file: {e}")))?;
-            let header = bytes.get(..HEADER).map(|h| h.to_vec());
-            let total = bytes.len() as u64;
-            (Source::Memory(bytes), header, total)
-        } else {
-            let total = file.metadata().map_err(|e| bad(e.to_string()))?.len();
-            let mut h = vec![0u8; HEADER];
-            let header = file.read_exact(&mut h).ok().map(|_| h);
-            (Source::File(file), header, total)
+        let mut reader: Box<dyn Read> = if gz { Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file.try_clone().map_err(|e| bad(e.to_string()))?))) } else { Box::new(file.try_clone().map_err(|e| bad(e.to_string()))?) };
+        let mut header = [0u8; HEADER];
+        reader.read_exact(&mut header).map_err(|e| {
+            if gz && e.kind() != std::io::ErrorKind::UnexpectedEof { bad(format!("not a readable gzip file: {e}")) } else { bad(format!("truncated: shorter than the 16-byte IDX header")) }
+        })?;
+        let (count, rows, cols, needed) = parse_header(&header, bad)?;
+        let file = if gz { inflate(path, &header, reader, needed)? } else {
+            if len < needed {
+                return Err(bad(format!("truncated: the header announces {count} images of {rows}×{cols} ({needed} bytes) but the file has {len}")));
+            }
+            file
         };
-        let header = header.ok_or_else(|| bad(format!("truncated: {total} bytes, shorter than the 16-byte IDX header")))?;
-        let magic = be_u32(&header[0..4]);
-        if magic != IMAGES_MAGIC {
-            return Err(bad(format!(
-                "not an IDX image file: magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (unsigned bytes, 3 dimensions)"
-            )));
-        }
-        let (count, rows, cols) = (be_u32(&header[4..8]) as usize, be_u32(&header[8..12]) as usize, be_u32(&header[12..16]) as usize);
-        if count == 0 || rows == 0 || cols == 0 {
-            return Err(bad(format!("holds no images (count {count}, {rows}×{cols})")));
-        }
-        let needed = (count as u64)
-            .checked_mul(rows as u64)
-            .and_then(|v| v.checked_mul(cols as u64))
-            .and_then(|v| v.checked_add(HEADER as u64))
-            .ok_or_else(|| bad(format!("implausible header: {count} images of {rows}×{cols}")))?;
-        if total < needed {
-            return Err(bad(format!("truncated: the header announces {count} images of {rows}×{cols} ({needed} bytes) but the file has {total}")));
-        }
-        Ok(IdxImages { path: path.to_path_buf(), source, count, rows, cols })
+        Ok(IdxImages { path: path.to_path_buf(), file, count, rows, cols })
     }
 
     pub fn image_len(&self) -> usize {
@@ -74,15 +76,55 @@ impl IdxImages {
     /// Copies image `i` (row-major bytes) into `out`.
     pub fn read_into(&self, i: usize, out: &mut [u8]) -> Result<()> {
         let len = self.image_len();
-        let offset = HEADER + i * len;
-        match &self.source {
-            Source::Memory(bytes) => out[..len].copy_from_slice(&bytes[offset..offset + len]),
-            Source::File(f) => f
-                .read_exact_at(&mut out[..len], offset as u64)
-                .map_err(|e| Error::file(&self.path, format!("cannot read image {i}: {e}")))?,
-        }
-        Ok(())
+        let offset = (HEADER + i * len) as u64;
+        self.file.read_exact_at(&mut out[..len], offset).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::UnexpectedEof { "the file was truncated after it was opened".to_string() } else { e.to_string() };
+            Error::file(&self.path, format!("cannot read image {i}: {why}"))
+        })
     }
+}
+
+/// Inflates the rest of a `.gz` IDX stream (after `header`) into an unlinked temporary file of
+/// `needed` bytes, through a small buffer; the disk must have room for it, and a stream that
+/// holds more than the header announces is cut there (a gzip bomb inflates no further).
+fn inflate(path: &Path, header: &[u8], reader: Box<dyn Read>, needed: u64) -> Result<File> {
+    let dir = std::env::temp_dir();
+    let tmp = dir.join(format!(".dcgan-idx-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create a temporary file to inflate {} into: {e}", path.display())))?;
+    let _ = std::fs::remove_file(&tmp); // the open file stays readable; nothing is left behind
+    let free = free_space(&file);
+    if free < needed {
+        return Err(Error::file(path, format!(
+            "inflates to {} (as its header announces), but {} has only {} free; set TMPDIR to a larger disk",
+            limits::human(needed), dir.display(), limits::human(free)
+        )));
+    }
+    let mut out = std::io::BufWriter::new(&file);
+    let copy = || -> std::io::Result<u64> {
+        out.write_all(header)?;
+        let n = std::io::copy(&mut reader.take(needed - HEADER as u64), &mut out)?;
+        out.flush()?;
+        Ok(n)
+    };
+    let copied = copy().map_err(|e| Error::file(path, format!("not a readable gzip file: {e}")))?;
+    drop(out);
+    if copied + (HEADER as u64) < needed {
+        return Err(Error::file(path, format!("truncated: the header announces {needed} bytes but the file inflates to {}", copied + HEADER as u64)));
+    }
+    Ok(file)
+}
+
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Free bytes on the file system of `file` (unlimited when it cannot be asked).
+fn free_space(file: &File) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a struct to fill.
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) } != 0 {
+        return u64::MAX;
+    }
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
 }
 
 impl super::Source for IdxImages {

@@ -66,6 +66,20 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<u32> {
     order
 }
 
+/// The batches in flight (prefetched, being made, held by the caller) and an epoch's order must
+/// fit the memory limit: a huge batch at 256 px fails here, not in an allocation that aborts.
+fn check_memory(opts: &LoaderOptions, len: usize) -> Result<()> {
+    let per_batch = crate::limits::product(&[opts.batch_size as u64, opts.channels as u64, (opts.image_size as u64).pow(2), 4]).unwrap_or(u64::MAX);
+    let bytes = per_batch.saturating_mul(opts.prefetch as u64 + 2).saturating_add(len as u64 * 4);
+    let s = opts.image_size;
+    let what = format!("an epoch's order of {len} images with {} batches of {} images at {s}×{s} prepared ahead", opts.prefetch + 2, opts.batch_size);
+    crate::limits::within_memory(bytes, &what, |m| Error::config("batchSize", m))?;
+    if len > u32::MAX as usize {
+        return Err(Error::Input(format!("the dataset has {len} images; at most {} are supported", u32::MAX)));
+    }
+    Ok(())
+}
+
 impl Loader {
     pub fn new(source: Arc<dyn Source>, opts: LoaderOptions) -> Result<Loader> {
         let len = opts.limit.unwrap_or(usize::MAX).min(source.len());
@@ -78,6 +92,7 @@ impl Loader {
         if opts.start.position > len {
             return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
         }
+        check_memory(&opts, len)?;
         crate::executor::tune_malloc();
         let (tx, rx) = sync_channel(opts.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
