@@ -118,6 +118,13 @@ export declare function evaluateGan(gan: NativeGan, options: NativeEvalOptions):
  */
 export declare function evaluateImages(images: Float32Array, shape: Array<number>, classifier: string): Promise<ImageScores>
 
+/**
+ * Writes `what` ('generator', the default, or 'discriminator') of the model to `path` as an ONNX
+ * model in inference form (atomically); resolves to the file's description as JSON (see
+ * `readOnnxInfo`).
+ */
+export declare function exportOnnx(gan: NativeGan, path: string, what?: string | undefined | null): Promise<string>
+
 /** Threads libtorch uses on the CPU: read where the work runs (OpenMP's setting is per thread). */
 export declare function getThreads(): Promise<number>
 
@@ -212,6 +219,13 @@ export declare function readCheckpointInfo(path: string): string
 
 /** The metadata of a safetensors file (reads only its header; small, so on the caller's thread). */
 export declare function readMetadata(path: string): Record<string, string>
+
+/**
+ * Checks that an ONNX file is one dcgan exported and resolves to its description as JSON:
+ * `{ format, what, model, opset, weights, steps, input, output }`. Any other file is refused with
+ * "not an ONNX model written by dcgan: …" (code ERR_DCGAN_FILE).
+ */
+export declare function readOnnxInfo(path: string): Promise<string>
 
 /** Reads every tensor of a safetensors file as float32 (for tools and tests). */
 export declare function readTensors(path: string): Promise<TensorFile>

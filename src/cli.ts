@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The `dcgan` command: train, generate, interpolate, arithmetic, inspect, report.
+// The `dcgan` command: train, generate, interpolate, arithmetic, eval, export, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
+import { exportOnnx, exportWeb } from './export'
 import type { DatasetKind } from './datasets'
 import { missingInstall } from './native'
 import { OPTION_SCHEMA } from './options'
@@ -178,6 +179,19 @@ async function evalCmd(o: { checkpoint: string; samples: number; seed: number; b
   else console.error('not in a run folder: eval.json not written')
 }
 
+async function exportCmd(o: { checkpoint: string; format: 'onnx' | 'web'; out: string; what: 'generator' | 'discriminator'; seed?: number }): Promise<void> {
+  if (o.format === 'web' && o.what !== 'generator') throw new Error('--format web exports the generator only: drop --what')
+  const gan = await DCGAN.load(findCheckpoint(o.checkpoint), { device: 'cpu' })
+  if (o.format === 'onnx') {
+    const info = await exportOnnx(gan, o.out, { what: o.what })
+    console.error(`wrote ${o.out} (${statSync(o.out).size} bytes): ${info.what}, opset ${info.opset}, input ${info.input.name} [${info.input.shape.map((d) => d ?? 'n')}], output ${info.output.name} [${info.output.shape.map((d) => d ?? 'n')}]`)
+    return
+  }
+  const files = await exportWeb(gan, o.out, { seed: o.seed })
+  const total = files.reduce((s, f) => s + f.bytes, 0)
+  console.error(`wrote ${files.length} files (${(total / 1e6).toFixed(1)} MB) to ${o.out}: open ${join(o.out, 'index.html')} in a browser`)
+}
+
 function inspect(o: { checkpoint: string }): void {
   const c = readCheckpointInfo(findCheckpoint(o.checkpoint))
   const info = {
@@ -263,6 +277,14 @@ export function program(): Command {
     .option('--batch-stats', 'BatchNorm on batch statistics instead of running ones')
     .option('--device <name>', "'auto', 'cpu', 'cuda' or 'cuda:N'")
     .action(evalCmd)
+  p.command('export')
+    .description('the generator (or discriminator) as an ONNX file, or a static web page that samples and interpolates offline')
+    .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
+    .addOption(new Option('--format <name>', 'onnx: one .onnx file; web: a folder with index.html').choices(['onnx', 'web']).makeOptionMandatory())
+    .requiredOption('--out <path>', 'the .onnx file, or the folder of the page')
+    .addOption(new Option('--what <network>', 'which network (onnx only)').choices(['generator', 'discriminator']).default('generator'))
+    .option('--seed <n>', "the page's first seed (web only)", int)
+    .action(exportCmd)
   p.command('inspect')
     .description("show a checkpoint's configuration, step and size")
     .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')

@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod executor;
+pub mod export;
 pub mod ffi;
 pub mod gan;
 pub mod image;

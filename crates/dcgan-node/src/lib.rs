@@ -4,11 +4,13 @@
 //!   waits for the libtorch thread);
 //! - `errors`: every error (and any panic) becomes a JavaScript error with a stable `code`;
 //! - `model`: the `NativeGan` class; `loader`: the data loader; `eval`: evaluation;
-//! - `files`: safetensors, PNG grids and atomic writes; `tensor`: tensors to and from JavaScript.
+//! - `files`: safetensors, PNG grids and atomic writes; `tensor`: tensors to and from JavaScript;
+//! - `export`: a network as an ONNX file, and the check that a file is one of ours.
 #![deny(clippy::all)]
 
 mod errors;
 mod eval;
+mod export;
 mod files;
 mod loader;
 mod model;

@@ -1,0 +1,4 @@
+//! Trained networks in formats other runtimes read: ONNX (onnx.rs), written with prost messages
+//! derived from onnx.proto (proto.rs).
+pub mod onnx;
+mod proto;
