@@ -32,7 +32,15 @@ pub struct Gan {
     pub rng: ChaCha8Rng,
     /// Completed training steps (one generator update each).
     pub steps_done: i64,
+    /// The moving average of the generator's weights (and BatchNorm statistics), when `emaDecay`
+    /// is set: what `generate`, `generate_from` and evaluation use.
+    pub ema: Option<Generator>,
+    /// DiffAugment draws given by a caller (tests replaying PyTorch's), used before drawing any.
+    pub fed_augment_draws: std::collections::VecDeque<Tensor>,
 }
+
+/// Prefix of the moving-average generator's tensors in a checkpoint: `ema.gen.0.0.weight`, ….
+pub const EMA_PREFIX: &str = "ema.";
 
 /// Serializable state of the random generator.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -48,8 +56,8 @@ fn channels_last_on(device: Device) -> bool {
     std::env::var("DCGAN_CHANNELS_LAST").map(|v| v != "0").unwrap_or(device == Device::Cpu)
 }
 
-fn hyper(t: &TrainOptions) -> AdamHyper {
-    AdamHyper { lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
+fn hyper(t: &TrainOptions, lr: f64) -> AdamHyper {
+    AdamHyper { lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
 }
 
 impl Gan {
@@ -58,13 +66,43 @@ impl Gan {
         model.validate()?;
         train.validate()?;
         train.validate_for(device)?;
+        check_precision(&model, &train)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
         let mut generator = Generator::new(&model, &mut rng, device)?;
         let mut discriminator = Discriminator::new(&model, &mut rng, device)?;
         let channels_last = channels_last_on(device);
-        let opt_g = Adam::new(generator.parameters_mut(), hyper(&train), channels_last)?;
-        let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train), channels_last)?;
-        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0 })
+        let opt_g = Adam::new(generator.parameters_mut(), hyper(&train, train.lr_of_g()), channels_last)?;
+        let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train, train.lr_of_d()), channels_last)?;
+        let ema = if train.ema_decay > 0.0 { Some(generator.copy()?) } else { None };
+        let fed_augment_draws = Default::default();
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws })
+    }
+
+    /// The generator that samples: the moving average when there is one, else the trained one.
+    pub fn sampler(&mut self) -> &mut Generator {
+        match &mut self.ema {
+            Some(ema) => ema,
+            None => &mut self.generator,
+        }
+    }
+
+    /// Restarts the moving average from the generator's current weights (after weights were
+    /// loaded into it); nothing when there is none.
+    pub fn reset_ema(&mut self) -> Result<()> {
+        if self.ema.is_some() {
+            self.ema = Some(self.generator.copy()?);
+        }
+        Ok(())
+    }
+
+    /// Every parameter and buffer of both networks, then the moving average's (`ema.gen.…`).
+    pub fn state(&self) -> Vec<(String, Tensor, bool)> {
+        let mut all = self.generator.state();
+        all.extend(self.discriminator.state());
+        if let Some(ema) = &self.ema {
+            all.extend(ema.state().into_iter().map(|(n, t, b)| (format!("{EMA_PREFIX}{n}"), t, b)));
+        }
+        all
     }
 
     /// Changes the optimiser settings from the next step on (a resumed run's new lr, say); the
@@ -72,8 +110,15 @@ impl Gan {
     pub fn set_train_options(&mut self, train: TrainOptions) -> Result<()> {
         train.validate()?;
         train.validate_for(self.device)?;
-        self.opt_g.hyper = hyper(&train);
-        self.opt_d.hyper = hyper(&train);
+        check_precision(&self.model, &train)?;
+        self.opt_g.hyper = hyper(&train, train.lr_of_g());
+        self.opt_d.hyper = hyper(&train, train.lr_of_d());
+        // A moving average turned on mid-run starts from the generator as it is.
+        match (train.ema_decay > 0.0, self.ema.is_some()) {
+            (true, false) => self.ema = Some(self.generator.copy()?),
+            (false, true) => self.ema = None,
+            _ => {}
+        }
         self.train = train;
         Ok(())
     }
@@ -130,7 +175,7 @@ impl Gan {
     /// Images from the generator for the latent batch `z`, without tracking gradients.
     pub fn generate_from(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
         let z = self.check_latent(z, "the latent batch")?;
-        tch::no_grad(|| self.generator.forward(&z, mode))
+        tch::no_grad(|| self.sampler().forward(&z, mode))
     }
 
     /// Checks a number of images or latent vectors to make at once.
@@ -150,7 +195,7 @@ impl Gan {
                 z
             }
         };
-        tch::no_grad(|| self.generator.forward(&z, mode))
+        tch::no_grad(|| self.sampler().forward(&z, mode))
     }
 
     /// Every tensor of a checkpoint: both networks under their PyTorch names, then the Adam moments.
@@ -166,6 +211,9 @@ impl Gan {
                 out.push((format!("optim.{net}.exp_avg.{name}"), m.shallow_clone()));
                 out.push((format!("optim.{net}.exp_avg_sq.{name}"), v.shallow_clone()));
             }
+        }
+        if let Some(ema) = &self.ema {
+            out.extend(ema.state().into_iter().map(|(n, t, _)| (format!("{EMA_PREFIX}{n}"), t)));
         }
         out
     }
@@ -231,6 +279,20 @@ impl Gan {
         Ok(true)
     }
 
+    /// The moving average from `tensors` (`ema.gen.…`) when they hold it; otherwise (a checkpoint
+    /// written without one) it starts from the loaded generator.
+    fn load_ema(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let Some(ema) = &mut self.ema else { return Ok(()) };
+        if !tensors.keys().any(|k| k.starts_with(EMA_PREFIX)) {
+            return self.reset_ema();
+        }
+        let own: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(EMA_PREFIX).map(|n| (n.to_string(), t.shallow_clone())))
+            .collect();
+        ema.load_state(&own)
+    }
+
     /// Loads a file written by `save` onto `device`.
     pub fn load(path: &Path, device: Device) -> Result<Gan> {
         let loaded = weights::load(path)?;
@@ -241,6 +303,7 @@ impl Gan {
         let mut gan = Gan::new(model, train, device, Some(0))?;
         gan.generator.load_state(&loaded.tensors)?;
         gan.discriminator.load_state(&loaded.tensors)?;
+        gan.load_ema(&loaded.tensors)?;
         let int = |key: &str| -> Result<i64> {
             field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
         };
@@ -265,6 +328,14 @@ impl Gan {
         gan.check_state().map_err(|e| Error::file(path, e))?;
         Ok(gan)
     }
+}
+
+/// Refuses what the bf16 step does not implement.
+fn check_precision(model: &ModelConfig, train: &TrainOptions) -> Result<()> {
+    if model.spectral_norm && train.precision == crate::config::Precision::Bf16 {
+        return Err(Error::config("spectralNorm", "got true with precision 'bf16'; spectral normalisation runs in 'fp32' only"));
+    }
+    Ok(())
 }
 
 /// What a dcgan file says about itself, checked: the metadata that `save` writes.
