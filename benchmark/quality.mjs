@@ -4,8 +4,13 @@
 // number of steps and the same list of seeds, then evaluated by the SAME evaluator (src/eval.ts:
 // the shipped MNIST classifier's FID, Inception Score and digits covered, real MNIST test images as
 // the yardstick). The PyTorch weights are loaded into a DCGAN with gan.loadWeights().
-//   node benchmark/quality.mjs [--sides ours,ours-bf16,reference] [--seeds 1,2,3] [--steps 1500] [--samples 2000] [--eval-seed 0] [--threads N]
-// Sides: `ours` (fp32), `ours-bf16` (precision 'bf16'), `reference` (the seed's PyTorch loop).
+//   node benchmark/quality.mjs [--sides ours,ours-bf16,reference,preset:best,NAME] [--set NAME='{"emaDecay":0.999}'] [--seeds 1,2,3]
+//                              [--steps 1500] [--samples 2000] [--eval-seed 0] [--threads N] [--jobs N] [--images DIR]
+// Sides: `ours` (fp32, the `quick` preset), `ours-bf16` (precision 'bf16'), `reference` (the seed's
+// PyTorch loop), `preset:NAME` (this library with `--preset NAME`), or the NAME of a `--set`: the
+// `quick` preset with the set's options on top (the same budget: steps, batch, image size).
+// --images DIR writes a 64-image grid of each side's first seed (evaluation noise, BatchNorm on
+// running statistics) to DIR/<side>.png.
 // Needs the built package (npm run build). Writes benchmark/results/quality-<date>.md.
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -16,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { ROOT, resolvePython, resolveTorch, torchEnv } from '../scripts/torch-env.mjs'
 
 const require = createRequire(import.meta.url)
-const { DCGAN, PRESETS, evaluate, evaluateCheckpoint } = require('../dist/index.js')
+const { DCGAN, PRESETS, evaluate, evaluateCheckpoint, findCheckpoint, saveImageGrid } = require('../dist/index.js')
 
 const { values: args } = parseArgs({
   options: {
@@ -28,8 +33,22 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: String(cpus().length) },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    set: { type: 'string', multiple: true, default: [] },
+    images: { type: 'string' },
+    jobs: { type: 'string', default: '1' },
   },
 })
+/** `--set NAME=JSON`: named option sets over the `quick` preset. */
+const SETS = Object.fromEntries(args.set.map((s) => {
+  const at = s.indexOf('=')
+  try {
+    if (at < 1) throw new Error('expected NAME=JSON')
+    return [s.slice(0, at), JSON.parse(s.slice(at + 1))]
+  } catch (e) {
+    console.error(`quality: bad --set '${s}': ${e.message}`)
+    process.exit(1)
+  }
+}))
 const quick = PRESETS.quick
 const steps = Number(args.steps ?? quick.steps)
 const seeds = args.seeds.split(',').map((s) => Number(s.trim()))
@@ -61,12 +80,24 @@ function run(cmd, argv) {
   })
 }
 
-async function trainOurs(seed, precision = 'fp32') {
-  const outDir = join(work, `ours-${precision}-${seed}`)
-  const { seconds } = await run(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'train', '--preset', 'quick', '--steps', String(steps), '--precision', precision,
+/** Trains with our CLI: `preset` plus `options` (a config file), `steps` steps; evaluates the last checkpoint. */
+async function trainOurs(seed, { side, preset = 'quick', options = {} }) {
+  const outDir = join(work, `${side.replace(/[^\w.-]/g, '_')}-${seed}`)
+  const config = join(work, `${side.replace(/[^\w.-]/g, '_')}.json`)
+  writeFileSync(config, JSON.stringify(options))
+  const { seconds } = await run(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'train', '--preset', preset, '--config', config, '--steps', String(steps),
     '--seed', String(seed), '--out', outDir, '--device', 'cpu', '--threads', args.threads, '--sample-every', '0', '--checkpoint-every', String(steps)])
   const r = await evaluateCheckpoint(outDir, { samples, seed: evalSeed })
+  if (args.images && seed === seeds[0]) await writeGrid(await DCGAN.load(findCheckpoint(outDir), { device: 'cpu' }), side)
   return { seconds, ...r }
+}
+
+/** A grid of 64 images from the evaluation seed's noise, for the README. */
+async function writeGrid(gan, side) {
+  mkdirSync(args.images, { recursive: true })
+  const file = join(args.images, `${side.replace(/[^\w.-]/g, '_')}.png`)
+  await saveImageGrid(await gan.generate(64, { seed: evalSeed }), file, { nrow: 8 })
+  console.error(`  wrote ${file}`)
 }
 
 async function trainReference(seed) {
@@ -78,26 +109,38 @@ async function trainReference(seed) {
   const gan = new DCGAN({ imageSize: quick.imageSize, featuresG: quick.featuresG, featuresD: quick.featuresD, init: quick.init, device: 'cpu', seed: 0 })
   const found = await gan.loadWeights(file)
   if (found.length !== 2) throw new Error(`${file}: holds only the ${found.join(', ')}`)
+  if (args.images && seed === seeds[0]) await writeGrid(gan, 'reference')
   return { seconds, ...(await evaluate(gan, { samples, seed: evalSeed })) }
 }
 
-const TRAINERS = { ours: (seed) => trainOurs(seed), 'ours-bf16': (seed) => trainOurs(seed, 'bf16'), reference: trainReference }
+const TRAINERS = {
+  ours: (seed) => trainOurs(seed, { side: 'ours' }),
+  'ours-bf16': (seed) => trainOurs(seed, { side: 'ours-bf16', options: { precision: 'bf16' } }),
+  reference: trainReference,
+}
 const sides = args.sides.split(',').map((s) => s.trim())
 for (const side of sides) {
+  if (side.startsWith('preset:')) TRAINERS[side] = (seed) => trainOurs(seed, { side, preset: side.slice('preset:'.length) })
+  else if (side in SETS) TRAINERS[side] = (seed) => trainOurs(seed, { side, options: SETS[side] })
   if (!(side in TRAINERS)) {
-    console.error(`quality: unknown side '${side}'; allowed: ${Object.keys(TRAINERS).join(', ')}`)
+    console.error(`quality: unknown side '${side}'; allowed: ${Object.keys(TRAINERS).join(', ')}, preset:NAME, or a --set name`)
     process.exit(1)
   }
 }
 const rows = Object.fromEntries(sides.map((side) => [side, []]))
-for (const seed of seeds) {
-  for (const [side, train] of sides.map((side) => [side, TRAINERS[side]])) {
+/** Every (seed, side) run, `--jobs` at a time (each with `--threads` threads). */
+const tasks = seeds.flatMap((seed) => sides.map((side) => [seed, side]))
+async function worker() {
+  for (let task = tasks.shift(); task; task = tasks.shift()) {
+    const [seed, side] = task
     console.error(`${side}, seed ${seed}: training ${steps} steps…`)
-    const r = await train(seed)
+    const r = await TRAINERS[side](seed)
     rows[side].push({ ...r, trainSeed: seed })
-    console.error(`  FID ${r.generated.fid.toFixed(2)}, IS ${r.generated.inceptionScore.toFixed(2)}, digits ${r.generated.classesCovered}/10, real FID ${r.real.fid.toFixed(2)}; trained in ${r.seconds.toFixed(0)} s`)
+    console.error(`${side}, seed ${seed}: FID ${r.generated.fid.toFixed(2)}, IS ${r.generated.inceptionScore.toFixed(2)}, digits ${r.generated.classesCovered}/10, real FID ${r.real.fid.toFixed(2)}; trained in ${r.seconds.toFixed(0)} s`)
   }
 }
+await Promise.all(Array.from({ length: Number(args.jobs) }, worker))
+for (const side of sides) rows[side].sort((a, b) => a.trainSeed - b.trainSeed)
 
 const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length
 const sd = (v) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)))
@@ -109,7 +152,11 @@ const METRICS = [
   ['real test images FID (yardstick)', (r) => r.real.fid, 2],
   ['training s (process wall time)', (r) => r.seconds, 0],
 ]
-const NAMES = { ours: 'dcgan (this library)', 'ours-bf16': "dcgan, precision 'bf16'", reference: "seed's PyTorch loop" }
+const NAMES = { ours: 'dcgan `quick`', 'ours-bf16': "dcgan `quick`, precision 'bf16'", reference: "seed's PyTorch loop" }
+for (const side of sides) {
+  if (side.startsWith('preset:')) NAMES[side] = `dcgan \`${side.slice('preset:'.length)}\``
+  else if (side in SETS) NAMES[side] = `\`quick\` + ${JSON.stringify(SETS[side])}`
+}
 const date = new Date().toISOString().slice(0, 10)
 const lines = [
   `# Sample quality: ${sides.map((s) => NAMES[s]).join(' vs. ')} (${date})`,
@@ -128,7 +175,8 @@ const lines = [
     `| ${NAMES[side]} | ${r.trainSeed} | ${r.generated.fid.toFixed(2)} | ${r.generated.inceptionScore.toFixed(2)} | ${r.generated.classesCovered} | ${r.generated.classHistogram.join(' ')} | ${r.seconds.toFixed(0)} |`)),
   '',
   `Machine: ${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; torch ${torch.version}; ${args.threads} threads. ` +
-    `Command: \`node benchmark/quality.mjs --sides ${sides.join(',')} --seeds ${seeds.join(',')} --steps ${steps} --samples ${samples} --eval-seed ${evalSeed} --threads ${args.threads}\`.`,
+    `Command: \`node benchmark/quality.mjs${args.set.map((x) => ` --set '${x}'`).join('')} --sides ${sides.join(',')} --seeds ${seeds.join(',')} --steps ${steps} --samples ${samples} --eval-seed ${evalSeed} --threads ${args.threads} --jobs ${args.jobs}\`` +
+    (Number(args.jobs) > 1 ? `; ${args.jobs} runs at a time, so the training times are those of a shared machine.` : '.'),
 ]
 const table = lines.join('\n') + '\n'
 console.log('\n' + table)

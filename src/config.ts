@@ -16,6 +16,12 @@ export type GeneratorLoss = 'non-saturating' | 'minimax'
  * and the losses (BCE on D's logits) in float32. */
 export type Precision = 'fp32' | 'bf16'
 
+/** D's adversarial loss: the seed's `'bce'`, or SNGAN's `'hinge'` on D's logits (G minimises −E[D(G(z))]). */
+export type AdversarialLoss = 'bce' | 'hinge'
+
+/** DiffAugment policy applied to every image D sees (real and fake, differentiable for G's loss). */
+export type Augment = 'none' | 'translation' | 'cutout' | 'translation,cutout'
+
 /** Where tensors live: `'auto'` is CUDA when available, else the CPU. */
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
 
@@ -33,6 +39,8 @@ export interface ModelConfig {
   imageSize: number
   /** Weight initialisation. Default `'seed'`. */
   init: Init
+  /** Spectral normalisation of D's convolutions (torch.nn.utils.spectral_norm: one power iteration per training forward). Default false. */
+  spectralNorm: boolean
 }
 
 /** Adam and the schedule of one training step. Defaults are the seed's (the paper's). */
@@ -51,6 +59,22 @@ export interface OptimizerConfig {
   generatorLoss: GeneratorLoss
   /** Default `'fp32'`. `'bf16'` needs a CPU with bfloat16 convolutions in oneDNN (AVX-512) or a GPU; checkpoints stay float32 either way. */
   precision: Precision
+  /** D's learning rate (TTUR). Default: `lr`. */
+  lrD?: number
+  /** G's learning rate (TTUR). Default: `lr`. */
+  lrG?: number
+  /** D's BCE target for real images, in (0, 1]; 0.9 is one-sided label smoothing. Default 1. */
+  realLabel: number
+  /** Default `'bce'`. */
+  loss: AdversarialLoss
+  /** R1 penalty γ (γ/2·E‖∇ₓD(x)‖² on real images, D's logits); 0 is off. Default 0. */
+  r1Gamma: number
+  /** Lazy R1: the penalty on every N-th D update, scaled by N. Default 1. */
+  r1Every: number
+  /** Default `'none'`. */
+  augment: Augment
+  /** Decay of the generator's moving average (sampling, evaluation and checkpoints use it when set), e.g. 0.999; 0 is off. Default 0. */
+  emaDecay: number
 }
 
 /** Where and how a model runs; not stored with its weights. */

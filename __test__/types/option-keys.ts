@@ -5,16 +5,18 @@
 import type { BatchOptions, DatasetSpec, DCGANOptions, TrainConfig } from '../../src/index'
 
 export const TRAIN_CONFIG_KEYS = {
-  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
+  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true, spectralNorm: true,
   lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true, precision: true,
+  lrD: true, lrG: true, realLabel: true, loss: true, r1Gamma: true, r1Every: true, augment: true, emaDecay: true,
   device: true, threads: true, seed: true,
   batchSize: true, steps: true, epochs: true, outDir: true, checkpointEvery: true, keepCheckpoints: true,
   sampleEvery: true, sampleCount: true, dataset: true,
 } satisfies Record<keyof TrainConfig, true>
 
 export const GAN_OPTION_KEYS = {
-  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true,
+  zDim: true, channels: true, featuresG: true, featuresD: true, imageSize: true, init: true, spectralNorm: true,
   lr: true, beta1: true, beta2: true, eps: true, dSteps: true, generatorLoss: true, precision: true,
+  lrD: true, lrG: true, realLabel: true, loss: true, r1Gamma: true, r1Every: true, augment: true, emaDecay: true,
   device: true, threads: true, seed: true,
 } satisfies Record<keyof DCGANOptions, true>
 

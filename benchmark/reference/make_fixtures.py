@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dcgan import OptionsLoop, SeedLoop, build  # noqa: E402
+from stabilisers import StabilisedLoop, apply_spectral_norm  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "__test__", "fixtures")
 
@@ -35,13 +36,33 @@ CONFIGS = {
     "example-init32": dict(z_dim=8, channels=1, features_g=2, features_d=3, image_size=32, batch=6,
                            init="pytorch-example"),
 }
+# The stabilisers (StabilisedLoop in stabilisers.py), each alone on the same small network.
+SMALL = dict(z_dim=8, channels=1, features_g=2, features_d=3, image_size=32, batch=6)
+CONFIGS.update({
+    "ttur32": dict(SMALL, lr_d=4e-4, lr_g=1e-4),
+    "smooth32": dict(SMALL, real_label=0.9),
+    "hinge32": dict(SMALL, loss="hinge"),
+    "sn32": dict(SMALL, spectral_norm=True),
+    "r1-32": dict(SMALL, r1_gamma=10.0),
+    "r1lazy32": dict(SMALL, r1_gamma=10.0, r1_every=2),
+    "augment32": dict(SMALL, augment="translation,cutout"),
+    "ema32": dict(SMALL, ema_decay=0.999),
+})
 # Keys of a configuration that are training options, not build() arguments.
 LOOP_OPTIONS = ("d_steps", "generator_loss")
+STABILISER_OPTIONS = ("lr_d", "lr_g", "real_label", "loss", "r1_gamma", "r1_every", "augment", "ema_decay")
+# Python name → the option's name in dcgan (written to the fixture's 'config' only where set).
+JS_KEYS = (("init", "init"), ("d_steps", "dSteps"), ("generator_loss", "generatorLoss"), ("lr_d", "lrD"),
+           ("lr_g", "lrG"), ("real_label", "realLabel"), ("loss", "loss"), ("r1_gamma", "r1Gamma"),
+           ("r1_every", "r1Every"), ("augment", "augment"), ("ema_decay", "emaDecay"),
+           ("spectral_norm", "spectralNorm"))
 STEPS = 3
 
 
-def state(gen, disc):
+def state(gen, disc, ema=None):
     sd = {**gen.state_dict(), **disc.state_dict()}
+    if ema is not None:
+        sd.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     return {k: v.detach().clone().contiguous() for k, v in sd.items()}
 
 
@@ -49,19 +70,23 @@ def make(name, cfg):
     torch.manual_seed(1234)
     torch.set_num_threads(1)
     batch = cfg["batch"]
-    model = {k: v for k, v in cfg.items() if k != "batch" and k not in LOOP_OPTIONS}
+    model = {k: v for k, v in cfg.items() if k not in ("batch", "spectral_norm", *LOOP_OPTIONS, *STABILISER_OPTIONS)}
     options = {k: v for k, v in cfg.items() if k in LOOP_OPTIONS}
+    stabilisers = {k: v for k, v in cfg.items() if k in STABILISER_OPTIONS}
     gen, disc = build(**model)
+    if cfg.get("spectral_norm"):
+        apply_spectral_norm(disc)
     out = os.path.join(ROOT, name)
     os.makedirs(out, exist_ok=True)
     config = {"zDim": cfg["z_dim"], "channels": cfg["channels"], "featuresG": cfg["features_g"],
               "featuresD": cfg["features_d"], "imageSize": cfg["image_size"], "batch": batch}
     # Only where set, so that the older fixtures keep their bytes.
-    for key, js_key in (("init", "init"), ("d_steps", "dSteps"), ("generator_loss", "generatorLoss")):
+    for key, js_key in JS_KEYS:
         if key in cfg:
             config[js_key] = cfg[key]
     meta = {"config": json.dumps(config), "torch": torch.__version__}
-    save_file(state(gen, disc), os.path.join(out, "init.safetensors"), metadata=meta)
+    ema = copy.deepcopy(gen) if stabilisers.get("ema_decay") else None
+    save_file(state(gen, disc, ema), os.path.join(out, "init.safetensors"), metadata=meta)
 
     s, c, z = cfg["image_size"], cfg["channels"], cfg["z_dim"]
     io = {}
@@ -78,12 +103,19 @@ def make(name, cfg):
         io["forward.gen_eval"] = g(io["noise.1"])
         io["forward.disc_eval"] = d(io["real.1"]).reshape(-1)
 
-    loop = OptionsLoop(gen, disc, **options) if options else SeedLoop(gen, disc)
+    if stabilisers or cfg.get("spectral_norm"):
+        loop = StabilisedLoop(gen, disc, **stabilisers)
+    else:
+        loop = OptionsLoop(gen, disc, **options) if options else SeedLoop(gen, disc)
     for step in range(1, STEPS + 1):
         loss_d, loss_g, d_x, d_gz1, d_gz2 = loop.step(io[f"real.{step}"], io[f"noise.{step}"])
         io[f"stats.{step}"] = torch.stack([loss_d, loss_g, d_x, d_gz1, d_gz2]).detach()
+        if getattr(loop, "draws", None):
+            # The DiffAugment draws of this step (D real, D fake, G fake), for the test to replay.
+            io[f"augment.{step}"] = torch.stack(loop.draws)
+            loop.draws = []
         if step in (1, STEPS):
-            save_file(state(gen, disc), os.path.join(out, f"after{step}.safetensors"), metadata=meta)
+            save_file(state(gen, disc, getattr(loop, "ema", None)), os.path.join(out, f"after{step}.safetensors"), metadata=meta)
     # A generator trained in PyTorch, sampled in eval mode: what loading it elsewhere must reproduce.
     g = copy.deepcopy(gen).eval()
     with torch.no_grad():
@@ -113,6 +145,9 @@ def param_counts():
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        sys.exit(f"unknown fixture(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     for name in names:
         make(name, CONFIGS[name])
     if not sys.argv[1:]:

@@ -37,6 +37,46 @@ pub enum Precision {
     Bf16,
 }
 
+/// The discriminator's adversarial loss (and the generator's matching one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdversarialLoss {
+    /// The seed's binary cross-entropy on D's probabilities.
+    #[default]
+    #[serde(rename = "bce")]
+    Bce,
+    /// SNGAN's hinge loss on D's logits: D minimises E[relu(1 − D(x))] + E[relu(1 + D(G(z)))],
+    /// G minimises −E[D(G(z))].
+    #[serde(rename = "hinge")]
+    Hinge,
+}
+
+/// DiffAugment's differentiable augmentations (Zhao et al. 2020), applied to every image D sees,
+/// real and fake, in both updates (the generator's loss takes gradients through them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Augment {
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// Shifts by up to 1/8 of the side, zero filled.
+    #[serde(rename = "translation")]
+    Translation,
+    /// Zeroes a square of half the side at a random place.
+    #[serde(rename = "cutout")]
+    Cutout,
+    /// Translation, then cutout (DiffAugment's policy 'translation,cutout').
+    #[serde(rename = "translation,cutout")]
+    TranslationCutout,
+}
+
+impl Augment {
+    pub fn translation(self) -> bool {
+        matches!(self, Augment::Translation | Augment::TranslationCutout)
+    }
+    pub fn cutout(self) -> bool {
+        matches!(self, Augment::Cutout | Augment::TranslationCutout)
+    }
+}
+
 /// The shape of both networks. `image_size` 64 is exactly the seed's network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -47,11 +87,14 @@ pub struct ModelConfig {
     pub features_d: i64,
     pub image_size: i64,
     pub init: Init,
+    /// Spectral normalisation of every discriminator convolution, as torch.nn.utils.spectral_norm
+    /// (one power iteration per training forward; `weight_orig`, `weight_u`, `weight_v` in the state).
+    pub spectral_norm: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { z_dim: 100, channels: 1, features_g: 64, features_d: 64, image_size: 64, init: Init::Seed }
+        ModelConfig { z_dim: 100, channels: 1, features_g: 64, features_d: 64, image_size: 64, init: Init::Seed, spectral_norm: false }
     }
 }
 
@@ -68,6 +111,23 @@ pub struct TrainOptions {
     /// Absent in checkpoints written before it existed: those trained in fp32.
     #[serde(default)]
     pub precision: Precision,
+    /// Learning rate of D's Adam (TTUR); `None` = `lr`.
+    pub lr_d: Option<f64>,
+    /// Learning rate of G's Adam (TTUR); `None` = `lr`.
+    pub lr_g: Option<f64>,
+    /// D's target for real images with the BCE loss: 1 is the seed's, 0.9 one-sided label smoothing.
+    pub real_label: f64,
+    /// The adversarial loss.
+    pub loss: AdversarialLoss,
+    /// R1 penalty weight γ: γ/2 · E‖∇ₓ D(x)‖² on real images (D's logits); 0 = off.
+    pub r1_gamma: f64,
+    /// Lazy R1: the penalty on every N-th D update only, scaled by N.
+    pub r1_every: i64,
+    /// DiffAugment policy for every image D sees.
+    pub augment: Augment,
+    /// Decay of the generator's exponential moving average (used to sample when set); 0 = off.
+    /// Warm-up: the decay at G update t is min(emaDecay, (1 + t) / (10 + t)).
+    pub ema_decay: f64,
 }
 
 impl Default for TrainOptions {
@@ -80,6 +140,14 @@ impl Default for TrainOptions {
             d_steps: 1,
             generator_loss: GeneratorLoss::NonSaturating,
             precision: Precision::Fp32,
+            lr_d: None,
+            lr_g: None,
+            real_label: 1.0,
+            loss: AdversarialLoss::Bce,
+            r1_gamma: 0.0,
+            r1_every: 1,
+            augment: Augment::None,
+            ema_decay: 0.0,
         }
     }
 }
@@ -190,7 +258,53 @@ impl TrainOptions {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(Error::config("eps", format!("got {}; allowed: a finite number > 0", self.eps)));
         }
-        positive_int("dSteps", self.d_steps, 100)
+        positive_int("dSteps", self.d_steps, 100)?;
+        for (field, lr) in [("lrD", self.lr_d), ("lrG", self.lr_g)] {
+            if let Some(lr) = lr {
+                if !(lr.is_finite() && lr > 0.0) {
+                    return Err(Error::config(field, format!("got {lr}; allowed: a finite number > 0 (unset: lr)")));
+                }
+            }
+        }
+        self.validate_stabilisers()
+    }
+
+    /// The learning rates of D's and G's Adam.
+    pub fn lr_of_d(&self) -> f64 {
+        self.lr_d.unwrap_or(self.lr)
+    }
+    pub fn lr_of_g(&self) -> f64 {
+        self.lr_g.unwrap_or(self.lr)
+    }
+
+    fn validate_stabilisers(&self) -> Result<()> {
+        if !(self.real_label.is_finite() && self.real_label > 0.0 && self.real_label <= 1.0) {
+            return Err(Error::config("realLabel", format!("got {}; allowed: a number in (0, 1] (1: the seed; 0.9: one-sided label smoothing)", self.real_label)));
+        }
+        if self.loss == AdversarialLoss::Hinge {
+            if self.real_label != 1.0 {
+                return Err(Error::config("realLabel", format!("got {} with loss 'hinge', which has no labels; allowed: 1", self.real_label)));
+            }
+            if self.generator_loss != GeneratorLoss::NonSaturating {
+                return Err(Error::config("generatorLoss", "got 'minimax' with loss 'hinge', whose generator loss is −E[D(G(z))]; allowed: 'non-saturating'"));
+            }
+        }
+        if !(self.r1_gamma.is_finite() && self.r1_gamma >= 0.0) {
+            return Err(Error::config("r1Gamma", format!("got {}; allowed: a finite number ≥ 0 (0: no penalty)", self.r1_gamma)));
+        }
+        positive_int("r1Every", self.r1_every, 1000)?;
+        if !(self.ema_decay.is_finite() && (0.0..1.0).contains(&self.ema_decay)) {
+            return Err(Error::config("emaDecay", format!("got {}; allowed: a number in [0, 1) (0: no moving average)", self.ema_decay)));
+        }
+        if self.precision == Precision::Bf16 && self.r1_gamma > 0.0 {
+            return Err(Error::config("r1Gamma", format!("got {} with precision 'bf16'; the R1 penalty (a double backward) runs in 'fp32' only", self.r1_gamma)));
+        }
+        Ok(())
+    }
+
+    /// Whether D's losses take its logits in fp32 (hinge loss, R1 penalty) rather than its probabilities.
+    pub fn needs_logits(&self) -> bool {
+        self.loss == AdversarialLoss::Hinge || self.r1_gamma > 0.0
     }
 
     /// Checks that `device` can train in the chosen precision.

@@ -32,6 +32,11 @@ pub struct Gan {
     pub rng: ChaCha8Rng,
     /// Completed training steps (one generator update each).
     pub steps_done: i64,
+    /// The moving average of the generator's weights (and BatchNorm statistics), when `emaDecay`
+    /// is set: what `generate`, `generate_from` and evaluation use.
+    pub ema: Option<Generator>,
+    /// DiffAugment draws given by a caller (tests replaying PyTorch's), used before drawing any.
+    pub fed_augment_draws: std::collections::VecDeque<Tensor>,
 }
 
 /// Models alive: incremented when one is built, decremented when one is dropped.
@@ -48,6 +53,9 @@ impl Drop for Gan {
     }
 }
 
+/// Prefix of the moving-average generator's tensors in a checkpoint: `ema.gen.0.0.weight`, ….
+pub const EMA_PREFIX: &str = "ema.";
+
 /// Serializable state of the random generator.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RngState {
@@ -62,8 +70,8 @@ fn channels_last_on(device: Device) -> bool {
     std::env::var("DCGAN_CHANNELS_LAST").map(|v| v != "0").unwrap_or(device == Device::Cpu)
 }
 
-fn hyper(t: &TrainOptions) -> AdamHyper {
-    AdamHyper { lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
+fn hyper(t: &TrainOptions, lr: f64) -> AdamHyper {
+    AdamHyper { lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps }
 }
 
 impl Gan {
@@ -72,14 +80,44 @@ impl Gan {
         model.validate()?;
         train.validate()?;
         train.validate_for(device)?;
+        check_precision(&model, &train)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
         let mut generator = Generator::new(&model, &mut rng, device)?;
         let mut discriminator = Discriminator::new(&model, &mut rng, device)?;
         let channels_last = channels_last_on(device);
-        let opt_g = Adam::new(generator.parameters_mut(), hyper(&train), channels_last)?;
-        let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train), channels_last)?;
+        let opt_g = Adam::new(generator.parameters_mut(), hyper(&train, train.lr_of_g()), channels_last)?;
+        let opt_d = Adam::new(discriminator.parameters_mut(), hyper(&train, train.lr_of_d()), channels_last)?;
+        let ema = if train.ema_decay > 0.0 { Some(generator.copy()?) } else { None };
+        let fed_augment_draws = Default::default();
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0 })
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws })
+    }
+
+    /// The generator that samples: the moving average when there is one, else the trained one.
+    pub fn sampler(&mut self) -> &mut Generator {
+        match &mut self.ema {
+            Some(ema) => ema,
+            None => &mut self.generator,
+        }
+    }
+
+    /// Restarts the moving average from the generator's current weights (after weights were
+    /// loaded into it); nothing when there is none.
+    pub fn reset_ema(&mut self) -> Result<()> {
+        if self.ema.is_some() {
+            self.ema = Some(self.generator.copy()?);
+        }
+        Ok(())
+    }
+
+    /// Every parameter and buffer of both networks, then the moving average's (`ema.gen.…`).
+    pub fn state(&self) -> Vec<(String, Tensor, bool)> {
+        let mut all = self.generator.state();
+        all.extend(self.discriminator.state());
+        if let Some(ema) = &self.ema {
+            all.extend(ema.state().into_iter().map(|(n, t, b)| (format!("{EMA_PREFIX}{n}"), t, b)));
+        }
+        all
     }
 
     /// Changes the optimiser settings from the next step on (a resumed run's new lr, say); the
@@ -87,8 +125,15 @@ impl Gan {
     pub fn set_train_options(&mut self, train: TrainOptions) -> Result<()> {
         train.validate()?;
         train.validate_for(self.device)?;
-        self.opt_g.hyper = hyper(&train);
-        self.opt_d.hyper = hyper(&train);
+        check_precision(&self.model, &train)?;
+        self.opt_g.hyper = hyper(&train, train.lr_of_g());
+        self.opt_d.hyper = hyper(&train, train.lr_of_d());
+        // A moving average turned on mid-run starts from the generator as it is.
+        match (train.ema_decay > 0.0, self.ema.is_some()) {
+            (true, false) => self.ema = Some(self.generator.copy()?),
+            (false, true) => self.ema = None,
+            _ => {}
+        }
         self.train = train;
         Ok(())
     }
@@ -147,7 +192,7 @@ impl Gan {
     pub fn generate_from(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
         let z = self.check_latent(z, "the latent batch")?;
         self.check_work(z.size()[0], false, "sampling")?;
-        tch::no_grad(|| self.generator.forward(&z, mode))
+        tch::no_grad(|| self.sampler().forward(&z, mode))
     }
 
     /// Checks a number of images or latent vectors to make at once.
@@ -175,7 +220,7 @@ impl Gan {
                 z
             }
         };
-        tch::no_grad(|| self.generator.forward(&z, mode))
+        tch::no_grad(|| self.sampler().forward(&z, mode))
     }
 
     /// Every tensor of a checkpoint: both networks under their PyTorch names, then the Adam moments.
@@ -191,6 +236,9 @@ impl Gan {
                 out.push((format!("optim.{net}.exp_avg.{name}"), m.shallow_clone()));
                 out.push((format!("optim.{net}.exp_avg_sq.{name}"), v.shallow_clone()));
             }
+        }
+        if let Some(ema) = &self.ema {
+            out.extend(ema.state().into_iter().map(|(n, t, _)| (format!("{EMA_PREFIX}{n}"), t)));
         }
         out
     }
@@ -256,6 +304,20 @@ impl Gan {
         Ok(true)
     }
 
+    /// The moving average from `tensors` (`ema.gen.…`) when they hold it; otherwise (a checkpoint
+    /// written without one) it starts from the loaded generator.
+    fn load_ema(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let Some(ema) = &mut self.ema else { return Ok(()) };
+        if !tensors.keys().any(|k| k.starts_with(EMA_PREFIX)) {
+            return self.reset_ema();
+        }
+        let own: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(EMA_PREFIX).map(|n| (n.to_string(), t.shallow_clone())))
+            .collect();
+        ema.load_state(&own)
+    }
+
     /// Loads a file written by `save` onto `device`. The header is read and the model it declares
     /// checked (against the memory limit too) before any tensor is read; then every tensor is
     /// checked (present, dtype, shape, finite, variances non-negative) and named when wrong.
@@ -271,6 +333,7 @@ impl Gan {
         gan.check_tensors(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         gan.generator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         gan.discriminator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
+        gan.load_ema(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         let int = |key: &str| -> Result<i64> {
             field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
         };
@@ -299,7 +362,12 @@ impl Gan {
     /// Checks that `tensors` hold every tensor this model saves, each with its dtype and shape,
     /// before any is copied in (a wrong one would otherwise fail inside libtorch, or broadcast).
     fn check_tensors(&self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
+        // A checkpoint written without a moving average still loads: the average starts from it.
+        let has_ema = tensors.keys().any(|k| k.starts_with(EMA_PREFIX));
         for (name, expected) in self.named_tensors() {
+            if !has_ema && name.starts_with(EMA_PREFIX) {
+                continue;
+            }
             let found = tensors.get(&name).ok_or_else(|| format!("lacks tensor '{name}': it was saved from a different model configuration, or is not a dcgan checkpoint"))?;
             let (kind, want_kind) = (found.kind(), expected.kind());
             if kind != want_kind {
@@ -311,6 +379,14 @@ impl Gan {
         }
         Ok(())
     }
+}
+
+/// Refuses what the bf16 step does not implement.
+fn check_precision(model: &ModelConfig, train: &TrainOptions) -> Result<()> {
+    if model.spectral_norm && train.precision == crate::config::Precision::Bf16 {
+        return Err(Error::config("spectralNorm", "got true with precision 'bf16'; spectral normalisation runs in 'fp32' only"));
+    }
+    Ok(())
 }
 
 /// What a dcgan file says about itself, checked: the metadata that `save` writes.

@@ -10,11 +10,69 @@ pub const KERNEL: i64 = 4;
 
 /// A Conv2d or ConvTranspose2d with a 4×4 kernel.
 pub struct Conv {
+    /// The weight (`weight_orig` under spectral normalisation).
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
     transposed: bool,
+    /// Spectral normalisation's power-iteration vectors, when it is on.
+    pub spectral: Option<SpectralNorm>,
+}
+
+/// torch.nn.utils.spectral_norm's state for a Conv2d (dim 0): `weight_u` (out channels) and
+/// `weight_v` (in channels × 4 × 4), unit vectors.
+pub struct SpectralNorm {
+    pub u: Tensor,
+    pub v: Tensor,
+}
+
+/// A new tensor with `t`'s values.
+pub fn copy_of(t: &Tensor) -> Result<Tensor> {
+    let out = t.f_detach()?.f_zeros_like()?;
+    out.shallow_clone().f_copy_(t)?;
+    Ok(out)
+}
+
+/// PyTorch's spectral_norm ε (of F.normalize).
+const SPECTRAL_EPS: f64 = 1e-12;
+
+/// F.normalize(x, dim=0, eps): x / max(‖x‖₂, ε).
+fn normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.f_norm_scalaropt_dim(2.0, [0i64], true)?.f_clamp_min(SPECTRAL_EPS)?;
+    Ok(x.f_div(&norm.f_expand_as(x)?)?)
+}
+
+impl SpectralNorm {
+    /// u, v ~ normalize(N(0, 1)) as spectral_norm draws them, from `rng`.
+    pub fn new(rng: &mut impl Rng, weight: &Tensor) -> Result<SpectralNorm> {
+        let size = weight.size();
+        let (h, w) = (size[0], size[1..].iter().product::<i64>());
+        let u = normalize(&normal(rng, 0.0, 1.0, &[h], weight.device())?)?;
+        let v = normalize(&normal(rng, 0.0, 1.0, &[w], weight.device())?)?;
+        Ok(SpectralNorm { u, v })
+    }
+
+    /// weight / σ, σ = uᵀ W v; in training first one power iteration (u and v updated in place,
+    /// without gradients), as spectral_norm's forward pre-hook computes it.
+    fn normalized(&self, weight: &Tensor, power_iteration: bool) -> Result<Tensor> {
+        let h = weight.size()[0];
+        let mat = weight.f_reshape([h, -1])?;
+        if power_iteration {
+            tch::no_grad(|| -> Result<()> {
+                let v = normalize(&mat.f_transpose(0, 1)?.f_mv(&self.u)?)?;
+                self.v.shallow_clone().f_copy_(&v)?;
+                let u = normalize(&mat.f_mv(&self.v)?)?;
+                self.u.shallow_clone().f_copy_(&u)?;
+                Ok(())
+            })?;
+        }
+        // Copies, as PyTorch clones them: the next power iteration writes u and v in place while
+        // this forward's graph still holds them.
+        let (u, v) = (copy_of(&self.u)?, copy_of(&self.v)?);
+        let sigma = u.f_dot(&mat.f_mv(&v)?)?;
+        Ok(weight.f_div(&sigma)?)
+    }
 }
 
 /// How a BatchNorm layer normalises.
@@ -72,15 +130,48 @@ impl Conv {
         } else {
             None
         };
-        Ok(Conv { weight, bias, stride, padding, transposed })
+        Ok(Conv { weight, bias, stride, padding, transposed, spectral: None })
     }
 
+    /// An independent copy of the weights (no gradients tracked) and of the spectral state.
+    pub fn copy(&self) -> Result<Conv> {
+        let spectral = match &self.spectral {
+            Some(sn) => Some(SpectralNorm { u: copy_of(&sn.u)?, v: copy_of(&sn.v)? }),
+            None => None,
+        };
+        let bias = self.bias.as_ref().map(copy_of).transpose()?;
+        let (stride, padding, transposed) = (self.stride, self.padding, self.transposed);
+        Ok(Conv { weight: copy_of(&self.weight)?, bias, stride, padding, transposed, spectral })
+    }
+
+    /// Turns on spectral normalisation, drawing u and v from `rng`.
+    pub fn with_spectral_norm(mut self, rng: &mut impl Rng) -> Result<Conv> {
+        self.spectral = Some(SpectralNorm::new(rng, &self.weight)?);
+        Ok(self)
+    }
+
+    /// The convolution with its weight (spectrally normalised when that is on, without a power
+    /// iteration).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_in(x, NormMode::Eval, Lowering::Convolution)
+    }
+
+    /// The convolution in `mode`: under spectral normalisation a training forward first runs one
+    /// power iteration, as PyTorch's hook does in `module.training`.
+    pub fn forward_in(&self, x: &Tensor, mode: NormMode, how: Lowering) -> Result<Tensor> {
+        match &self.spectral {
+            None if how == Lowering::Convolution => self.convolve(x, &self.weight),
+            None => self.forward_lowered(x, how),
+            Some(sn) => self.convolve(x, &sn.normalized(&self.weight, mode == NormMode::Train)?),
+        }
+    }
+
+    fn convolve(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         let (s, p) = ([self.stride; 2], [self.padding; 2]);
         Ok(if self.transposed {
-            x.f_conv_transpose2d(&self.weight, self.bias.as_ref(), s, p, [0, 0], 1, [1, 1])?
+            x.f_conv_transpose2d(weight, self.bias.as_ref(), s, p, [0, 0], 1, [1, 1])?
         } else {
-            x.f_conv2d(&self.weight, self.bias.as_ref(), s, p, [1, 1], 1)?
+            x.f_conv2d(weight, self.bias.as_ref(), s, p, [1, 1], 1)?
         })
     }
 }
@@ -107,7 +198,7 @@ impl Conv {
     /// `forward`, lowered as `how` says.
     pub fn forward_lowered(&self, x: &Tensor, how: Lowering) -> Result<Tensor> {
         if how == Lowering::Convolution {
-            return self.forward(x);
+            return self.convolve(x, &self.weight);
         }
         if self.is_dense() {
             return self.dense_matmul(x);
@@ -116,7 +207,7 @@ impl Conv {
             let (x, w) = (x.f_to_kind(Kind::BFloat16)?, self.weight.f_to_kind(Kind::BFloat16)?);
             return ffi::conv_matmul_weight_grad(&x, &w, self.transposed);
         }
-        self.forward(x)
+        self.convolve(x, &self.weight)
     }
 
     /// Whether this is a stride-2 layer without bias whose half-resolution side is 4×4 and whose
@@ -202,7 +293,7 @@ impl Block {
 
     /// `forward`, with the convolution lowered as `how` says.
     pub fn forward_with(&mut self, x: &Tensor, mode: NormMode, act: &Activation, how: Lowering) -> Result<Tensor> {
-        let mut y = self.bn.forward(&self.conv.forward_lowered(x, how)?, mode)?;
+        let mut y = self.bn.forward(&self.conv.forward_in(x, mode, how)?, mode)?;
         // In place is safe: BatchNorm's backward needs its input, not its output.
         match act {
             Activation::Relu => Ok(y.f_relu_()?),

@@ -1,6 +1,7 @@
 //! dcgan-core: the DCGAN of Radford et al. as the seed writes it, on libtorch through tch.
 //! Models, the training step, Adam and weight files; nothing here knows about Node.
 pub mod adam;
+pub mod augment;
 pub mod config;
 pub mod cuda_lib;
 pub mod data;
@@ -20,7 +21,7 @@ pub mod options;
 pub mod train;
 pub mod weights;
 
-pub use config::{GeneratorLoss, Init, ModelConfig, Precision, TrainOptions};
+pub use config::{AdversarialLoss, Augment, GeneratorLoss, Init, ModelConfig, Precision, TrainOptions};
 pub use error::{Error, Result};
 pub use gan::Gan;
 pub use layers::NormMode;

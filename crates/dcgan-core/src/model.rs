@@ -2,7 +2,7 @@
 //! buffer names equal to the keys of the seed's PyTorch `state_dict`.
 use crate::config::{Init, ModelConfig};
 use crate::error::{Error, Result};
-use crate::layers::{Activation, BatchNorm, Block, Conv, Lowering, NormMode};
+use crate::layers::{copy_of, Activation, BatchNorm, Block, Conv, Lowering, NormMode};
 use rand::Rng;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
@@ -12,7 +12,7 @@ const LEAKY_SLOPE: f64 = 0.2;
 /// Visits every named tensor of a network in `state_dict` order. `is_buffer` marks running
 /// statistics; `num_batches_tracked` is visited as an int64 scalar made on the fly.
 fn block_state(prefix: &str, b: &Block, out: &mut Vec<(String, Tensor, bool)>) {
-    out.push((format!("{prefix}.0.weight"), b.conv.weight.shallow_clone(), false));
+    conv_state(&format!("{prefix}.0"), &b.conv, out);
     out.push((format!("{prefix}.1.weight"), b.bn.weight.shallow_clone(), false));
     out.push((format!("{prefix}.1.bias"), b.bn.bias.shallow_clone(), false));
     out.push((format!("{prefix}.1.running_mean"), b.bn.running_mean.shallow_clone(), true));
@@ -21,10 +21,16 @@ fn block_state(prefix: &str, b: &Block, out: &mut Vec<(String, Tensor, bool)>) {
     out.push((format!("{prefix}.1.num_batches_tracked"), tracked, true));
 }
 
+/// Under spectral normalisation the weight is `weight_orig` and u, v are buffers, as in PyTorch.
 fn conv_state(prefix: &str, c: &Conv, out: &mut Vec<(String, Tensor, bool)>) {
-    out.push((format!("{prefix}.weight"), c.weight.shallow_clone(), false));
+    let weight = if c.spectral.is_some() { "weight_orig" } else { "weight" };
+    out.push((format!("{prefix}.{weight}"), c.weight.shallow_clone(), false));
     if let Some(b) = &c.bias {
         out.push((format!("{prefix}.bias"), b.shallow_clone(), false));
+    }
+    if let Some(sn) = &c.spectral {
+        out.push((format!("{prefix}.weight_u"), sn.u.shallow_clone(), true));
+        out.push((format!("{prefix}.weight_v"), sn.v.shallow_clone(), true));
     }
 }
 
@@ -100,6 +106,27 @@ impl Generator {
         Ok(Generator { blocks, out })
     }
 
+    /// An independent copy (the same values in new tensors, no gradients tracked): the start of a
+    /// moving average of the weights.
+    pub fn copy(&self) -> Result<Generator> {
+        let conv = |c: &Conv| -> Result<Conv> { c.copy() };
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| -> Result<Block> {
+                let bn = BatchNorm {
+                    weight: copy_of(&b.bn.weight)?,
+                    bias: copy_of(&b.bn.bias)?,
+                    running_mean: copy_of(&b.bn.running_mean)?,
+                    running_var: copy_of(&b.bn.running_var)?,
+                    num_batches_tracked: b.bn.num_batches_tracked,
+                };
+                Ok(Block { conv: conv(&b.conv)?, bn })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Generator { blocks, out: conv(&self.out)? })
+    }
+
     /// `z` is N×zDim×1×1; returns N×C×S×S in [−1, 1].
     pub fn forward(&mut self, z: &Tensor, mode: NormMode) -> Result<Tensor> {
         self.forward_with(z, mode, Lowering::Convolution)
@@ -161,18 +188,20 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
-    pub fn new(cfg: &ModelConfig, rng: &mut impl Rng, device: Device) -> Result<Discriminator> {
+    pub fn new<R: Rng>(cfg: &ModelConfig, rng: &mut R, device: Device) -> Result<Discriminator> {
         let n = cfg.upsamplings() as u32;
         let f = cfg.features_d;
-        let input = Conv::new(rng, (cfg.channels, f), (2, 1), false, true, device)?;
+        // Spectral normalisation's u and v are drawn after each conv's weights (when it is on).
+        let spectral = |c: Conv, rng: &mut R| if cfg.spectral_norm { c.with_spectral_norm(rng) } else { Ok(c) };
+        let input = spectral(Conv::new(rng, (cfg.channels, f), (2, 1), false, true, device)?, rng)?;
         let mut blocks = Vec::new();
         for j in 1..n {
             let (c_in, c_out) = (f << (j - 1), f << j);
-            let conv = Conv::new(rng, (c_in, c_out), (2, 1), false, false, device)?;
+            let conv = spectral(Conv::new(rng, (c_in, c_out), (2, 1), false, false, device)?, rng)?;
             let bn = BatchNorm::new(rng, c_out, bn_weight_mean(cfg.init), device)?;
             blocks.push(Block { conv, bn });
         }
-        let out = Conv::new(rng, (f << (n - 1), 1), (2, 0), false, true, device)?;
+        let out = spectral(Conv::new(rng, (f << (n - 1), 1), (2, 0), false, true, device)?, rng)?;
         Ok(Discriminator { input, blocks, out })
     }
 
@@ -184,27 +213,27 @@ impl Discriminator {
     /// The N pre-sigmoid outputs (logits): what a loss that is safe in bfloat16 takes, with the
     /// convolutions lowered as `how` says.
     pub fn logits(&mut self, x: &Tensor, mode: NormMode, how: Lowering) -> Result<Tensor> {
-        let mut h = crate::ffi::leaky_relu(&self.input.forward_lowered(x, how)?, LEAKY_SLOPE, true)?;
+        let mut h = crate::ffi::leaky_relu(&self.input.forward_in(x, mode, how)?, LEAKY_SLOPE, true)?;
         for block in &mut self.blocks {
             h = block.forward_with(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE), how)?;
         }
-        Ok(self.out.forward_lowered(&h, how)?.f_reshape([-1])?)
+        Ok(self.out.forward_in(&h, mode, how)?.f_reshape([-1])?)
     }
 
     /// Every layer but the Sigmoid: N×1×1×1.
     fn last_conv(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
-        let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, true)?;
+        let mut h = crate::ffi::leaky_relu(&self.input.forward_in(x, mode, Lowering::Convolution)?, LEAKY_SLOPE, true)?;
         for block in &mut self.blocks {
             h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
         }
-        self.out.forward(&h)
+        self.out.forward_in(&h, mode, Lowering::Convolution)
     }
 
     /// The input of the last convolution (N×8f×4×4 for the seed's sizes): the features that
     /// evaluation measures on datasets other than MNIST. Running statistics are not updated
     /// unless `mode` is `Train`.
     pub fn features(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
-        let mut h = crate::ffi::leaky_relu(&self.input.forward(x)?, LEAKY_SLOPE, false)?;
+        let mut h = crate::ffi::leaky_relu(&self.input.forward_in(x, mode, Lowering::Convolution)?, LEAKY_SLOPE, false)?;
         for block in &mut self.blocks {
             h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
         }

@@ -339,7 +339,7 @@ pub struct TrainConfig {
 }
 
 /// Named starting points; a config's own fields override them.
-pub const PRESETS: [&str; 2] = ["paper", "quick"];
+pub const PRESETS: [&str; 3] = ["paper", "quick", "best"];
 
 fn preset(name: &str) -> Result<Map<String, Value>> {
     let fields = match name {
@@ -355,6 +355,12 @@ fn preset(name: &str) -> Result<Map<String, Value>> {
             "imageSize": 32, "featuresG": 32, "featuresD": 32, "batchSize": 64, "steps": 1500,
             "init": "pytorch-example", "checkpointEvery": 500, "sampleEvery": 250,
         }),
+        // `quick`'s budget with the stabilisers that measured best on it (README, "Stabilisers").
+        "best" => {
+            let mut m = preset("quick")?;
+            m.insert("emaDecay".into(), 0.999.into());
+            return Ok(m);
+        }
         other => {
             let names: Vec<String> = PRESETS.iter().map(|p| p.to_string()).collect();
             return Err(Error::config("preset", format!("got \"{other}\"; allowed: {}", names.join(", "))));
@@ -598,7 +604,7 @@ mod tests {
         assert_eq!((c.run.steps, c.run.epochs), (None, 2));
         assert_eq!(c.gan.runtime.seed, Some(DEFAULT_RUN_SEED));
         let e = TrainConfig::resolve("{}", Some("fast")).unwrap_err().to_string();
-        assert_eq!(e, "invalid preset: got \"fast\"; allowed: paper, quick");
+        assert_eq!(e, "invalid preset: got \"fast\"; allowed: paper, quick, best");
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! `torch.autocast(device, dtype=torch.bfloat16)` region (convolutions in bfloat16 on bfloat16
 //! copies of the fp32 weights), D's output is its logits, the losses are BCE-with-logits computed
 //! in float32, and backward and the Adam update run outside the region on the fp32 weights.
-use crate::config::{GeneratorLoss, Precision};
+use crate::config::{AdversarialLoss, GeneratorLoss, Precision};
 use crate::error::{Error, Result};
 use crate::ffi::AutocastGuard;
 use crate::gan::Gan;
 use crate::layers::{Lowering, NormMode};
+use crate::model::Network;
 use tch::{Kind, Reduction, Tensor};
 
 /// What one step measured, as the seed logs it.
@@ -154,6 +155,7 @@ impl Gan {
         }
         let fake = fake.expect("dSteps >= 1");
         let (loss_g, d_fake_after) = self.generator_update(&fake)?;
+        self.update_ema()?;
         self.steps_done += 1;
         let (loss_d, d_real, d_fake) = d_stats.expect("dSteps >= 1");
         // One host read for all five numbers.
@@ -190,6 +192,9 @@ impl Gan {
 
     /// Maximise log D(x) + log(1 − D(G(z))); returns (loss, mean D(x), mean D(G(z))) as tensors.
     fn discriminator_update(&mut self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        if self.train.needs_logits() || self.train.real_label != 1.0 || self.train.augment != crate::config::Augment::None {
+            return self.stabilised_discriminator_update(real, fake);
+        }
         let precision = self.train.precision;
         let (loss, d_real, d_fake) = {
             let _autocast = self.autocast_region()?;
@@ -204,20 +209,141 @@ impl Gan {
         Ok((loss.f_detach()?, mean_probability(precision, &d_real)?, mean_probability(precision, &d_fake)?))
     }
 
+    /// The discriminator update with the stabilisers: DiffAugment on both batches (real first),
+    /// the real target `realLabel`, the hinge loss, the R1 penalty on real images. The returned
+    /// loss is the adversarial loss alone (without the penalty), as the seed logs it.
+    fn stabilised_discriminator_update(&mut self, real: &Tensor, fake: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let t = self.train.clone();
+        let real = self.augment(real)?;
+        let fake = self.augment(fake)?;
+        let r1 = t.r1_gamma > 0.0 && self.opt_d.step % t.r1_every == 0;
+        let real = if r1 { real.f_detach()?.f_set_requires_grad(true)? } else { real };
+        let (loss, out_real, out_fake) = {
+            let _autocast = self.autocast_region()?;
+            let out_real = self.discriminator_raw(&real)?;
+            let out_fake = self.discriminator_raw(&fake)?;
+            let loss = match t.loss {
+                AdversarialLoss::Bce => {
+                    let loss_real = self.loss_on_raw(&out_real, t.real_label)?;
+                    let loss_fake = self.loss_on_raw(&out_fake, 0.0)?;
+                    loss_real.f_add(&loss_fake)?.f_div_scalar(2.0)?
+                }
+                AdversarialLoss::Hinge => {
+                    let x_real = out_real.f_to_kind(Kind::Float)?;
+                    let x_fake = out_fake.f_to_kind(Kind::Float)?;
+                    let loss_real = x_real.f_neg()?.f_add_scalar(1.0)?.f_relu()?.f_mean(None)?;
+                    let loss_fake = x_fake.f_add_scalar(1.0)?.f_relu()?.f_mean(None)?;
+                    loss_real.f_add(&loss_fake)?
+                }
+            };
+            (loss, out_real, out_fake)
+        };
+        let total = if r1 { loss.f_add(&self.r1_penalty(&out_real, &real)?)? } else { loss.shallow_clone() };
+        let grads = gradients(&total, &self.opt_d.params)?;
+        self.opt_d.update(&grads)?;
+        Ok((loss.f_detach()?, self.raw_probability(&out_real)?, self.raw_probability(&out_fake)?))
+    }
+
+    /// γ/2 · mean over images of ‖∇ₓ D(x)‖² (D's logits), times `r1Every` (the lazy variant's
+    /// scaling), with the graph kept so that the penalty's own gradient reaches D's weights.
+    fn r1_penalty(&self, logits: &Tensor, real: &Tensor) -> Result<Tensor> {
+        let sum = logits.f_sum(Kind::Float)?;
+        let grad = Tensor::f_run_backward(&[&sum], &[real], true, true)?.remove(0);
+        let per_image = grad.f_square()?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, None::<Kind>)?;
+        let scale = self.train.r1_gamma / 2.0 * self.train.r1_every as f64;
+        Ok(per_image.f_mean(None)?.f_mul_scalar(scale)?)
+    }
+
+    /// D's raw output for the stabilised losses: logits when the loss or the penalty needs them
+    /// (and always in bf16), probabilities otherwise.
+    fn discriminator_raw(&mut self, x: &Tensor) -> Result<Tensor> {
+        if self.raw_is_logits() {
+            let how = self.lowering();
+            self.discriminator.logits(x, NormMode::Train, how)
+        } else {
+            self.discriminator.forward(x, NormMode::Train)
+        }
+    }
+
+    fn raw_is_logits(&self) -> bool {
+        self.train.needs_logits() || self.train.precision == Precision::Bf16
+    }
+
+    /// BCE of D's raw output against `target`: on probabilities as the seed (through sigmoid when
+    /// the raw output is fp32 logits), with logits in bf16.
+    fn loss_on_raw(&self, raw: &Tensor, target: f64) -> Result<Tensor> {
+        match (self.train.precision, self.raw_is_logits()) {
+            (Precision::Bf16, _) => bce_with_logits(raw, target),
+            (Precision::Fp32, true) => bce(&raw.f_sigmoid()?, target),
+            (Precision::Fp32, false) => bce(raw, target),
+        }
+    }
+
+    /// Mean D(x) as a probability from a raw output.
+    fn raw_probability(&self, raw: &Tensor) -> Result<Tensor> {
+        let p = if self.raw_is_logits() { raw.f_to_kind(Kind::Float)?.f_sigmoid()? } else { raw.shallow_clone() };
+        Ok(p.f_mean(None)?.f_detach()?)
+    }
+
+    /// DiffAugment with the next draws (fed ones first); `x` unchanged when augmentation is off.
+    fn augment(&mut self, x: &Tensor) -> Result<Tensor> {
+        let policy = self.train.augment;
+        if policy == crate::config::Augment::None {
+            return Ok(x.shallow_clone());
+        }
+        let draws = match self.fed_augment_draws.pop_front() {
+            Some(d) => d.f_to_device(self.device)?,
+            None => {
+                let mut rng = self.rng.clone();
+                let d = crate::augment::draw(&mut rng, policy, &x.size(), self.device)?;
+                self.rng = rng;
+                d
+            }
+        };
+        crate::augment::apply(x, policy, &draws)
+    }
+
+    /// One step of the moving average: ema ← ema + (1 − d)(g − ema) for every parameter and
+    /// BatchNorm statistic, d = min(emaDecay, (1 + t) / (10 + t)) at G update t (1, 2, …).
+    fn update_ema(&mut self) -> Result<()> {
+        let Some(ema) = &mut self.ema else { return Ok(()) };
+        let t = self.opt_g.step as f64;
+        let decay = self.train.ema_decay.min((1.0 + t) / (10.0 + t));
+        let live = self.generator.state();
+        tch::no_grad(|| -> Result<()> {
+            for ((name, mut average, _), (_, value, _)) in ema.state().into_iter().zip(live) {
+                if !name.ends_with("num_batches_tracked") {
+                    let _ = average.f_lerp_(&value, 1.0 - decay)?;
+                }
+            }
+            Ok(())
+        })?;
+        for (a, b) in ema.blocks_mut().into_iter().zip(self.generator.blocks_mut()) {
+            a.bn.num_batches_tracked = b.bn.num_batches_tracked;
+        }
+        Ok(())
+    }
+
     /// The generator update on `fake` (with its graph); returns (loss, mean D(G(z))) as tensors.
     fn generator_update(&mut self, fake: &Tensor) -> Result<(Tensor, Tensor)> {
+        let stabilised = self.train.needs_logits() || self.train.augment != crate::config::Augment::None;
         let precision = self.train.precision;
+        let fake = if stabilised { self.augment(fake)? } else { fake.shallow_clone() };
         let (loss, out) = {
             let _autocast = self.autocast_region()?;
-            let out = self.discriminator_output(fake)?;
-            let loss = match self.train.generator_loss {
-                GeneratorLoss::NonSaturating => loss_of(precision, &out, 1.0)?,
-                GeneratorLoss::Minimax => loss_of(precision, &out, 0.0)?.f_neg()?,
+            let out = if stabilised { self.discriminator_raw(&fake)? } else { self.discriminator_output(&fake)? };
+            let loss = match (self.train.loss, self.train.generator_loss) {
+                (AdversarialLoss::Hinge, _) => out.f_to_kind(Kind::Float)?.f_mean(None)?.f_neg()?,
+                (_, GeneratorLoss::NonSaturating) if stabilised => self.loss_on_raw(&out, 1.0)?,
+                (_, GeneratorLoss::Minimax) if stabilised => self.loss_on_raw(&out, 0.0)?.f_neg()?,
+                (_, GeneratorLoss::NonSaturating) => loss_of(precision, &out, 1.0)?,
+                (_, GeneratorLoss::Minimax) => loss_of(precision, &out, 0.0)?.f_neg()?,
             };
             (loss, out)
         };
         let grads = gradients(&loss, &self.opt_g.params)?;
         self.opt_g.update(&grads)?;
-        Ok((loss.f_detach()?, mean_probability(precision, &out)?))
+        let mean = if stabilised { self.raw_probability(&out)? } else { mean_probability(precision, &out)? };
+        Ok((loss.f_detach()?, mean))
     }
 }

@@ -14,7 +14,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn small_gan(seed: u64) -> Gan {
-    let model = ModelConfig { image_size: 16, features_g: 2, features_d: 3, z_dim: 8, channels: 3, init: Init::PytorchExample };
+    let model = ModelConfig { image_size: 16, features_g: 2, features_d: 3, z_dim: 8, channels: 3, init: Init::PytorchExample, spectral_norm: false };
     let train = TrainOptions { lr: 1e-3, beta1: 0.6, beta2: 0.99, eps: 1e-7, d_steps: 2, generator_loss: GeneratorLoss::Minimax, ..Default::default() };
     Gan::new(model, train, Device::Cpu, Some(seed)).unwrap()
 }

@@ -284,10 +284,7 @@ impl NativeGan {
     #[napi(ts_return_type = "Promise<TensorData[]>")]
     pub fn state<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
         self.call(env, "state", tensors_js, |g| {
-            use dcgan_core::model::Network;
-            let mut all = g.generator.state();
-            all.extend(g.discriminator.state());
-            all.into_iter().map(|(name, t, _)| HostTensor::of(name, &t)).collect()
+            g.state().into_iter().map(|(name, t, _)| HostTensor::of(name, &t)).collect()
         })
     }
 
@@ -341,6 +338,8 @@ impl NativeGan {
             let mut found = Vec::new();
             if has("gen.") {
                 g.generator.load_state(&loaded.tensors).map_err(|e| CoreError::file(&path, e))?;
+                // A moving average restarts from the loaded generator.
+                g.reset_ema()?;
                 found.push("generator".to_string());
             }
             if has("disc.") {

@@ -21,8 +21,19 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures")
 }
 
-/// The model and training options that make_fixtures.py stores in the 'config' metadata.
+/// The model and training options that make_fixtures.py stores in the 'config' metadata: the
+/// shape fields, then any option under its dcgan name (read by the core's own schema).
 pub fn options_of(config: &Value) -> (ModelConfig, TrainOptions) {
+    let mut fields = config.as_object().expect("'config' metadata is an object").clone();
+    fields.remove("batch");
+    let o = dcgan_core::options::GanOptions::from_json(&Value::Object(fields).to_string()).expect("the fixture's options");
+    let (model, train) = legacy_options_of(config);
+    // The hand-read fields agree with the schema's reading (a guard on the schema's names).
+    assert_eq!((model.z_dim, model.init, train.d_steps, train.generator_loss), (o.model.z_dim, o.model.init, o.train.d_steps, o.train.generator_loss));
+    (o.model, o.train)
+}
+
+fn legacy_options_of(config: &Value) -> (ModelConfig, TrainOptions) {
     let int = |k: &str| config[k].as_i64().unwrap_or_else(|| panic!("'config' metadata lacks {k}"));
     let init = match config["init"].as_str() {
         None | Some("seed") => Init::Seed,
@@ -36,6 +47,7 @@ pub fn options_of(config: &Value) -> (ModelConfig, TrainOptions) {
         features_d: int("featuresD"),
         image_size: int("imageSize"),
         init,
+        ..Default::default()
     };
     let generator_loss = match config["generatorLoss"].as_str() {
         None | Some("non-saturating") => GeneratorLoss::NonSaturating,
@@ -74,6 +86,8 @@ impl Fixture {
         let w = self.file(file);
         gan.generator.load_state(&w.tensors).unwrap();
         gan.discriminator.load_state(&w.tensors).unwrap();
+        // The moving average starts from the loaded generator, as the reference's deep copy.
+        gan.reset_ema().unwrap();
     }
 }
 
@@ -86,9 +100,10 @@ pub fn stats_vec(s: &StepStats) -> Tensor {
     Tensor::from_slice(&[s.loss_d, s.loss_g, s.d_real, s.d_fake, s.d_fake_after])
 }
 
-/// Every parameter and buffer of both networks that differs from `expected` by more than TOL.
+/// Every parameter and buffer of both networks (and of the moving average) that differs from
+/// `expected` by more than TOL.
 pub fn state_differences(gan: &Gan, expected: &weights::Loaded) -> Vec<String> {
-    let state: Vec<_> = gan.generator.state().into_iter().chain(gan.discriminator.state()).collect();
+    let state = gan.state();
     assert_eq!(state.len(), expected.tensors.len(), "the model's state and PyTorch's have different keys");
     let mut out = Vec::new();
     for (name, actual, _) in state {
@@ -141,6 +156,10 @@ pub fn three_steps_match(name: &str) {
     let mut gan = f.gan();
     let mut failures = Vec::new();
     for step in 1..=3 {
+        // DiffAugment: PyTorch's draws of this step, in the order they were made.
+        if let Some(draws) = f.io.tensors.get(&format!("augment.{step}")) {
+            gan.fed_augment_draws.extend(draws.unbind(0));
+        }
         let s = gan.train_step(f.io(&format!("real.{step}")), Some(f.io(&format!("noise.{step}")))).unwrap();
         let d = max_abs_diff(&stats_vec(&s), f.io(&format!("stats.{step}")));
         if !(d <= TOL) {
@@ -152,6 +171,7 @@ pub fn three_steps_match(name: &str) {
         }
     }
     assert_eq!(failures, Vec::<String>::new(), "{name}");
+    assert!(gan.fed_augment_draws.is_empty(), "{name}: fed DiffAugment draws left unused");
     assert_eq!(gan.steps_done, 3);
     assert_eq!((gan.opt_g.step, gan.opt_d.step), (3, 3 * f.train.d_steps));
 }
