@@ -4,6 +4,7 @@ pub mod adam;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod executor;

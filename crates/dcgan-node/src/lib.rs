@@ -7,6 +7,7 @@
 //! - `files`: safetensors, PNG grids and atomic writes; `tensor`: tensors to and from JavaScript.
 #![deny(clippy::all)]
 
+mod distributed;
 mod errors;
 mod eval;
 mod files;
