@@ -109,7 +109,7 @@ fn shim_message(err: *const c_char) -> Option<String> {
     let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
     // Keep libtorch's message, not its C++ backtrace.
     let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
-    Some(text[..cut].trim_end().to_string())
+    Some(text[..cut].trim_end().trim_end_matches('.').to_string())
 }
 
 /// Joins the group that `options` describe (rank 0 hosts the store), waiting up to the timeout
