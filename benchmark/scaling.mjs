@@ -4,6 +4,11 @@
 // so that the largest point stays affordable on a CPU. Writes a table and two plots (SVG and PNG)
 // to benchmark/results/, and flags a curve that grows faster than the work does.
 //   npm run bench:scaling -- [--steps 4] [--threads 2] [--features 16]
+// With --nproc 1,2,… it measures data-parallel scaling instead (benchmark/scaling-nproc.mjs).
+if (process.argv.some((a) => a === '--nproc' || a.startsWith('--nproc='))) {
+  await import('./scaling-nproc.mjs')
+  process.exit(0)
+}
 import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, hostname } from 'node:os'

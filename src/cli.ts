@@ -9,6 +9,7 @@ import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import { exportOnnx, exportWeb } from './export'
 import type { DatasetKind } from './datasets'
 import { missingInstall } from './native'
+import { distributedFromEnv, launchLocal } from './distributed'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
 import { findCheckpoint, readCheckpointInfo } from './run-dir'
@@ -91,13 +92,30 @@ function readJson(path: string): Partial<TrainConfig> {
 
 const datasetKinds = OPTION_SCHEMA.datasetKinds as DatasetKind[]
 
+/** `--nproc N`: this same command as N local ranks, supervised (see `launchLocal`). */
+async function launchTrain(opts: Record<string, unknown>): Promise<void> {
+  const argv = process.argv.slice(2)
+  const i = argv.findIndex((a) => a === '--nproc' || a.startsWith('--nproc='))
+  argv.splice(i, argv[i].includes('=') ? 1 : 2)
+  const timeout = opts.distTimeout as number | undefined
+  // Ctrl-C reaches every rank (one process group): they agree to stop after the same step and
+  // rank 0 writes a checkpoint; the launcher waits for them.
+  process.on('SIGINT', () => {})
+  const result = await launchLocal(opts.nproc as number, process.argv[1], argv, { timeout })
+  if (result.code !== 0) throw new Error(`distributed training failed: ${result.failures.join('; ')}`)
+}
+
 async function train(opts: Record<string, unknown>): Promise<void> {
+  if (opts.nproc !== undefined && process.env.WORLD_SIZE === undefined) return launchTrain(opts)
+  const fromEnv = distributedFromEnv()
+  const distributed = fromEnv && opts.distTimeout !== undefined ? { ...fromEnv, timeout: opts.distTimeout as number } : fromEnv ?? undefined
+  const writes = (distributed?.rank ?? 0) === 0
   const flags: Partial<TrainConfig> = {}
   for (const [field] of FIELDS) if (opts[field] !== undefined) (flags as Record<string, unknown>)[field] = opts[field]
   let trainer: Trainer
   if (opts.resume) {
     trainer = await Trainer.resume(opts.resume as string, flags)
-    console.error(`resuming ${opts.resume} at step ${trainer.step}`)
+    if (writes) console.error(`resuming ${opts.resume} at step ${trainer.step}`)
   } else {
     const fromFile = opts.config ? readJson(opts.config as string) : {}
     const config: Partial<TrainConfig> = { ...fromFile, ...flags }
@@ -120,14 +138,15 @@ async function train(opts: Record<string, unknown>): Promise<void> {
     controller.abort()
   })
   const c = trainer.config
-  console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
+  if (writes) console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
   try {
-    const result = await trainer.fit({ signal: controller.signal, overwrite: opts.overwrite === true })
+    const result = await trainer.fit({ signal: controller.signal, overwrite: opts.overwrite === true, distributed, progress: writes })
+    if (!writes) return
     console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
     if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
   } finally {
     // Also after a failure (a diverged run, say): the report shows what happened.
-    if (trainer.step > 0) await reportAfterTraining(c.outDir)
+    if (trainer.step > 0 && writes) await reportAfterTraining(c.outDir)
   }
 }
 
@@ -237,6 +256,8 @@ export function program(): Command {
     .option('--data-path <path>', 'the dataset file or folder (idx, cifar10, folder)')
     .option('--skip-corrupt', 'skip unreadable images with a warning')
     .option('--limit <n>', 'use only the first n images', int)
+    .option('--nproc <n>', 'data-parallel: start n local worker processes (Gloo); batch-size is the global batch', int)
+    .option('--dist-timeout <s>', 'data-parallel: seconds to wait for a rank before failing (default 300)', num)
   for (const [, flag, parser, help] of FIELDS) {
     const o = new Option(flag, help)
     if (parser) o.argParser(parser as (v: string) => unknown)

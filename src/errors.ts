@@ -13,6 +13,8 @@ export const ErrorCode = Object.freeze({
   FILE: 'ERR_DCGAN_FILE',
   /** libtorch reported an error. */
   TORCH: 'ERR_DCGAN_TORCH',
+  /** Distributed training: a process group could not be joined, or a rank died, hung or left. */
+  DISTRIBUTED: 'ERR_DCGAN_DISTRIBUTED',
   /** A new run was asked to write into a folder that holds another run (resume it, or overwrite it). */
   RUN_EXISTS: 'ERR_DCGAN_RUN_EXISTS',
   /** Another trainer is writing to the same run folder. */

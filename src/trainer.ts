@@ -2,6 +2,7 @@ import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
 import { DCGAN, saveImageGrid } from './dcgan'
 import { type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
+import { type DistributedOptions, DistributedRun } from './distributed'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
 import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
@@ -28,6 +29,10 @@ export interface FitOptions {
   /** A new run (step 0) whose `outDir` already holds a run replaces it when true; otherwise `fit()`
    * refuses with `ERR_DCGAN_RUN_EXISTS` instead of appending to its metrics and overwriting its checkpoints. Default false. */
   overwrite?: boolean
+  /** Train as one rank of a data-parallel group (see `distributedFromEnv` for torchrun's variables):
+   * `batchSize` is the global batch, each rank trains on its share; rank 0 alone writes the run folder
+   * and runs the callbacks. */
+  distributed?: DistributedOptions
 }
 
 /** What a checkpoint stores beside the model, under the metadata key `trainer`. */
@@ -128,15 +133,19 @@ export class Trainer {
   async fit(options: FitOptions = {}): Promise<FitResult> {
     const c = this.config
     const started = Date.now()
+    const dist = options.distributed ? await DistributedRun.join(options.distributed, this.gan, c.batchSize) : null
     const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data }))
     const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
+    if (dist && !dist.writes) return this.#fitRank(options, dataset, total, started, dist)
     const unlock = this.#run.lock()
     try {
       this.#claimFolder(options.overwrite === true)
       // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
       if (this.#step > 0) await this.#run.trimMetrics(this.#step)
-      return await this.#fit(options, dataset, total, started)
+      const result = await this.#fit(options, dataset, total, started, dist)
+      await dist?.finish()
+      return result
     } finally {
       unlock()
     }
@@ -153,7 +162,24 @@ export class Trainer {
     this.#run.clear()
   }
 
-  async #fit(options: FitOptions, dataset: Dataset, total: number, started: number): Promise<FitResult> {
+  /** A rank other than 0 of a distributed run: the same steps on its shard, nothing written. */
+  async #fitRank(options: FitOptions, dataset: Dataset, total: number, started: number, dist: DistributedRun): Promise<FitResult> {
+    let reason: FitResult['reason'] = 'completed'
+    while (this.#step < total) {
+      if (await dist.anyStops(options.signal)) {
+        reason = 'aborted'
+        break
+      }
+      const batch = await dataset.next()
+      await this.gan.trainStep(dist.shard(batch))
+      this.#step++
+      if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
+    }
+    await dist.finish()
+    return this.#result(reason, started)
+  }
+
+  async #fit(options: FitOptions, dataset: Dataset, total: number, started: number, dist: DistributedRun | null): Promise<FitResult> {
     const c = this.config
     // A dataset given to fit() replaces the config's: record which one was used.
     const used = options.dataset ? { ...c, dataset: options.dataset.spec ?? { kind: 'custom' } } : c
@@ -166,7 +192,7 @@ export class Trainer {
     let dirty = false // steps done since the last checkpoint
     try {
       while (this.#step < total) {
-        if (options.signal?.aborted) {
+        if (dist ? await dist.anyStops(options.signal) : options.signal?.aborted) {
           reason = 'aborted'
           break
         }
@@ -186,7 +212,7 @@ export class Trainer {
         // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile
         // waits for the step boundary instead of pairing new weights with the old step count.
         const stats = await this.#exclusive(async () => {
-          const s = await this.gan.trainStep(batch).catch((e: unknown) => {
+          const s = await this.gan.trainStep(dist ? dist.shard(batch) : batch).catch((e: unknown) => {
             throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
           })
           this.#step++

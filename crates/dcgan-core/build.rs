@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/distributed.cpp");
     println!("cargo:rerun-if-env-changed=DCGAN_TORCH_CXX11_ABI");
     let lib_dir = PathBuf::from(
         env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report its libtorch directory"),
@@ -22,6 +23,9 @@ fn main() {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .opt_level(2)
+        // Gloo's headers are not in the wheel (csrc/gloo-decl/gloo/README.md).
+        .include("csrc/gloo-decl")
         .file("csrc/shim.cpp")
+        .file("csrc/distributed.cpp")
         .compile("dcgan_shim");
 }

@@ -86,6 +86,7 @@ impl Adam {
     pub fn update(&mut self, grads: &[Tensor]) -> Result<()> {
         let flat: Vec<Tensor> = grads.iter().map(|g| physical_order(g, self.channels_last)).collect::<Result<_>>()?;
         let flat_grad = Tensor::f_cat(&flat, 0)?;
+        crate::distributed::average_gradients(&flat_grad)?;
         self.step += 1;
         ffi::adam_step(
             &[self.flat_params.shallow_clone()],

@@ -18,6 +18,9 @@ pub enum Error {
     NonFinite(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    /// A process group could not be joined, or a collective failed (a peer died, hung or left).
+    #[error("{0}")]
+    Distributed(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -36,6 +39,7 @@ impl Error {
             Error::Torch(_) => "ERR_DCGAN_TORCH",
             Error::NonFinite(_) => "ERR_DCGAN_NON_FINITE",
             Error::File { .. } => "ERR_DCGAN_FILE",
+            Error::Distributed(_) => "ERR_DCGAN_DISTRIBUTED",
         }
     }
 

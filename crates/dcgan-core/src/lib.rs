@@ -6,6 +6,7 @@ pub mod config;
 pub mod cuda_lib;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod executor;

@@ -113,6 +113,7 @@ impl Gan {
     }
 
     fn step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        crate::distributed::broadcast_buffers(self)?;
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
@@ -128,7 +129,7 @@ impl Gan {
             }
             None => {
                 let mut rng = self.rng.clone();
-                let z = self.latent(&mut rng, n)?;
+                let z = crate::distributed::local_latent(self, &mut rng, n)?;
                 self.rng = rng;
                 z
             }

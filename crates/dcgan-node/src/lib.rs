@@ -8,6 +8,7 @@
 //! - `export`: a network as an ONNX file, and the check that a file is one of ours.
 #![deny(clippy::all)]
 
+mod distributed;
 mod errors;
 mod eval;
 mod export;

@@ -93,7 +93,7 @@ pub struct NativeGan {
 impl NativeGan {
     /// A promise of `f` on this model, run on the libtorch thread; a failed build rejects with
     /// the build's own error.
-    fn call<'e, T: Send + 'static, J: ToNapiValue + 'static>(
+    pub(crate) fn call<'e, T: Send + 'static, J: ToNapiValue + 'static>(
         &self,
         env: &'e Env,
         what: &'static str,

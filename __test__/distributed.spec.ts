@@ -1,0 +1,127 @@
+// Data-parallel training on c10d (Gloo, CPU): two processes on this machine, against PyTorch's
+// DistributedDataParallel (fixture from benchmark/reference/make_ddp_fixtures.py) and through
+// `dcgan train --nproc 2` as a user runs it.
+import test from 'ava'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DCGAN, listCheckpoints, readCheckpointInfo, readSafetensors } from '../src/index'
+import { freePort } from '../src/distributed'
+import { loadFixture, maxAbsDiff, stateDifferences } from './helpers'
+
+const CLI = join(__dirname, '..', 'dist', 'cli.js')
+const WORKER = join(__dirname, 'distributed-worker.ts')
+const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-dist-'))
+const TINY = ['--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '16', '--batch-size', '8', '--limit', '40', '--device', 'cpu', '--seed', '3', '--threads', '1', '--sample-every', '0']
+const TOL = 1e-5
+
+interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stderr: string
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}, onStart?: (pid: number) => void): Promise<Exit> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr }))
+    onStart?.(child.pid!)
+  })
+}
+
+const dcgan = (...args: string[]) => run([CLI, ...args])
+
+/** Only the networks' tensors of a saved model (not the optimiser's). */
+async function networkState(file: string) {
+  const { tensors } = await readSafetensors(file)
+  return new Map([...tensors].filter(([k]) => k.startsWith('gen.') || k.startsWith('disc.')))
+}
+
+test("two Gloo ranks after 3 steps equal PyTorch DDP's two ranks (weights, buffers, losses)", async (t) => {
+  const out = tmp()
+  const port = await freePort()
+  const ranks = await Promise.all([0, 1].map((rank) =>
+    run(['--import', 'tsx', WORKER, out], { RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' })))
+  for (const r of ranks) t.is(r.code, 0, r.stderr)
+  const f = await loadFixture('ddp32')
+  // Rank 0: everything, BatchNorm running statistics included (DDP's broadcast source).
+  t.deepEqual(stateDifferences(await networkState(join(out, 'rank0.safetensors')), await networkState(f.path('after3.safetensors')), TOL), [])
+  const stats = JSON.parse((await readSafetensors(join(out, 'rank0.safetensors'))).metadata.stats) as number[]
+  const expected = [1, 2, 3].flatMap((s) => Array.from(f.io.get(`stats.${s}`)!.data))
+  t.true(maxAbsDiff(stats, expected) <= TOL, `rank 0 losses ${stats} vs DDP ${expected}`)
+  // Rank 1: the same weights (averaged gradients) and G's buffers; D's running statistics are each
+  // rank's own under DDP (broadcast_buffers=False for D, see the fixture script) and rank 0's here.
+  const rank1 = await networkState(join(out, 'rank1.safetensors'))
+  const ddp1 = await networkState(f.path('after3.rank1.safetensors'))
+  const comparable = (m: Map<string, unknown>) => new Map([...m].filter(([k]) => !(k.startsWith('disc.') && k.includes('running_'))))
+  t.deepEqual(stateDifferences(comparable(rank1) as typeof rank1, comparable(ddp1) as typeof ddp1, TOL), [])
+})
+
+test('a run on 2 processes resumes on 1 and on 2, rank 0 alone writes, and the data position is the one-process run\'s', async (t) => {
+  const dir = join(tmp(), 'run')
+  const two = await dcgan('train', '--nproc', '2', ...TINY, '--steps', '4', '--out', dir)
+  t.is(two.code, 0, two.stderr)
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [4])
+  const one = await dcgan('train', '--resume', dir, '--steps', '6')
+  t.is(one.code, 0, one.stderr)
+  const again = await dcgan('train', '--nproc', '2', '--resume', dir, '--steps', '8')
+  t.is(again.code, 0, again.stderr)
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [4, 6, 8])
+  // One metrics row per step: no rank but 0 wrote.
+  const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)
+  t.deepEqual(rows, [1, 2, 3, 4, 5, 6, 7, 8])
+  // The global batch is the config's: 2 ranks read the data order exactly as 1 process does.
+  const straight = join(tmp(), 'run')
+  t.is((await dcgan('train', ...TINY, '--steps', '8', '--out', straight)).code, 0)
+  const data = (d: string) => (readCheckpointInfo(listCheckpoints(d).at(-1)!.path).trainer as { data: unknown }).data
+  t.deepEqual(data(dir), data(straight))
+  t.deepEqual(data(dir), { epoch: 1, position: 24 }) // 40 images, batches of 8: 5 per epoch
+  t.is((await DCGAN.load(listCheckpoints(dir).at(-1)!.path)).config.stepsDone, 8)
+})
+
+test('killing one rank ends the run with a clear error, and the last checkpoint loads', async (t) => {
+  const dir = join(tmp(), 'run')
+  let launcher = 0
+  const ended = run([CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '2', '--dist-timeout', '30', '--out', dir], {}, (pid) => (launcher = pid))
+  t.teardown(() => {
+    for (const p of ranks()) process.kill(p, 'SIGKILL') // only if the test failed before the end
+  })
+  const started = Date.now()
+  // Wait for a checkpoint, then kill rank 1 (found by its RANK among the launcher's children).
+  const ranks = () => {
+    const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' }).stdout
+    return ps.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
+  }
+  while (listCheckpoints(dir).length === 0 && Date.now() - started < 180_000) await new Promise((r) => setTimeout(r, 200))
+  t.true(listCheckpoints(dir).length > 0, 'no checkpoint within 180 s')
+  const rank1 = ranks().find((p) => readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes('RANK=1'))
+  t.truthy(rank1, 'rank 1 not found')
+  process.kill(rank1!, 'SIGKILL')
+  const killedAt = Date.now()
+  const r = await ended
+  t.true(Date.now() - killedAt < 60_000, 'the run did not stop within 60 s of the kill')
+  t.is(r.code, 1)
+  t.regex(r.stderr, new RegExp(`dcgan: distributed training failed: rank 1 \\(pid ${rank1}\\) was killed by SIGKILL`))
+  t.regex(r.stderr, /rank 0 of 2: the .* failed: .*Another rank has stopped/)
+  const last = listCheckpoints(dir).at(-1)!
+  const gan = await DCGAN.load(last.path)
+  t.is(gan.config.stepsDone, last.step)
+  t.true(existsSync(join(dir, 'metrics.jsonl')))
+})
+
+test('a wrong MASTER_ADDR or MASTER_PORT fails within the timeout with a message that names them', async (t) => {
+  const port = await freePort() // nobody listens there
+  for (const addr of ['127.0.0.1', 'no-such-host.invalid']) {
+    const env = { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: addr, MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '3' }
+    const started = Date.now()
+    const r = await run([CLI, 'train', ...TINY, '--steps', '2', '--out', join(tmp(), 'run')], env)
+    t.is(r.code, 1, r.stderr)
+    t.regex(r.stderr, new RegExp(`^dcgan: rank 1 of 2 could not join the group at ${addr.replace(/\./g, '\\.')}:${port} within 3 s: .*Check MASTER_ADDR and MASTER_PORT`, 'm'))
+    t.true(Date.now() - started < 60_000)
+  }
+  const bad = await run([CLI, 'train', ...TINY, '--steps', '2', '--out', join(tmp(), 'run')], { RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) })
+  t.regex(bad.stderr, /^dcgan: invalid distributed\.rank: got 2; allowed: .*1/m)
+})

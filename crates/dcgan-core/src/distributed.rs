@@ -1,0 +1,298 @@
+//! Data-parallel training with DistributedDataParallel's semantics, on libtorch's own c10d engine
+//! (a `TCPStore` rendezvous and a `ProcessGroupGloo`, through csrc/distributed.cpp).
+//!
+//! Each process holds both networks whole and trains on its own shard of every batch. The step
+//! calls three hooks here, all no-ops until [`init`] has joined a group:
+//! - [`average_gradients`]: before each Adam update, the network's flat gradient buffer is
+//!   averaged over the ranks (DDP's all-reduce: each rank divides by the world size, then sum);
+//! - [`broadcast_buffers`]: at the start of each step, rank 0's BatchNorm running statistics
+//!   overwrite the others' (DDP's default `broadcast_buffers=True`, which DDP does before every
+//!   forward; rank 0's values, the ones a checkpoint holds, are the same either way, because a
+//!   training-mode forward does not read them);
+//! - [`local_latent`]: every rank draws the noise of the whole (global) batch from the shared
+//!   random generator and keeps its own slice, so that the generator's state stays the same on
+//!   every rank and equals a one-process run's with the same global batch.
+//!
+//! [`sync_from_rank0`] copies rank 0's whole state (weights, buffers, Adam moments and step,
+//! random generator) to the others, as DDP broadcasts the module's state when it is built.
+//! The group lives for the process, as torch.distributed's default group does. Backend: Gloo,
+//! which also handles CUDA tensors (through host memory); NCCL is not built.
+use crate::error::{Error, Result};
+use crate::gan::Gan;
+use crate::model::Network;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::Mutex;
+use tch::{Kind, Tensor};
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn dcgan_dist_init(host: *const c_char, port: c_int, rank: c_int, world: c_int, timeout_ms: i64, out: *mut *mut c_void) -> *const c_char;
+    fn dcgan_dist_free(group: *mut c_void);
+    fn dcgan_dist_allreduce_mean(group: *mut c_void, t: *mut C_tensor) -> *const c_char;
+    fn dcgan_dist_broadcast(group: *mut c_void, t: *mut C_tensor, root: c_int) -> *const c_char;
+    fn dcgan_dist_barrier(group: *mut c_void) -> *const c_char;
+}
+
+/// Most processes in one group (a bound on what a caller may ask for, not a limit of Gloo's).
+pub const MAX_WORLD_SIZE: i64 = 4096;
+
+/// Where this process stands in a group and how to meet the others: torchrun's variables.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DistributedOptions {
+    /// This process's rank, 0 ≤ rank < worldSize (torchrun's `RANK`).
+    pub rank: i64,
+    /// Number of processes (`WORLD_SIZE`).
+    pub world_size: i64,
+    /// Host of rank 0's store (`MASTER_ADDR`).
+    pub master_addr: String,
+    /// Port of rank 0's store (`MASTER_PORT`).
+    pub master_port: i64,
+    /// Seconds to wait for the others to join and for each collective (a dead or hung peer).
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+}
+
+fn default_timeout() -> f64 {
+    300.0
+}
+
+impl DistributedOptions {
+    pub fn from_json(text: &str) -> Result<DistributedOptions> {
+        let o: DistributedOptions = serde_json::from_str(text).map_err(|e| Error::Options(format!("invalid distributed options: {e}")))?;
+        o.validate()?;
+        Ok(o)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        crate::options::in_range("distributed.worldSize", self.world_size, 1, MAX_WORLD_SIZE)?;
+        crate::options::in_range("distributed.rank", self.rank, 0, self.world_size - 1)?;
+        crate::options::in_range("distributed.masterPort", self.master_port, 1, 65535)?;
+        if self.master_addr.is_empty() || self.master_addr.len() > 253 || self.master_addr.contains('\0') {
+            return Err(Error::config("distributed.masterAddr", format!("got {:?}; allowed: a host name or IP address", self.master_addr)));
+        }
+        if !(self.timeout.is_finite() && (0.1..=86400.0).contains(&self.timeout)) {
+            return Err(Error::config("distributed.timeout", format!("got {}; allowed: seconds from 0.1 to 86400", self.timeout)));
+        }
+        Ok(())
+    }
+}
+
+/// A joined group: the shim's handle, and who we are in it.
+struct Group {
+    handle: *mut c_void,
+    options: DistributedOptions,
+}
+
+// SAFETY: the handle is only used under GROUP's lock; c10d's objects are thread-safe to move.
+unsafe impl Send for Group {}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        unsafe { dcgan_dist_free(self.handle) }
+    }
+}
+
+static GROUP: Mutex<Option<Group>> = Mutex::new(None);
+
+fn group() -> std::sync::MutexGuard<'static, Option<Group>> {
+    GROUP.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn shim_message(err: *const c_char) -> Option<String> {
+    if err.is_null() {
+        return None;
+    }
+    // SAFETY: the shim returns a NUL-terminated string that lives until its next call on this thread.
+    let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    // Keep libtorch's message, not its C++ backtrace.
+    let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
+    Some(text[..cut].trim_end().trim_end_matches('.').to_string())
+}
+
+/// Joins the group that `options` describe (rank 0 hosts the store), waiting up to the timeout
+/// for every rank. Joining the same group again is a no-op; another group while one is joined is
+/// refused.
+pub fn init(options: &DistributedOptions) -> Result<()> {
+    options.validate()?;
+    let mut slot = group();
+    if let Some(g) = &*slot {
+        if g.options == *options {
+            return Ok(());
+        }
+        return Err(Error::Input(format!(
+            "this process already is rank {} of {} (store {}:{}); one process joins one group",
+            g.options.rank, g.options.world_size, g.options.master_addr, g.options.master_port
+        )));
+    }
+    let o = options;
+    let host = CString::new(o.master_addr.as_str()).map_err(|_| Error::config("distributed.masterAddr", "holds a NUL byte"))?;
+    let timeout_ms = (o.timeout * 1000.0).round() as i64;
+    let mut handle: *mut c_void = std::ptr::null_mut();
+    let err = unsafe { dcgan_dist_init(host.as_ptr(), o.master_port as c_int, o.rank as c_int, o.world_size as c_int, timeout_ms, &mut handle) };
+    if let Some(message) = shim_message(err) {
+        return Err(Error::Distributed(format!(
+            "rank {} of {} could not join the group at {}:{} within {} s: {message}. Check MASTER_ADDR and MASTER_PORT \
+             (rank 0's host and a free port) and that all {} ranks were started",
+            o.rank, o.world_size, o.master_addr, o.master_port, o.timeout, o.world_size
+        )));
+    }
+    *slot = Some(Group { handle, options: options.clone() });
+    Ok(())
+}
+
+/// Leaves the group (after every rank reached this point, so no rank is left waiting on a peer
+/// that already left). A no-op when none was joined.
+pub fn shutdown() -> Result<()> {
+    let mut slot = group();
+    let result = match &*slot {
+        Some(g) => collective(g, "the final barrier", |h| unsafe { dcgan_dist_barrier(h) }),
+        None => Ok(()),
+    };
+    *slot = None;
+    result
+}
+
+/// (rank, world size) of the joined group.
+pub fn rank_and_world() -> Option<(i64, i64)> {
+    group().as_ref().map(|g| (g.options.rank, g.options.world_size))
+}
+
+fn collective(g: &Group, what: &str, call: impl FnOnce(*mut c_void) -> *const c_char) -> Result<()> {
+    match shim_message(call(g.handle)) {
+        None => Ok(()),
+        Some(message) => Err(Error::Distributed(format!(
+            "rank {} of {}: {what} failed: {message}. Another rank has stopped (it died, was killed or hangs: \
+             the timeout is {} s); the last checkpoint rank 0 wrote is intact",
+            g.options.rank, g.options.world_size, g.options.timeout
+        ))),
+    }
+}
+
+fn raw(t: &Tensor) -> *mut C_tensor {
+    t.as_ptr() as *mut C_tensor
+}
+
+/// Averages a (contiguous) gradient buffer over the ranks, in place.
+pub fn average_gradients(flat: &Tensor) -> Result<()> {
+    match &*group() {
+        Some(g) if g.options.world_size > 1 => collective(g, "the gradient all-reduce", |h| unsafe { dcgan_dist_allreduce_mean(h, raw(flat)) }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `flag` is true on any rank (e.g. a stop asked for on one of them), so that all ranks
+/// stop after the same step; `flag` itself without a group.
+pub fn any(flag: bool) -> Result<bool> {
+    match &*group() {
+        Some(g) if g.options.world_size > 1 => {
+            let t = Tensor::f_from_slice(&[if flag { 1.0f64 } else { 0.0 }])?;
+            collective(g, "the stop vote", |h| unsafe { dcgan_dist_allreduce_mean(h, raw(&t)) })?;
+            Ok(t.f_double_value(&[0])? > 0.0)
+        }
+        _ => Ok(flag),
+    }
+}
+
+/// Rank 0's values of each tensor into every rank's, in place; one broadcast for all of them.
+fn broadcast_all(g: &Group, what: &str, tensors: &[Tensor]) -> Result<()> {
+    if tensors.is_empty() {
+        return Ok(());
+    }
+    let flat: Vec<Tensor> = tensors.iter().map(|t| t.f_to_kind(Kind::Double)?.f_reshape([-1])).collect::<std::result::Result<_, _>>()?;
+    let all = Tensor::f_cat(&flat, 0)?;
+    collective(g, what, |h| unsafe { dcgan_dist_broadcast(h, raw(&all), 0) })?;
+    if g.options.rank != 0 {
+        let mut offset = 0;
+        for t in tensors {
+            let n = t.numel() as i64;
+            let part = all.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?.f_to_kind(t.kind())?;
+            tch::no_grad(|| t.shallow_clone().f_copy_(&part))?;
+            offset += n;
+        }
+    }
+    Ok(())
+}
+
+fn buffers(gan: &Gan) -> Vec<Tensor> {
+    gan.generator.state().into_iter().chain(gan.discriminator.state()).filter(|s| s.2).map(|s| s.1).collect()
+}
+
+/// DDP's `broadcast_buffers`: rank 0's BatchNorm running statistics on every rank.
+pub fn broadcast_buffers(gan: &Gan) -> Result<()> {
+    match &*group() {
+        Some(g) if g.options.world_size > 1 => broadcast_all(g, "the BatchNorm buffer broadcast", &buffers(gan)),
+        _ => Ok(()),
+    }
+}
+
+/// Noise for this rank's `n` images: the whole batch's noise drawn from `rng` (the same on every
+/// rank), this rank's slice kept.
+pub fn local_latent(gan: &Gan, rng: &mut ChaCha8Rng, n: i64) -> Result<Tensor> {
+    let (rank, world) = rank_and_world().unwrap_or((0, 1));
+    let z = gan.latent(rng, n * world)?;
+    Ok(z.f_narrow(0, rank * n, n)?.f_contiguous()?)
+}
+
+/// The random generator's state as numbers that survive a float64 broadcast (32-bit pieces).
+fn rng_words(rng: &ChaCha8Rng) -> Vec<f64> {
+    let mut words: Vec<f64> = rng.get_seed().chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect();
+    let stream = rng.get_stream();
+    let pos = rng.get_word_pos();
+    words.extend([stream as u32, (stream >> 32) as u32].map(|w| w as f64));
+    words.extend((0..4).map(|i| ((pos >> (32 * i)) as u32) as f64));
+    words
+}
+
+fn rng_from_words(w: &[f64]) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    let word = |i: usize| w[i] as u32;
+    let mut seed = [0u8; 32];
+    for i in 0..8 {
+        seed[4 * i..4 * i + 4].copy_from_slice(&word(i).to_le_bytes());
+    }
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_stream(word(8) as u64 | (word(9) as u64) << 32);
+    rng.set_word_pos((0..4).fold(0u128, |acc, i| acc | (word(10 + i) as u128) << (32 * i)));
+    rng
+}
+
+/// Rank 0's whole training state on every rank: what DDP does when it wraps a module, plus what
+/// our step needs the same everywhere (Adam's moments and step, the noise generator).
+pub fn sync_from_rank0(gan: &mut Gan) -> Result<()> {
+    let slot = group();
+    let g = match &*slot {
+        Some(g) if g.options.world_size > 1 => g,
+        _ => return Ok(()),
+    };
+    let mut tensors: Vec<Tensor> = gan.generator.state().into_iter().chain(gan.discriminator.state()).map(|s| s.1).collect();
+    for opt in [&gan.opt_g, &gan.opt_d] {
+        tensors.extend(opt.exp_avg.iter().chain(&opt.exp_avg_sq).map(|t| t.shallow_clone()));
+    }
+    let counters = Tensor::f_from_slice(&[gan.steps_done as f64, gan.opt_g.step as f64, gan.opt_d.step as f64])?;
+    let rng = Tensor::f_from_slice(&rng_words(&gan.rng))?;
+    tensors.extend([counters.shallow_clone(), rng.shallow_clone()]);
+    broadcast_all(g, "the broadcast of rank 0's initial state", &tensors)?;
+    let c: Vec<f64> = Vec::<f64>::try_from(&counters)?;
+    (gan.steps_done, gan.opt_g.step, gan.opt_d.step) = (c[0] as i64, c[1] as i64, c[2] as i64);
+    gan.rng = rng_from_words(&Vec::<f64>::try_from(&rng)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn rng_state_survives_the_float_words() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        rng.set_stream(0x1234_5678_9abc_def0);
+        let _: [u64; 5] = rng.random();
+        let mut back = rng_from_words(&rng_words(&rng));
+        assert_eq!(back.get_word_pos(), rng.get_word_pos());
+        assert_eq!(back.random::<u64>(), rng.random::<u64>());
+    }
+}

@@ -1,0 +1,35 @@
+//! Data-parallel training: joining a process group, copying rank 0's state, leaving
+//! (dcgan_core::distributed does the work; every call runs on the libtorch thread).
+use crate::errors::sync;
+use crate::model::NativeGan;
+use crate::promise::{on_torch_thread, same};
+use dcgan_core::distributed::{self, DistributedOptions};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// Joins the process group that `optionsJson` describes (`{ rank, worldSize, masterAddr,
+/// masterPort, timeout }`, torchrun's variables; rank 0 hosts the store): resolves once every
+/// rank has joined, rejects with `ERR_DCGAN_DISTRIBUTED` after `timeout` seconds.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn init_distributed<'e>(env: &'e Env, options_json: String) -> Result<Object<'e>> {
+    let options = sync(env, DistributedOptions::from_json(&options_json))?;
+    on_torch_thread(env, "initDistributed", move || distributed::init(&options), same)
+}
+
+/// Copies rank 0's weights, buffers, optimiser state and random generator to every rank.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn distributed_sync<'e>(env: &'e Env, gan: &NativeGan) -> Result<Object<'e>> {
+    gan.call(env, "distributedSync", same, distributed::sync_from_rank0)
+}
+
+/// Whether `flag` is true on any rank of the group (`flag` itself without one).
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn distributed_any<'e>(env: &'e Env, flag: bool) -> Result<Object<'e>> {
+    on_torch_thread(env, "distributedAny", move || distributed::any(flag), same)
+}
+
+/// Waits for every rank, then leaves the group (a no-op when none was joined).
+#[napi(ts_return_type = "Promise<void>")]
+pub fn shutdown_distributed<'e>(env: &'e Env) -> Result<Object<'e>> {
+    on_torch_thread(env, "shutdownDistributed", distributed::shutdown, same)
+}

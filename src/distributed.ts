@@ -1,0 +1,159 @@
+// Data-parallel training (DistributedDataParallel's semantics on libtorch's c10d, Gloo backend):
+// joining a group, the shard of each batch a rank trains on, and `dcgan train --nproc N`'s
+// supervisor of local worker processes.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { Batch } from './datasets'
+import type { DCGAN } from './dcgan'
+import { DcganError, ErrorCode } from './errors'
+import * as native from './native'
+import { toOptionsJson } from './options'
+
+/**
+ * This process's place in a data-parallel run: torchrun's variables. Rank 0 hosts the rendezvous
+ * store at `masterAddr:masterPort`; every rank must be able to reach it.
+ */
+export interface DistributedOptions {
+  /** This process's rank, 0 ≤ rank < worldSize (`RANK`). */
+  rank: number
+  /** Number of processes (`WORLD_SIZE`). */
+  worldSize: number
+  /** Host or IP address of rank 0 (`MASTER_ADDR`). */
+  masterAddr: string
+  /** A free port on rank 0's host (`MASTER_PORT`). */
+  masterPort: number
+  /** Seconds to wait for the other ranks to join, and for each exchange with them: a rank that died or hangs
+   * stops the others with `ERR_DCGAN_DISTRIBUTED` after this long at most. Default 300. */
+  timeout?: number
+}
+
+/**
+ * The group torchrun (or Slurm, Kubernetes…) describes in the environment: `RANK`, `WORLD_SIZE`,
+ * `MASTER_ADDR`, `MASTER_PORT` (and `DCGAN_DIST_TIMEOUT` seconds); null when `WORLD_SIZE` is unset.
+ */
+export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): DistributedOptions | null {
+  if (env.WORLD_SIZE === undefined) return null
+  const need = (name: string): string => {
+    const v = env[name]
+    if (v === undefined || v === '') throw new DcganError(ErrorCode.INVALID_OPTION, `WORLD_SIZE is set but ${name} is not: a distributed run needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT`)
+    return v
+  }
+  const int = (name: string): number => {
+    const v = need(name)
+    const n = Number(v)
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new DcganError(ErrorCode.INVALID_OPTION, `invalid ${name}: got '${v}'; allowed: a non-negative integer`)
+    return n
+  }
+  const timeout = env.DCGAN_DIST_TIMEOUT === undefined ? undefined : Number(env.DCGAN_DIST_TIMEOUT)
+  return { rank: int('RANK'), worldSize: int('WORLD_SIZE'), masterAddr: need('MASTER_ADDR'), masterPort: int('MASTER_PORT'), ...(timeout === undefined ? {} : { timeout }) }
+}
+
+/** A joined group, as `Trainer.fit` uses it. */
+export class DistributedRun {
+  private constructor(readonly options: DistributedOptions) {}
+
+  /** Joins the group (waits for every rank) and copies rank 0's model state to every rank. */
+  static async join(options: DistributedOptions, gan: DCGAN, batchSize: number): Promise<DistributedRun> {
+    const { worldSize } = options
+    if (Number.isInteger(worldSize) && worldSize > 0 && batchSize % worldSize !== 0) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, `invalid batchSize: got ${batchSize}, which ${worldSize} processes cannot share evenly; batchSize is the global batch, split across ranks: give a multiple of ${worldSize}`)
+    }
+    await native.initDistributed(toOptionsJson(options, 'the distributed options'))
+    await native.distributedSync(gan.native)
+    return new DistributedRun(options)
+  }
+
+  /** Rank 0 alone writes the run folder: config, metrics, samples, checkpoints, report. */
+  get writes(): boolean {
+    return this.options.rank === 0
+  }
+
+  /** This rank's part of a global batch: rows [rank·n/world, (rank+1)·n/world). Every rank reads the same
+   * seeded order, so the parts are disjoint and together cover each epoch once. */
+  shard(batch: Batch): Batch {
+    const { rank, worldSize } = this.options
+    const [n, ...rest] = batch.shape
+    if (n % worldSize !== 0) {
+      throw new DcganError(ErrorCode.INVALID_INPUT, `a batch of ${n} images cannot be split evenly across ${worldSize} processes (the last batch of an iterable dataset?)`)
+    }
+    const rows = n / worldSize
+    const size = rest.reduce((a, b) => a * b, 1)
+    const data = batch.data.subarray(rank * rows * size, (rank + 1) * rows * size)
+    return { ...batch, data, shape: [rows, ...rest] }
+  }
+
+  /** Whether any rank asks to stop (its `signal` aborted): every rank then stops after the same step. */
+  async anyStops(signal?: AbortSignal): Promise<boolean> {
+    return native.distributedAny(signal?.aborted === true)
+  }
+
+  /** Waits for every rank, then leaves the group. */
+  async finish(): Promise<void> {
+    await native.shutdownDistributed()
+  }
+}
+
+/** A TCP port that was free a moment ago on this machine, for a local group's store. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/** How a local launch ended. */
+export interface LaunchResult {
+  /** 0 when every rank succeeded. */
+  code: number
+  /** One line per rank that failed, first failure first. */
+  failures: string[]
+}
+
+/**
+ * Starts `nproc` copies of `node script ...args` as ranks 0…nproc−1 of a group on this machine
+ * (torchrun's variables in their environment; output passed through) and supervises them: when
+ * one fails, the others get `graceSeconds` to stop on their own (they see the failure as an
+ * `ERR_DCGAN_DISTRIBUTED` error) and are then killed, so a launch never hangs on a dead rank.
+ */
+export async function launchLocal(nproc: number, script: string, args: string[], options: { timeout?: number; graceSeconds?: number; env?: NodeJS.ProcessEnv } = {}): Promise<LaunchResult> {
+  if (!Number.isInteger(nproc) || nproc < 1 || nproc > 1024) throw new DcganError(ErrorCode.INVALID_OPTION, `invalid nproc: got ${nproc}; allowed: an integer from 1 to 1024`)
+  const port = await freePort()
+  const grace = (options.graceSeconds ?? (options.timeout ?? 300) + 10) * 1000
+  const children: ChildProcess[] = []
+  const failures: string[] = []
+  let killTimer: NodeJS.Timeout | undefined
+  const exits = Array.from({ length: nproc }, (_, rank) => {
+    const env = {
+      ...process.env, ...options.env,
+      RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_WORLD_SIZE: String(nproc),
+      MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+      ...(options.timeout === undefined ? {} : { DCGAN_DIST_TIMEOUT: String(options.timeout) }),
+    }
+    const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit' })
+    children.push(child)
+    return new Promise<void>((resolve) => {
+      child.on('error', (e) => {
+        failures.push(`rank ${rank} could not start: ${e.message}`)
+        resolve()
+      })
+      child.on('exit', (code, signal) => {
+        if (code !== 0) {
+          failures.push(`rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`)
+          // The others notice through c10d within their timeout; past the grace period they are killed.
+          killTimer ??= setTimeout(() => {
+            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+          }, grace)
+        }
+        resolve()
+      })
+    })
+  })
+  await Promise.all(exits)
+  if (killTimer) clearTimeout(killTimer)
+  return { code: failures.length === 0 ? 0 : 1, failures }
+}
