@@ -93,7 +93,7 @@ test('train, resume, generate, interpolate, arithmetic, inspect', (t) => {
 
   const info = JSON.parse(dcgan('inspect', '--checkpoint', run).stdout)
   t.is(info.steps, 5)
-  t.deepEqual(info.model, { zDim: 16, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed' })
+  t.deepEqual(info.model, { zDim: 16, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed', spectralNorm: false })
   t.is(info.config.batchSize, 8)
   t.deepEqual(info.data, { epoch: 0, position: 40 })
 })

@@ -33,7 +33,7 @@ test('a saved file holds the seed-named networks and the Adam moments', async (t
   await gan.save(path)
   const { tensors, metadata } = await readSafetensors(path)
   t.is(metadata.format, 'dcgan/1')
-  t.deepEqual(JSON.parse(metadata.model), { zDim: 12, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed' })
+  t.deepEqual(JSON.parse(metadata.model), { zDim: 12, channels: 1, featuresG: 4, featuresD: 4, imageSize: 16, init: 'seed', spectralNorm: false })
   t.true(tensors.has('gen.2.bias') && tensors.has('disc.3.weight'))
   t.true(tensors.has('optim.gen.exp_avg.gen.0.0.weight') && tensors.has('optim.disc.exp_avg_sq.disc.0.bias'))
   t.is(metadata['optim.gen.step'], '1')

@@ -136,7 +136,8 @@ export class DCGAN {
 
   /** The configuration in use. */
   get config(): DCGANConfig {
-    return JSON.parse(this.#native.configJson()) as DCGANConfig
+    // An unset optional option (lrD, lrG) is absent, not null, as JavaScript leaves it.
+    return JSON.parse(this.#native.configJson(), (_key, v) => (v === null ? undefined : v)) as DCGANConfig
   }
 
   /**
