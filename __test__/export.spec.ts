@@ -225,7 +225,7 @@ function expectedRgba(images: Tensor, k: number): Uint8Array {
 testNeeding('the web page in Chromium from file://: grid equals gan.generate, walk and arithmetic drawn, no request leaves the folder', chromiumNeed, async (t) => {
   const gan = await trainedModel({ imageSize: 32, channels: 3, zDim: 16, featuresG: 8 })
   const site = join(tmp(), 'site')
-  const files = await exportWeb(gan, site, { seed: 4 })
+  const files = await exportWeb(gan, site, { seed: 4, title: 'Digits <&> "more"' })
   t.true(files.every((f) => f.bytes > 0))
   const { chromium } = await import('playwright-core')
   const userDataDir = tmp()
@@ -256,6 +256,8 @@ testNeeding('the web page in Chromium from file://: grid equals gan.generate, wa
   await page.goto(folder + 'index.html', { waitUntil: 'load' })
   await page.waitForFunction(() => document.body.dataset.state !== 'loading', undefined, { timeout: 120_000 })
   t.is(await page.evaluate(() => document.body.dataset.state), 'ready', await page.evaluate(() => document.getElementById('status')!.textContent ?? ''))
+  t.is(await page.title(), 'Digits <&> "more"')
+  t.is(await page.textContent('h1'), 'Digits <&> "more"')
 
   // The grid of seed 4: the page's own z equal the library's, and every cell's pixels equal gan.generate's.
   t.is(await page.evaluate(() => document.body.dataset.gridSeed), '4')

@@ -123,7 +123,7 @@ export async function exportWeb(gan: DCGAN, dir: string, options: ExportWebOptio
   const template = readFileSync(join(WEB_DIR, 'index.html'), 'utf8')
   const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
   const html = template
-    .replace('{{TITLE}}', () => escapeHtml(title))
+    .replace(/\{\{TITLE\}\}/g, () => escapeHtml(title))
     .replace('{{ORT_VERSION}}', ort.version)
     .replace('{{ORT_MODULE}}', () => ortInlineModule(readFileSync(join(ort.dist, 'ort.wasm.bundle.min.mjs'), 'utf8')))
   writeFileSync(join(dir, 'index.html'), html)
