@@ -126,6 +126,34 @@ test('discriminator in onnxruntime-node equals gan.discriminate within 1e-4', as
   t.true(d <= 1e-4, `max |ONNX − libtorch| = ${d}`)
 })
 
+test('with emaDecay the moving average is exported, as gan.generate samples it', async (t) => {
+  const cfg = { imageSize: 16, channels: 1 as const, zDim: 8, featuresG: 4, emaDecay: 0.5, lr: 0.05 }
+  const gan = await trainedModel(cfg)
+  // Steps after loadWeights (which restarts the average) move the generator away from its average.
+  const random = uniformStream(99)
+  for (let step = 0; step < 2; step++) {
+    await gan.trainStep({ data: Float32Array.from({ length: 4 * 16 * 16 }, () => 2 * random() - 1), shape: [4, 1, 16, 16] })
+  }
+  const state = await gan.state()
+  const live = state.get('gen.0.0.weight')!.data
+  const average = state.get('ema.gen.0.0.weight')!.data
+  t.true(maxAbsDiff(live, average) > 1e-3, 'the average differs from the trained generator')
+  const path = join(tmp(), 'generator.onnx')
+  const info = await exportOnnx(gan, path)
+  t.is(info.weights, 'ema')
+  const expected = await gan.generate(5, { seed: 7 })
+  const { images } = await runOnnx(path, { z: { data: await gan.latent(5, 7), shape: [5, 8, 1, 1] } })
+  const d = maxAbsDiff(images.data as Float32Array, expected.data)
+  t.true(d <= 1e-4, `max |ONNX − libtorch| = ${d}`)
+})
+
+test('a spectrally normalised discriminator is refused with a message, not exported wrong', async (t) => {
+  const gan = await DCGAN.create({ imageSize: 16, featuresG: 2, featuresD: 2, zDim: 4, device: 'cpu', spectralNorm: true })
+  const e = await t.throwsAsync(exportOnnx(gan, join(tmp(), 'd.onnx'), { what: 'discriminator' }))
+  t.regex(e!.message, /spectral normalisation.*export the generator/)
+  t.like(await exportOnnx(gan, join(tmp(), 'g.onnx')), { what: 'generator' })
+})
+
 test('an unknown network to export is refused, naming the option', async (t) => {
   const gan = await DCGAN.create({ imageSize: 16, featuresG: 2, featuresD: 2, zDim: 4, device: 'cpu' })
   const e = await t.throwsAsync(exportOnnx(gan, join(tmp(), 'x.onnx'), { what: 'encoder' as 'generator' }))

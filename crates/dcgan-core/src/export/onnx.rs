@@ -91,18 +91,22 @@ struct Source {
     weights: &'static str,
 }
 
-/// The generator's weights as inference should use them.
-///
-/// Extension point for generator EMA (issue 13, developed on another branch): when `Gan` keeps an
-/// exponential moving average of the generator's weights, return that network's state here (it
-/// has the same `gen.*` names) with `weights: "ema"`; the rest of the exporter and the `weights`
-/// field of `OnnxInfo` follow. TODO(issue 13): wire in the EMA generator once it is merged.
+/// The generator's weights as inference should use them: the moving average (`emaDecay`) when
+/// the run keeps one, as `generate` samples it, else the trained generator.
 fn generator_source(gan: &Gan) -> Source {
-    Source { tensors: named(gan.generator.state()), weights: "generator" }
+    match &gan.ema {
+        Some(ema) => Source { tensors: named(ema.state()), weights: "ema" },
+        None => Source { tensors: named(gan.generator.state()), weights: "generator" },
+    }
 }
 
-fn discriminator_source(gan: &Gan) -> Source {
-    Source { tensors: named(gan.discriminator.state()), weights: "discriminator" }
+fn discriminator_source(gan: &Gan) -> Result<Source> {
+    if gan.model.spectral_norm {
+        return Err(Error::Input(
+            "the discriminator uses spectral normalisation (spectralNorm: true), which the ONNX export does not write yet: export the generator".into(),
+        ));
+    }
+    Ok(Source { tensors: named(gan.discriminator.state()), weights: "discriminator" })
 }
 
 fn named(state: Vec<(String, Tensor, bool)>) -> HashMap<String, Tensor> {
@@ -119,7 +123,7 @@ pub fn to_bytes(gan: &Gan, what: What) -> Result<Vec<u8>> {
             (s, g)
         }
         What::Discriminator => {
-            let s = discriminator_source(gan);
+            let s = discriminator_source(gan)?;
             let g = discriminator_graph(m, &s.tensors)?;
             (s, g)
         }
