@@ -1,7 +1,7 @@
 // Bad input gets a message that names the field, the value and what is allowed; never a crash.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, openDataset, saveImageGrid, type DCGANOptions } from '../src/index'
@@ -51,11 +51,20 @@ function deviceErrors(visible: string, devices: string[]): { cuda: boolean; mess
 }
 
 // In a child process with every GPU hidden, so that GPU machines check this message too.
+// A CPU-only libtorch (the install without an NVIDIA driver) has no libtorch_cuda.so to load: the
+// message names it and how to get it; a libtorch with CUDA on a machine without a GPU says that.
+const cpuOnlyTorch = !existsSync(join(JSON.parse(readFileSync(join(__dirname, '..', '.dcgan-env.json'), 'utf8')).lib, 'libtorch_cuda.so'))
+
 test('asking for CUDA where there is none says so', (t) => {
   const r = deviceErrors('', ['cuda', 'cuda:1'])
   t.false(r.cuda, 'CUDA_VISIBLE_DEVICES="" did not hide the GPUs')
-  t.regex(r.messages[0], /invalid device: got 'cuda'; CUDA is not available on this machine.*use 'cpu' or 'auto'/)
-  t.regex(r.messages[1], /CUDA is not available/)
+  if (cpuOnlyTorch) {
+    t.regex(r.messages[0], /^invalid device: got 'cuda'; CUDA cannot be used: \/.*\/libtorch_cuda\.so is missing \(this libtorch is CPU-only\); install libtorch with CUDA: DCGAN_TORCH=cuda npm rebuild dcgan$/)
+    t.regex(r.messages[1], /^invalid device: got 'cuda:1'; CUDA cannot be used: .*libtorch_cuda\.so is missing/)
+  } else {
+    t.regex(r.messages[0], /invalid device: got 'cuda'; CUDA is not available on this machine.*use 'cpu' or 'auto'/)
+    t.regex(r.messages[1], /CUDA is not available/)
+  }
 })
 
 // A machine with an NVIDIA driver claims CUDA: there libtorch must see it (an addon built without
