@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { DCGAN, ErrorCode, IterableDataset, Trainer, listCheckpoints, openDataset, readCheckpointInfo, saveImageGrid, saveImages, type TrainConfig } from '../src/index'
+import { DCGAN, ErrorCode, IterableDataset, Trainer, listCheckpoints, liveModelCount, openDataset, readCheckpointInfo, saveImageGrid, saveImages, type TrainConfig } from '../src/index'
 import { FIXTURES } from './helpers'
 
 // A limit far below this machine's memory, so that "too large" does not depend on the machine.
@@ -222,3 +222,20 @@ test('a bad DCGAN_MEMORY_LIMIT is named', async (t) => {
   t.is(out.trim(), "ERR_DCGAN_INVALID_OPTION invalid DCGAN_MEMORY_LIMIT: got 'lots'; allowed: a number of bytes, optionally with a unit K, M, G or T (e.g. 8G)")
 })
 
+
+test.serial('dispose() frees a model at once, garbage collection frees the rest: the live-model count returns', async (t) => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  t.truthy(gc, 'ava runs with --expose-gc (package.json)')
+  const base = liveModelCount()
+  let gans: DCGAN[] | null = await Promise.all([1, 2, 3].map(() => DCGAN.create(tiny)))
+  t.is(liveModelCount(), base + 3)
+  await gans[0].dispose()
+  t.is(liveModelCount(), base + 2)
+  await t.throwsAsync(gans[0].generate(1), { code: ErrorCode.INVALID_INPUT, message: 'the model was disposed (dispose()); load or create another' })
+  gans = null
+  for (let i = 0; i < 50 && liveModelCount() > base; i++) {
+    gc!()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  t.is(liveModelCount(), base, 'models dropped by JavaScript were not freed')
+})

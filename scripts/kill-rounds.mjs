@@ -73,9 +73,9 @@ const started = Date.now()
 let killed = 0
 let lastStep = 0
 for (let round = 1; round <= rounds; round++) {
-  // Kill between 0 and 40 ms after a step ended: inside the next step, the checkpoint write, or the sample.
+  // Kill between 0 and 300 ms after a step ended: inside the checkpoint write, the sample, or the next steps.
   // The first round waits for a second step, so that the run has its first checkpoint.
-  await trainAndKill(round === 1 ? 2 : 1, Math.floor(random() * 40))
+  await trainAndKill(round === 1 ? 2 : 1, Math.floor(random() * 300))
   killed++
   const step = await check(round)
   if (step < lastStep) throw new Error(`round ${round}: the newest checkpoint went back from step ${lastStep} to ${step}`)

@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs'
+import { type FileHandle, open } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import type { StepResult } from './dcgan'
@@ -56,20 +56,21 @@ export type MetricRow = Pick<StepInfo, 'step' | 'epoch' | 'lossD' | 'lossG' | 'd
 /** Appends one JSON line per step to `path` (e.g. `runs/x/metrics.jsonl`). */
 export class MetricsLog implements Callbacks {
   readonly #path: string
-  #fd: number | null
+  #file: Promise<FileHandle> | null
 
   /** Opens `path` for appending (creating its folder), so a resumed run extends the same log.
-   * Each line is written with one synchronous write before the step's checkpoint: a kill cannot
-   * leave a checkpoint whose step the log lacks, and a full disk fails the step that hit it
-   * (a stream would report it later, as an 'error' event that nobody handles). */
+   * Each line is written (off the event loop) before the step's checkpoint: a kill cannot leave a
+   * checkpoint whose step the log lacks, and a full disk fails the step that hit it (a stream
+   * would report it later, as an 'error' event that nobody handles). */
   constructor(path: string) {
     makeDir(dirname(path))
     this.#path = path
-    this.#fd = openSync(path, 'a')
+    this.#file = open(path, 'a')
+    this.#file.catch(() => undefined) // reported by the first write
   }
 
   /** Writes the step's losses, D outputs, timing and a timestamp as one JSON line. */
-  onStepEnd(i: StepInfo): void {
+  async onStepEnd(i: StepInfo): Promise<void> {
     const row: MetricRow = {
       step: i.step,
       epoch: i.epoch,
@@ -82,18 +83,19 @@ export class MetricsLog implements Callbacks {
       imagesPerSec: +i.imagesPerSec.toFixed(1),
       time: new Date().toISOString(),
     }
-    if (this.#fd === null) return
+    if (this.#file === null) return
     try {
-      writeSync(this.#fd, JSON.stringify(row) + '\n')
+      await (await this.#file).write(JSON.stringify(row) + '\n')
     } catch (e) {
       throw new DcganError(ErrorCode.FILE, `${this.#path}: cannot write (${(e as Error).message})`)
     }
   }
 
   /** Closes the file. */
-  onTrainEnd(): void {
-    if (this.#fd !== null) closeSync(this.#fd)
-    this.#fd = null
+  async onTrainEnd(): Promise<void> {
+    const file = this.#file
+    this.#file = null
+    await (await file?.catch(() => null))?.close()
   }
 }
 

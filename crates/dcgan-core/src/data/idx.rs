@@ -57,7 +57,13 @@ impl IdxImages {
         let mut reader: Box<dyn Read> = if gz { Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file.try_clone().map_err(|e| bad(e.to_string()))?))) } else { Box::new(file.try_clone().map_err(|e| bad(e.to_string()))?) };
         let mut header = [0u8; HEADER];
         reader.read_exact(&mut header).map_err(|e| {
-            if gz && e.kind() != std::io::ErrorKind::UnexpectedEof { bad(format!("not a readable gzip file: {e}")) } else { bad(format!("truncated: shorter than the 16-byte IDX header")) }
+            if gz && e.kind() != std::io::ErrorKind::UnexpectedEof {
+                bad(format!("not a readable gzip file: {e}"))
+            } else if gz {
+                bad("truncated: it inflates to less than the 16-byte IDX header".into())
+            } else {
+                bad(format!("truncated: {len} bytes, shorter than the 16-byte IDX header"))
+            }
         })?;
         let (count, rows, cols, needed) = parse_header(&header, bad)?;
         let file = if gz { inflate(path, &header, reader, needed)? } else {
