@@ -148,8 +148,8 @@ fn files_that_are_not_checkpoints_are_refused_with_the_reason() {
     let not_json = write(&dir, "notjson", &not_json);
     assert!(header_err(&not_json).contains("(header is not JSON"));
     assert!(load_err(&not_json).contains("not a valid safetensors file"));
-    assert!(header_err(&dir.join("missing")).contains("cannot read"));
-    assert!(load_err(&dir.join("missing")).contains("cannot read"));
+    assert!(header_err(&dir.join("missing")).contains("cannot open"));
+    assert!(load_err(&dir.join("missing")).contains("cannot open"));
 
     // Valid safetensors, but not (or not this version of) a dcgan checkpoint.
     let plain = safetensors_with(&dir, "plain", HashMap::new());
@@ -190,9 +190,9 @@ fn files_that_are_not_checkpoints_are_refused_with_the_reason() {
     bad_pos["word_pos"] = serde_json::json!("not a number");
     assert!(broken("rng", Some(&bad_pos.to_string()), None).contains("bad 'rng' metadata: word_pos"));
     let e = broken("steps", Some("0"), Some("optim.disc.exp_avg_sq.disc.0.weight"));
-    assert!(e.contains("lacks 'optim.disc.exp_avg_sq.disc.0.weight'"), "{e}");
+    assert!(e.contains("lacks tensor 'optim.disc.exp_avg_sq.disc.0.weight'"), "{e}");
     let e = broken("steps", Some("0"), Some("gen.0.1.running_var"));
-    assert!(e.contains("the weights lack 'gen.0.1.running_var'"), "{e}");
+    assert!(e.contains("lacks tensor 'gen.0.1.running_var'"), "{e}");
     // Another model's weights: the shapes differ.
     let bigger = Gan::new(ModelConfig { features_g: 4, ..gan.model.clone() }, gan.train.clone(), Device::Cpu, Some(0)).unwrap();
     let e = gan_load_state_err(&bigger, &tensors);
