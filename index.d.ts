@@ -93,6 +93,12 @@ export declare function checkGanOptions(optionsJson: string): void
 /** Whether libtorch sees a CUDA device (asked on the libtorch thread). */
 export declare function cudaAvailable(): Promise<boolean>
 
+/** Whether `flag` is true on any rank of the group (`flag` itself without one). */
+export declare function distributedAny(flag: boolean): Promise<boolean>
+
+/** Copies rank 0's weights, buffers, optimiser state and random generator to every rank. */
+export declare function distributedSync(gan: NativeGan): Promise<void>
+
 /** The numbers of one set of images. */
 export interface EvalScores {
   /** Fréchet distance of the features to the reference statistics. */
@@ -147,6 +153,13 @@ export interface ImageScores {
   /** The most probable class of each image. */
   predictions: Array<number>
 }
+
+/**
+ * Joins the process group that `optionsJson` describes (`{ rank, worldSize, masterAddr,
+ * masterPort, timeout }`, torchrun's variables; rank 0 hosts the store): resolves once every
+ * rank has joined, rejects with `ERR_DCGAN_DISTRIBUTED` after `timeout` seconds.
+ */
+export declare function initDistributed(optionsJson: string): Promise<void>
 
 /**
  * Models alive in native memory (created or loaded, not yet disposed or collected): what a
@@ -235,6 +248,9 @@ export declare function readTensors(path: string): Promise<TensorFile>
  * training config as JSON.
  */
 export declare function resolveTrainConfig(configJson: string, preset?: string | undefined | null): string
+
+/** Waits for every rank, then leaves the group (a no-op when none was joined). */
+export declare function shutdownDistributed(): Promise<void>
 
 /** Losses and discriminator outputs of one training step (dcgan_core::StepStats). */
 export interface StepStats {
