@@ -89,6 +89,24 @@ test.serial('the prebuilt tarballs install without cargo or c++ and train 20 ste
   t.regex(broken.stdout.trim().split('\n')[1], /^libtorch is not where the addon looks for it \(.*dcgan-linux-x64-gnu\/libtorch: missing or a broken link\): run npm rebuild dcgan to install it$/)
 })
 
+// The registry page shows the README without the repository beside it (the package has no public
+// repository yet), so its images are addressed in the published package itself through jsDelivr's
+// npm mirror: each must name this version and a file the tarball really holds.
+test.serial("the README's images are URLs into this version's published package, and the tarball holds each file", (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1])
+  t.true(images.length >= 4, `expected the README's images, found ${images.length}`)
+  const inTarball = new Set(execFileSync('tar', ['-tzf', packed().main], { encoding: 'utf8' }).split('\n').map((f) => f.replace(/^package\//, '')))
+  const prefix = `https://cdn.jsdelivr.net/npm/dcgan@${version}/`
+  for (const url of images) {
+    t.true(url.startsWith(prefix), `${url} does not start with ${prefix}`)
+    const file = url.slice(prefix.length)
+    t.true(existsSync(join(ROOT, file)), `${file} is not in the checkout`)
+    t.true(inTarball.has(file), `${file} is not in the packed tarball (package.json "files")`)
+  }
+})
+
 test.serial('with install scripts skipped: require works, the first native call and --help say to run npm rebuild dcgan', (t) => {
   const project = freshProject()
   npmInstall(project, ['--ignore-scripts', packed().main])
