@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, listCheckpoints, readCheckpointInfo, readSafetensors } from '../src/index'
-import { freePort } from '../src/distributed'
+import { freePort, rankDevice } from '../src/distributed'
 import { loadFixture, maxAbsDiff, stateDifferences } from './helpers'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
@@ -143,6 +143,19 @@ test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoi
   // No rank outlives the launcher.
   const left = spawnSync('pgrep', ['-g', String(child.pid)], { encoding: 'utf8' }).stdout.trim()
   t.is(left, '', `processes left in the group: ${left}`)
+})
+
+test('local rank N trains on GPU N with CUDA and on the CPU without; a bad LOCAL_RANK is refused by name', async (t) => {
+  t.is(rankDevice('cuda', 1, true), 'cuda:1')
+  t.is(rankDevice('cuda', '2', false), 'cuda:2') // asked for CUDA: a machine without it says so when the model is built
+  t.is(rankDevice('auto', 3, true), 'cuda:3')
+  t.is(rankDevice('auto', 3, false), 'cpu')
+  t.is(rankDevice('cpu', 1, true), 'cpu')
+  t.is(rankDevice('cuda:0', 1, true), 'cuda:0')
+  const port = await freePort()
+  const r = await run([CLI, 'train', ...TINY, '--steps', '1', '--out', join(tmp(), 'run')], { WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LOCAL_RANK: 'first' })
+  t.is(r.code, 1)
+  t.regex(r.stderr, /^dcgan: invalid LOCAL_RANK: got 'first'; allowed: a non-negative integer/m)
 })
 
 test('a wrong MASTER_ADDR or MASTER_PORT fails within the timeout with a message that names them', async (t) => {

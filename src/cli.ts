@@ -4,12 +4,12 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DeviceSpec } from './config'
-import { DCGAN, saveImageGrid } from './dcgan'
+import { DCGAN, cudaAvailable, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import { exportOnnx, exportWeb } from './export'
 import type { DatasetKind } from './datasets'
 import { missingInstall } from './native'
-import { distributedFromEnv, launchLocal } from './distributed'
+import { distributedFromEnv, launchLocal, rankDevice } from './distributed'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
 import { findCheckpoint, readCheckpointInfo } from './run-dir'
@@ -114,11 +114,13 @@ async function train(opts: Record<string, unknown>): Promise<void> {
   for (const [field] of FIELDS) if (opts[field] !== undefined) (flags as Record<string, unknown>)[field] = opts[field]
   let trainer: Trainer
   if (opts.resume) {
+    if (distributed) flags.device = await localRankDevice(flags.device ?? checkpointDevice(opts.resume as string))
     trainer = await Trainer.resume(opts.resume as string, flags)
     if (writes) console.error(`resuming ${opts.resume} at step ${trainer.step}`)
   } else {
     const fromFile = opts.config ? readJson(opts.config as string) : {}
     const config: Partial<TrainConfig> = { ...fromFile, ...flags }
+    if (distributed) config.device = await localRankDevice(config.device)
     if (opts.dataset !== undefined || opts.dataPath !== undefined || opts.skipCorrupt || opts.limit !== undefined) {
       config.dataset = {
         ...(fromFile.dataset ?? { kind: 'mnist' }),
@@ -148,6 +150,19 @@ async function train(opts: Record<string, unknown>): Promise<void> {
     // Also after a failure (a diverged run, say): the report shows what happened.
     if (trainer.step > 0 && writes) await reportAfterTraining(c.outDir)
   }
+}
+
+/** The device a checkpoint's run trained on. */
+function checkpointDevice(runOrFile: string): DeviceSpec | undefined {
+  const trainer = readCheckpointInfo(findCheckpoint(runOrFile)).trainer as { config?: { device?: DeviceSpec } } | undefined
+  return trainer?.config?.device
+}
+
+/** Under a launcher that sets LOCAL_RANK (torchrun, `--nproc`), GPU N for local rank N. */
+async function localRankDevice(device: DeviceSpec | undefined): Promise<DeviceSpec | undefined> {
+  const localRank = process.env.LOCAL_RANK
+  if (localRank === undefined || localRank === '') return device
+  return rankDevice(device ?? 'auto', localRank, await cudaAvailable())
 }
 
 /** The report at the end of training: if it fails, a warning line, and the training result stands. */

@@ -3,6 +3,7 @@
 // supervisor of local worker processes.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import type { DeviceSpec } from './config'
 import type { Batch } from './datasets'
 import type { DCGAN } from './dcgan'
 import { DcganError, ErrorCode } from './errors'
@@ -46,6 +47,20 @@ export function distributedFromEnv(env: NodeJS.ProcessEnv = process.env): Distri
   }
   const timeout = env.DCGAN_DIST_TIMEOUT === undefined ? undefined : Number(env.DCGAN_DIST_TIMEOUT)
   return { rank: int('RANK'), worldSize: int('WORLD_SIZE'), masterAddr: need('MASTER_ADDR'), masterPort: int('MASTER_PORT'), ...(timeout === undefined ? {} : { timeout }) }
+}
+
+/**
+ * The device of one local rank, as torchrun's convention has it: with CUDA, rank `localRank` of a
+ * machine uses GPU `localRank` (`'cuda'` → `'cuda:1'` for local rank 1; `'auto'` likewise when
+ * `hasCuda`, the CPU otherwise); a device with an index, or the CPU, is kept as given.
+ */
+export function rankDevice(device: DeviceSpec, localRank: number | string, hasCuda: boolean): DeviceSpec {
+  const n = typeof localRank === 'number' ? localRank : /^\s*\d+\s*$/.test(localRank) ? Number(localRank) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new DcganError(ErrorCode.INVALID_OPTION, `invalid LOCAL_RANK: got '${localRank}'; allowed: a non-negative integer`)
+  }
+  if (device === 'cuda' || (device === 'auto' && hasCuda)) return `cuda:${n}`
+  return device === 'auto' ? 'cpu' : device
 }
 
 /** A joined group, as `Trainer.fit` uses it. */

@@ -4,6 +4,7 @@
 // exception (Gloo reports a dead peer or a timeout by throwing), valid until the next call on the
 // same thread. The Gloo headers are not in the wheel: see gloo-decl/gloo/README.md.
 #define USE_C10D_GLOO 1
+#include "guard.h"
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -11,8 +12,6 @@
 #include <string>
 
 namespace {
-
-thread_local std::string last_error;
 
 // A process group: the store it met its peers through and the Gloo backend.
 struct Group {
@@ -31,17 +30,6 @@ void finish(const c10::intrusive_ptr<c10d::Work> &work, const Group &g) {
 
 }  // namespace
 
-#define GUARD(...)                            \
-  try {                                       \
-    __VA_ARGS__                               \
-    return nullptr;                           \
-  } catch (const std::exception &e) {         \
-    last_error = e.what();                    \
-    return last_error.c_str();                \
-  } catch (...) {                             \
-    last_error = "unknown C++ exception";     \
-    return last_error.c_str();                \
-  }
 
 extern "C" {
 
@@ -66,6 +54,13 @@ const char *dcgan_dist_init(const char *host, int port, int rank, int world, int
   )
 }
 
+// The Gloo group exchanges host memory: a tensor on a GPU travels through a host copy (NCCL,
+// which would exchange GPU memory directly, is not built: see README, "Backend").
+static at::Tensor on_host(const at::Tensor &t) { return t.is_cpu() ? t : t.to(at::kCPU); }
+static void back_from_host(at::Tensor &t, const at::Tensor &host) {
+  if (!t.is_cpu()) t.copy_(host);
+}
+
 void dcgan_dist_free(void *group) { delete static_cast<Group *>(group); }
 
 // DDP's gradient average, in place: each rank divides by the world size, then the ranks sum.
@@ -74,10 +69,12 @@ const char *dcgan_dist_allreduce_mean(void *group, at::Tensor *t) {
     Group &g = *static_cast<Group *>(group);
     at::NoGradGuard no_grad;
     t->div_(g.world);
-    std::vector<at::Tensor> tensors{*t};
+    at::Tensor host = on_host(*t);
+    std::vector<at::Tensor> tensors{host};
     c10d::AllreduceOptions options;
     options.timeout = g.timeout;
     finish(g.backend->allreduce(tensors, options), g);
+    back_from_host(*t, host);
   )
 }
 
@@ -86,11 +83,13 @@ const char *dcgan_dist_broadcast(void *group, at::Tensor *t, int root) {
   GUARD(
     Group &g = *static_cast<Group *>(group);
     at::NoGradGuard no_grad;
-    std::vector<at::Tensor> tensors{*t};
+    at::Tensor host = on_host(*t);
+    std::vector<at::Tensor> tensors{host};
     c10d::BroadcastOptions options;
     options.rootRank = root;
     options.timeout = g.timeout;
     finish(g.backend->broadcast(tensors, options), g);
+    back_from_host(*t, host);
   )
 }
 

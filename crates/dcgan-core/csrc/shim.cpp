@@ -1,5 +1,6 @@
 // libtorch calls that the tch crate does not expose. Each function returns nullptr on success or
 // the text of the C++ exception, valid until the next call on the same thread.
+#include "guard.h"
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -11,7 +12,6 @@
 
 using at::Tensor;
 
-static thread_local std::string last_error;
 
 // The weight gradient of a 4×4, stride-2, padding-1 (transposed) convolution as one matrix
 // product: grad_w[a, b, kh, kw] = Σ_{n,y,x} small[n, a, y, x] · pad(big)[n, b, 2y + kh, 2x + kw],
@@ -58,17 +58,6 @@ struct ConvMatmulWeightGrad : public torch::autograd::Function<ConvMatmulWeightG
   }
 };
 
-#define GUARD(body)                           \
-  try {                                       \
-    body                                      \
-    return nullptr;                           \
-  } catch (const std::exception &e) {         \
-    last_error = e.what();                    \
-    return last_error.c_str();                \
-  } catch (...) {                             \
-    last_error = "unknown C++ exception";     \
-    return last_error.c_str();                \
-  }
 
 extern "C" {
 
