@@ -50,7 +50,8 @@ def parse_args():
     p.add_argument("--variants", help=f"Python variants (default {','.join(EAGER + COMPILED)})")
     p.add_argument("--ours", default=",".join(OURS), help=f"our sides (default {','.join(OURS)})")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: each library's default)")
-    p.add_argument("--cudnn-benchmark", type=int, default=0, help="1: cuDNN autotuning on both sides")
+    p.add_argument("--cudnn-benchmark", type=int, default=1,
+                   help="cuDNN autotuning on both sides: 1 (the library's default on CUDA, and what a tuned PyTorch loop sets) or 0")
     p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: 989, H200 SXM)")
     p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: 494, H200 SXM)")
     p.add_argument("--budget-s", type=float, default=400, help="seconds for all runs together")

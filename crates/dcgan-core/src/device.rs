@@ -35,7 +35,11 @@ impl DeviceSpec {
     /// The device on this machine: 'auto' is the first GPU when there is one.
     pub fn resolve(self) -> Result<Device> {
         match self {
-            DeviceSpec::Auto => Ok(if cuda_available() { Device::Cuda(0) } else { Device::Cpu }),
+            DeviceSpec::Auto if cuda_available() => {
+                configure_cudnn();
+                Ok(Device::Cuda(0))
+            }
+            DeviceSpec::Auto => Ok(Device::Cpu),
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(index) => {
                 let index = index.unwrap_or(0);
@@ -48,6 +52,7 @@ impl DeviceSpec {
                 if index >= count {
                     return Err(bad(format!("this machine has {count} CUDA device(s), numbered 0 to {}", count - 1)));
                 }
+                configure_cudnn();
                 Ok(Device::Cuda(index))
             }
         }
@@ -62,6 +67,14 @@ impl DeviceSpec {
             DeviceSpec::Cuda(Some(i)) => format!("cuda:{i}"),
         }
     }
+}
+
+/// cuDNN times its convolution algorithms once per shape and keeps the fastest, as PyTorch does
+/// with `torch.backends.cudnn.benchmark = True` (a training run repeats the same shapes).
+/// `DCGAN_CUDNN_BENCHMARK=0` keeps cuDNN's heuristic choice, which is repeatable run to run.
+fn configure_cudnn() {
+    let on = std::env::var("DCGAN_CUDNN_BENCHMARK").map(|v| v.trim() != "0").unwrap_or(true);
+    Cuda::cudnn_set_benchmark(on);
 }
 
 /// Whether libtorch sees a CUDA device, after loading its CUDA library where it is installed.
