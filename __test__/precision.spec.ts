@@ -2,15 +2,30 @@
 // loop are tested in crates/dcgan-core/tests/bf16.rs (fixtures from make_bf16_fixtures.py).
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, ErrorCode, Trainer, listCheckpoints, readCheckpointInfo } from '../src/index'
+import { testNeeding } from './helpers'
 
 const small = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 8, device: 'cpu', seed: 2 } as const
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-precision-'))
 
-test('bf16 trains, reports its precision, and saves float32 checkpoints that an fp32 model loads', async (t) => {
+// oneDNN's bfloat16 convolutions need AVX-512 F/BW/VL/DQ on x86: read from the CPU's flags, not
+// from the library, so that a wrong check in the library fails one of the two tests below.
+const flags = (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/)
+const CPU_BF16 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.includes(f))
+const bf16Cpu = { met: CPU_BF16, required: false, reason: 'this CPU has no AVX-512 BW/VL/DQ, so oneDNN has no bfloat16 convolutions (the refusal is tested instead)' }
+const noBf16Cpu = { met: !CPU_BF16, required: false, reason: 'this CPU has bfloat16 convolutions (bf16 training is tested instead)' }
+
+testNeeding('on a CPU without bfloat16 convolutions, bf16 is refused naming the missing CPU feature', noBf16Cpu, async (t) => {
+  await t.throwsAsync(DCGAN.create({ ...small, precision: 'bf16' }), {
+    code: ErrorCode.INVALID_OPTION,
+    message: /^invalid precision: got 'bf16', but oneDNN has no bfloat16 convolutions for this CPU \(on x86 they need AVX-512 BW\/VL\/DQ.*use 'fp32'$/,
+  })
+})
+
+testNeeding('bf16 trains, reports its precision, and saves float32 checkpoints that an fp32 model loads', bf16Cpu, async (t) => {
   const gan = await DCGAN.create({ ...small, precision: 'bf16' })
   t.is(gan.config.train.precision, 'bf16')
   t.is(new DCGAN(small).config.train.precision, 'fp32', 'fp32 is the default')
@@ -31,7 +46,7 @@ test('an unknown precision is refused naming the allowed ones', (t) => {
   t.throws(() => new DCGAN({ ...small, precision: 'fp16' as 'bf16' }), { code: ErrorCode.INVALID_OPTION, message: "invalid precision: got 'fp16'; allowed: 'fp32', 'bf16'" })
 })
 
-test('dcgan train --precision bf16 and Trainer.resume switching to fp32', async (t) => {
+testNeeding('dcgan train --precision bf16 and Trainer.resume switching to fp32', bf16Cpu, async (t) => {
   const out = tmp()
   const cli = join(__dirname, '..', 'dist', 'cli.js')
   const r = spawnSync(process.execPath, [cli, 'train', '--precision', 'bf16', '--steps', '2', '--image-size', '16', '--features-g', '4', '--features-d', '4',
