@@ -89,6 +89,29 @@ test.serial('the prebuilt tarballs install without cargo or c++ and train 20 ste
   t.regex(broken.stdout.trim().split('\n')[1], /^libtorch is not where the addon looks for it \(.*dcgan-linux-x64-gnu\/libtorch: missing or a broken link\): run npm rebuild dcgan to install it$/)
 })
 
+// The fallback where no prebuilt package fits: the main tarball alone, installed by a user who has
+// Rust and a C++ compiler, builds the addon from the packed sources (cargo only: no dev
+// dependencies, so no napi CLI) and trains. The build output goes to the same cache as this
+// checkout's (CARGO_TARGET_DIR), so only the two workspace crates compile again; that takes minutes,
+// hence ava's 15-minute timeout (package.json).
+test.serial('without a prebuilt package, npm install builds the addon from the packed sources with cargo, and it trains', (t) => {
+  const project = freshProject()
+  const env: NodeJS.ProcessEnv = { ...USER_ENV, PATH: process.env.PATH }
+  for (const name of ['DCGAN_CACHE_DIR', 'CARGO_TARGET_DIR', 'CARGO_HOME', 'RUSTUP_HOME']) if (process.env[name]) env[name] = process.env[name]
+  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', packed().main],
+    { cwd: project, env, encoding: 'utf8', timeout: 25 * 60_000 })
+  t.is(npm.status, 0, npm.stderr.slice(-3000))
+  const log = npm.stdout + npm.stderr
+  t.regex(log, /building the native addon from source with cargo/)
+  t.regex(log, /dcgan: addon built in \d+ s/)
+  t.false(existsSync(join(project, 'node_modules', 'dcgan-linux-x64-gnu')), 'no platform package was installed')
+  t.true(existsSync(join(project, 'node_modules', 'dcgan', 'dcgan.linux-x64-gnu.node')), 'the addon was built into the package')
+  const run = join(project, 'run')
+  const r = sh(join(project, 'node_modules', '.bin', 'dcgan'), ['train', ...TINY, '--steps', '5', '--out', run], project)
+  t.is(r.status, 0, r.stderr)
+  t.is(readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 5)
+})
+
 // The registry page shows the README without the repository beside it (the package has no public
 // repository yet), so its images are addressed in the published package itself through jsDelivr's
 // npm mirror: each must name this version and a file the tarball really holds.
