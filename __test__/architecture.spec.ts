@@ -25,6 +25,8 @@ test('defaults and presets come from the native schema, and are what the native 
   const resolved = resolveTrainConfig({})
   for (const [k, v] of Object.entries(DEFAULT_TRAIN_CONFIG)) t.deepEqual((resolved as unknown as Record<string, unknown>)[k], v, k)
   t.like(resolveTrainConfig({}, 'quick'), PRESETS.quick)
+  t.like(resolveTrainConfig({}, 'best'), { ...PRESETS.quick, emaDecay: PRESETS.best.emaDecay, lr: PRESETS.best.lr, realLabel: PRESETS.best.realLabel })
+  t.like(resolveTrainConfig({}, 'best64'), { ...PRESETS.best, imageSize: 64 })
   const gan = new DCGAN({ imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu' })
   t.deepEqual(gan.config.model, { ...DEFAULT_MODEL_CONFIG, imageSize: 16, featuresG: 2, featuresD: 2 })
   t.deepEqual(gan.config.train, DEFAULT_OPTIMIZER_CONFIG)

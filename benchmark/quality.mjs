@@ -154,14 +154,18 @@ const METRICS = [
 ]
 const NAMES = { ours: 'dcgan `quick`', 'ours-bf16': "dcgan `quick`, precision 'bf16'", reference: "seed's PyTorch loop" }
 for (const side of sides) {
-  if (side.startsWith('preset:')) NAMES[side] = `dcgan \`${side.slice('preset:'.length)}\``
+  if (side.startsWith('preset:')) {
+    const name = side.slice('preset:'.length)
+    const added = Object.fromEntries(Object.entries(PRESETS[name] ?? {}).filter(([k, v]) => JSON.stringify(quick[k]) !== JSON.stringify(v)))
+    NAMES[side] = `dcgan \`${name}\` (\`quick\` + ${JSON.stringify(added)})`
+  }
   else if (side in SETS) NAMES[side] = `\`quick\` + ${JSON.stringify(SETS[side])}`
 }
 const date = new Date().toISOString().slice(0, 10)
 const lines = [
   `# Sample quality: ${sides.map((s) => NAMES[s]).join(' vs. ')} (${date})`,
   '',
-  `Both trained on MNIST with the \`quick\` preset (${quick.imageSize}×${quick.imageSize}, features ${quick.featuresG}/${quick.featuresD}, batch ${quick.batchSize}, init ${quick.init}, Adam 2e-4, β 0.5/0.999) for ${steps} steps, seeds ${seeds.join(', ')}; ` +
+  `Trained on MNIST with the \`quick\` preset (${quick.imageSize}×${quick.imageSize}, features ${quick.featuresG}/${quick.featuresD}, batch ${quick.batchSize}, init ${quick.init}, Adam 2e-4, β 0.5/0.999) and what each side's name adds to it (a preset's fields, or the options shown), for ${steps} steps, seeds ${seeds.join(', ')}; ` +
     `evaluated by \`evaluate()\` (src/eval.ts) on ${samples} samples, evaluation seed ${evalSeed}, BatchNorm on running statistics. ` +
     'FID: MNIST classifier features against the 60 000 MNIST training images at the same size; the yardstick row is real MNIST test images measured the same way. Mean ± standard deviation over seeds.',
   '',

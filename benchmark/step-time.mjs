@@ -32,16 +32,19 @@ for (const s of args.set) {
 }
 const [steps, warmup, threads] = [args.steps, args.warmup, args.threads].map(Number)
 const models = sides.map(([, o]) => new DCGAN({ ...o, device: 'cpu', threads, seed: 0 }))
-const size = quick.imageSize
 const batch = quick.batchSize
-const data = new Float32Array(batch * size * size)
-for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1
-const real = { data, shape: [batch, 1, size, size] }
+/** A batch of random images at a side's size (a preset or set may change imageSize). */
+function randomBatch(size) {
+  const data = new Float32Array(batch * size * size)
+  for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1
+  return { data, shape: [batch, 1, size, size] }
+}
+const reals = sides.map(([, o]) => randomBatch(o.imageSize ?? quick.imageSize))
 const times = sides.map(() => [])
 for (let i = 0; i < warmup + steps; i++) {
   for (const [j, gan] of models.entries()) {
     const t0 = process.hrtime.bigint()
-    await gan.trainStep(real)
+    await gan.trainStep(reals[j])
     if (i >= warmup) times[j].push(Number(process.hrtime.bigint() - t0) / 1e6)
   }
 }
@@ -51,4 +54,4 @@ console.log(`| side | median ms/step | × quick |\n|---|---|---|`)
 for (const [j, [name, o]] of sides.entries()) {
   console.log(`| ${name} ${j ? JSON.stringify(o) : ''} | ${median(times[j]).toFixed(1)} | ${(median(times[j]) / base).toFixed(2)} |`)
 }
-console.log(`\n${steps} interleaved steps after ${warmup} warm-up, batch ${batch}, ${size}×${size}, ${threads} threads; ${cpus().length} × ${cpus()[0]?.model}.`)
+console.log(`\n${steps} interleaved steps after ${warmup} warm-up, batch ${batch}, ${quick.imageSize}×${quick.imageSize} unless a side sets imageSize, ${threads} threads; ${cpus().length} × ${cpus()[0]?.model}.`)

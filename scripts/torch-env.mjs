@@ -203,7 +203,7 @@ export function resolveTorch({ install = true } = {}) {
     const lib = join(libtorch, 'lib')
     if (!existsSync(lib)) throw new SetupError(`LIBTORCH=${process.env.LIBTORCH} has no lib/ folder: point it at an unpacked libtorch ${TORCH_VERSION}.`)
     const python = process.env.DCGAN_PYTHON || cachedPython()
-    return { libtorch, lib, abi: Number(process.env.DCGAN_TORCH_CXX11_ABI ?? 1), kind: libKind(lib), source: 'LIBTORCH', python }
+    return { libtorch, lib, abi: Number(process.env.DCGAN_TORCH_CXX11_ABI ?? 1), kind: libKind(lib), source: 'LIBTORCH', python, version: libtorchVersion(libtorch) }
   }
   if (process.env.DCGAN_PYTHON) {
     const probe = checkedProbe(process.env.DCGAN_PYTHON, 'DCGAN_PYTHON')
@@ -211,7 +211,16 @@ export function resolveTorch({ install = true } = {}) {
   }
   const kind = torchKind()
   const libtorch = cachedLibtorch(kind, install)
-  return { libtorch, lib: join(libtorch, 'lib'), abi: 1, kind, source: 'cache', python: cachedPython() }
+  return { libtorch, lib: join(libtorch, 'lib'), abi: 1, kind, source: 'cache', python: cachedPython(), version: TORCH_VERSION }
+}
+
+/** A libtorch folder's version from its `build-version` file (which torch-sys checks too), or 'unknown'. */
+function libtorchVersion(libtorch) {
+  try {
+    return readFileSync(join(libtorch, 'build-version'), 'utf8').trim().split('+')[0] || 'unknown'
+  } catch {
+    return 'unknown'
+  }
 }
 
 function libKind(lib) {

@@ -31,9 +31,10 @@ export interface TrainConfig extends ModelConfig, OptimizerConfig {
 }
 
 /** The name of a preset: `'paper'` (the seed's settings: 64×64, 64 features, batch 128, 5 epochs; minutes per
- * step on 2 CPU cores), `'quick'` (recognisable MNIST digits in a few minutes on 2 CPU cores) or `'best'`
- * (`quick`'s budget with the stabilisers that measured best on it: README, "Stabilisers"). */
-export type PresetName = 'paper' | 'quick' | 'best'
+ * step on 2 CPU cores), `'quick'` (recognisable MNIST digits in a few minutes on 2 CPU cores), `'best'`
+ * (`quick`'s budget with the stabilisers that measured best on it: README, "Stabilisers") or `'best64'`
+ * (`best` at 64×64). */
+export type PresetName = 'paper' | 'quick' | 'best' | 'best64'
 
 /** Named starting points; a config's own fields override them. Read from the native schema. */
 export const PRESETS = Object.freeze(OPTION_SCHEMA.presets) as Readonly<Record<PresetName, Partial<TrainConfig>>>
