@@ -13,7 +13,7 @@ also prints how far variants of the recipe land from these numbers: the same rec
 contiguous layout (the noise a correct bf16 step may show) and three wrong implementations (the
 size a bug makes), which is what the tolerances of the tests are chosen between.
 
-    node scripts/with-torch.mjs python benchmark/reference/make_bf16_fixtures.py [--measure]
+    node scripts/with-torch.mjs python benchmark/reference/make_bf16_fixtures.py [--measure] [--out DIR]
 """
 import argparse
 import json
@@ -30,6 +30,7 @@ from dcgan import BETAS, LEARNING_RATE, build  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "__test__", "fixtures")
 ROOT = os.path.join(FIXTURES, "bf16")
+OUT = ROOT  # --out: where to write (the test runner writes this machine's reference there)
 STEPS = 3
 
 CONFIGS = {
@@ -99,7 +100,12 @@ def state(gen, disc):
 
 
 def inputs(name, cfg):
-    """Initial weights and per-step inputs: those of the fp32 fixture, or new ones."""
+    """Initial weights and per-step inputs: those of the fp32 fixture, or new ones. With --out, those
+    of the committed bf16 fixture, so that a live run starts from exactly the same numbers."""
+    committed = os.path.join(ROOT, name)
+    if OUT != ROOT and os.path.exists(os.path.join(committed, "io.safetensors")):
+        io = {k: v for k, v in load_file(os.path.join(committed, "io.safetensors")).items() if k.startswith(("real.", "noise."))}
+        return load_file(os.path.join(committed, "init.safetensors")), io
     if cfg.get("reuse"):
         src = os.path.join(FIXTURES, cfg["reuse"])
         return load_file(os.path.join(src, "init.safetensors")), load_file(os.path.join(src, "io.safetensors"))
@@ -159,7 +165,7 @@ def max_diffs(a, b):
 
 def make(name, cfg, measure):
     init, io_in = inputs(name, cfg)
-    out = os.path.join(ROOT, name)
+    out = os.path.join(OUT, name)
     os.makedirs(out, exist_ok=True)
     config = {"zDim": cfg["z_dim"], "channels": cfg["channels"], "featuresG": cfg["features_g"],
               "featuresD": cfg["features_d"], "imageSize": cfg["image_size"], "batch": cfg["batch"]}
@@ -208,6 +214,10 @@ def run_fp32(cfg, init, io):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--measure", action="store_true", help="also print the distance of variants and bugs")
+    p.add_argument("--out", help="write the fixtures here instead of __test__/fixtures/bf16, from the committed inputs: "
+                   "PyTorch's reference computed on this machine's bfloat16 kernels")
     a = p.parse_args()
+    if a.out:
+        OUT = os.path.abspath(a.out)
     for name, cfg in CONFIGS.items():
         make(name, cfg, a.measure)
