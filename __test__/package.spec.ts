@@ -99,7 +99,7 @@ test.serial('without a prebuilt package, npm install builds the addon from the p
   const env: NodeJS.ProcessEnv = { ...USER_ENV, PATH: process.env.PATH }
   for (const name of ['DCGAN_CACHE_DIR', 'CARGO_TARGET_DIR', 'CARGO_HOME', 'RUSTUP_HOME']) if (process.env[name]) env[name] = process.env[name]
   const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', packed().main],
-    { cwd: project, env, encoding: 'utf8', timeout: 25 * 60_000 })
+    { cwd: project, env, encoding: 'utf8', timeout: 14 * 60_000 }) // inside ava's 15 minutes, so a stuck build shows its output
   t.is(npm.status, 0, npm.stderr.slice(-3000))
   const log = npm.stdout + npm.stderr
   t.regex(log, /building the native addon from source with cargo/)

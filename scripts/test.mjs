@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, SetupError, resolvePython } from './torch-env.mjs'
 
-function step(cmd, args, env = process.env) {
+function step(cmd, args) {
   console.log(`\n> ${cmd} ${args.join(' ')}`)
-  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: ROOT, env })
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: ROOT })
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
