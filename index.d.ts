@@ -93,11 +93,22 @@ export declare function checkGanOptions(optionsJson: string): void
 /** Whether libtorch sees a CUDA device (asked on the libtorch thread). */
 export declare function cudaAvailable(): Promise<boolean>
 
-/** Whether `flag` is true on any rank of the group (`flag` itself without one). */
-export declare function distributedAny(flag: boolean): Promise<boolean>
-
 /** Copies rank 0's weights, buffers, optimiser state and random generator to every rank. */
 export declare function distributedSync(gan: NativeGan): Promise<void>
+
+/** What the ranks decided together at a step boundary. */
+export interface DistributedVerdict {
+  /** Some rank asked to stop: every rank stops after the same step. */
+  stop: boolean
+  /** Ranks that failed outside a step since the last one. */
+  failed: Array<number>
+}
+
+/**
+ * Every rank's `stop` and `failed` at the same point of an iteration (this rank's own without a
+ * group); rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
+ */
+export declare function distributedVote(stop: boolean, failed: boolean): Promise<DistributedVerdict>
 
 /** The numbers of one set of images. */
 export interface EvalScores {

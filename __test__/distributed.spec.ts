@@ -12,6 +12,7 @@ import { loadFixture, maxAbsDiff, stateDifferences } from './helpers'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
 const WORKER = join(__dirname, 'distributed-worker.ts')
+const FAIL_WORKER = join(__dirname, 'distributed-fail-worker.ts')
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-dist-'))
 const TINY = ['--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '16', '--batch-size', '8', '--limit', '40', '--device', 'cpu', '--seed', '3', '--threads', '1', '--sample-every', '0']
 const TOL = 1e-5
@@ -110,6 +111,55 @@ test('killing one rank ends the run with a clear error, and the last checkpoint 
   const gan = await DCGAN.load(last.path)
   t.is(gan.config.stepsDone, last.step)
   t.true(existsSync(join(dir, 'metrics.jsonl')))
+})
+
+/** Starts the two ranks of distributed-fail-worker.ts and collects each one's JSON report (its
+ * process stays alive after its error, as a Node service would); kills both once both reported. */
+async function failureReports(fail: 'callback' | 'data' | 'range', dir: string): Promise<Array<Record<string, any>>> {
+  const port = await freePort()
+  const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' }
+  const children = [0, 1].map((rank) => spawn(process.execPath, ['--import', 'tsx', FAIL_WORKER, dir, fail], { env: { ...process.env, ...env, RANK: String(rank) }, stdio: ['ignore', 'pipe', 'pipe'] }))
+  try {
+    return await Promise.all(children.map((child) => new Promise<Record<string, any>>((resolve, reject) => {
+      let out = ''
+      let err = ''
+      child.stderr!.on('data', (d) => (err += d))
+      child.stdout!.on('data', (d) => {
+        out += d
+        const line = out.split('\n').find((l) => l.startsWith('{'))
+        if (line) resolve(JSON.parse(line))
+      })
+      child.on('exit', (code) => reject(new Error(`a rank exited (${code}) without a report: ${err}`)))
+    })))
+  } finally {
+    for (const c of children) c.kill('SIGKILL')
+  }
+}
+
+test('a rank that fails outside a step, or refuses its shard of a batch, stops the other at once, not at the timeout; rank 0 keeps the completed steps', async (t) => {
+  // Rank 0's callback throws after step 2: rank 1, alive, stops at its next vote.
+  const first = join(tmp(), 'run')
+  const [r0, r1] = await failureReports('callback', first)
+  t.is(r0.message, 'a callback failed after step 2')
+  t.is(r1.name, 'PeerFailedError')
+  t.is(r1.code, 'ERR_DCGAN_DISTRIBUTED')
+  t.regex(r1.message, /^rank 1 of 2: rank 0 stopped with an error \(its output says which\)/)
+  t.true(r1.seconds < 60, `rank 1 waited ${r1.seconds} s: the timeout (120 s), not the vote, stopped it`)
+  // Rank 1's dataset throws on its third batch: rank 0 stops too, after checkpointing step 2.
+  const second = join(tmp(), 'run')
+  const [s0, s1] = await failureReports('data', second)
+  t.is(s1.message, 'rank 1 could not read its third batch')
+  t.is(s0.name, 'PeerFailedError')
+  t.regex(s0.message, /^rank 0 of 2: rank 1 stopped with an error/)
+  t.true(s0.seconds < 60, `rank 0 waited ${s0.seconds} s`)
+  t.deepEqual(listCheckpoints(second).map((c) => c.step), [2])
+  t.is((await DCGAN.load(listCheckpoints(second)[0].path)).config.stepsDone, 2)
+  // A batch that only rank 1's shard makes invalid: both ranks refuse the step, before any exchange.
+  const [q0, q1] = await failureReports('range', join(tmp(), 'run'))
+  t.regex(q1.message, /^the real batch: value \d+ is 3; images must be scaled to \[−1, 1\]/)
+  t.is(q0.code, 'ERR_DCGAN_DISTRIBUTED')
+  t.regex(q0.message, /^rank 0 of 2: rank 1 refused its part of the batch/)
+  t.true(q0.seconds < 60)
 })
 
 test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0', async (t) => {

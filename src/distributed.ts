@@ -97,14 +97,40 @@ export class DistributedRun {
     return { ...batch, data, shape: [rows, ...rest] }
   }
 
-  /** Whether any rank asks to stop (its `signal` aborted): every rank then stops after the same step. */
-  async anyStops(signal?: AbortSignal): Promise<boolean> {
-    return native.distributedAny(signal?.aborted === true)
+  /**
+   * The vote every rank casts at the same point of each iteration, after reading its batch: true
+   * when any rank asks to stop (its `signal` aborted, its dataset ran out), so that all stop after
+   * the same step. Throws {@link PeerFailedError} when another rank failed outside a step (it
+   * called {@link abandon}), so that this one stops now instead of at the timeout.
+   */
+  async agree(stop: boolean): Promise<boolean> {
+    const verdict = await native.distributedVote(stop, false)
+    if (verdict.failed.length > 0) throw new PeerFailedError(this.options, verdict.failed)
+    return verdict.stop
+  }
+
+  /** This rank failed outside a step: the others learn it at their next vote. Its own failure to
+   * reach them (they are gone too) is not reported: the caller throws the error that matters. */
+  async abandon(): Promise<void> {
+    await native.distributedVote(false, true).catch(() => undefined)
   }
 
   /** Waits for every rank, then leaves the group. */
   async finish(): Promise<void> {
     await native.shutdownDistributed()
+  }
+}
+
+/** Another rank of the group failed (`code` `ERR_DCGAN_DISTRIBUTED`): its own output says why. */
+export class PeerFailedError extends DcganError {
+  /** The ranks that failed. */
+  readonly ranks: number[]
+
+  constructor(options: DistributedOptions, ranks: number[]) {
+    const names = ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.slice(0, -1).join(', ')} and ${ranks[ranks.length - 1]}`
+    super(ErrorCode.DISTRIBUTED, `rank ${options.rank} of ${options.worldSize}: ${names} stopped with an error (${ranks.length === 1 ? 'its' : 'their'} output says which); every rank stops after the last completed step`)
+    this.name = 'PeerFailedError'
+    this.ranks = ranks
   }
 }
 

@@ -99,8 +99,8 @@ function lazy<K extends { [P in keyof typeof Binding]: (typeof Binding)[P] exten
 }
 export const checkGanOptions = lazy('checkGanOptions')
 export const cudaAvailable = lazy('cudaAvailable')
-export const distributedAny = lazy('distributedAny')
 export const distributedSync = lazy('distributedSync')
+export const distributedVote = lazy('distributedVote')
 export const evaluateGan = lazy('evaluateGan')
 export const evaluateImages = lazy('evaluateImages')
 export const exportOnnx = lazy('exportOnnx')

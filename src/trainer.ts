@@ -1,8 +1,8 @@
 import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
 import { DCGAN, saveImageGrid } from './dcgan'
-import { type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
-import { type DistributedOptions, DistributedRun } from './distributed'
+import { type Batch, type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
+import { type DistributedOptions, DistributedRun, PeerFailedError } from './distributed'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
 import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
@@ -13,6 +13,19 @@ export class NonFiniteError extends DcganError {
   constructor(message: string) {
     super(ErrorCode.NON_FINITE, message)
     this.name = 'NonFiniteError'
+  }
+}
+
+/** Errors thrown inside a collective step (a training step, a vote): every rank of a group saw the
+ * same failure or the group is gone, so none of them tells the others it failed. */
+const COLLECTIVE = Symbol('collective')
+const isCollective = (e: unknown): boolean => typeof e === 'object' && e !== null && COLLECTIVE in e
+async function collective<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (e) {
+    if (typeof e === 'object' && e !== null) Object.defineProperty(e, COLLECTIVE, { value: true })
+    throw e
   }
 }
 
@@ -162,18 +175,41 @@ export class Trainer {
     this.#run.clear()
   }
 
+  /**
+   * The next batch, or why training stops before it. In a group every rank decides together after
+   * reading its batch ({@link DistributedRun.agree}): a stop asked for on any rank stops all after
+   * the same step, and a rank that failed (it called `abandon`) stops the others at once.
+   */
+  async #nextBatch(dataset: Dataset, signal: AbortSignal | undefined, dist: DistributedRun | null): Promise<Batch | 'aborted' | 'exhausted'> {
+    if (!dist && signal?.aborted) return 'aborted'
+    let batch: Batch | 'exhausted'
+    try {
+      batch = await dataset.next()
+    } catch (e) {
+      if (!(e instanceof DatasetExhausted)) throw e
+      batch = 'exhausted'
+    }
+    if (dist && (await collective(() => dist.agree(signal?.aborted === true || batch === 'exhausted')))) return batch === 'exhausted' ? 'exhausted' : 'aborted'
+    return batch
+  }
+
   /** A rank other than 0 of a distributed run: the same steps on its shard, nothing written. */
   async #fitRank(options: FitOptions, dataset: Dataset, total: number, started: number, dist: DistributedRun): Promise<FitResult> {
     let reason: FitResult['reason'] = 'completed'
-    while (this.#step < total) {
-      if (await dist.anyStops(options.signal)) {
-        reason = 'aborted'
-        break
+    try {
+      while (this.#step < total) {
+        const batch = await this.#nextBatch(dataset, options.signal, dist)
+        if (typeof batch === 'string') {
+          reason = batch
+          break
+        }
+        await collective(() => this.gan.trainStep(dist.shard(batch)))
+        this.#step++
+        if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
       }
-      const batch = await dataset.next()
-      await this.gan.trainStep(dist.shard(batch))
-      this.#step++
-      if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
+    } catch (e) {
+      if (!isCollective(e)) await dist.abandon()
+      throw e
     }
     await dist.finish()
     return this.#result(reason, started)
@@ -192,19 +228,10 @@ export class Trainer {
     let dirty = false // steps done since the last checkpoint
     try {
       while (this.#step < total) {
-        if (dist ? await dist.anyStops(options.signal) : options.signal?.aborted) {
-          reason = 'aborted'
+        const batch = await this.#nextBatch(dataset, options.signal, dist)
+        if (typeof batch === 'string') {
+          reason = batch
           break
-        }
-        let batch
-        try {
-          batch = await dataset.next()
-        } catch (e) {
-          if (e instanceof DatasetExhausted) {
-            reason = 'exhausted'
-            break
-          }
-          throw e
         }
         for (const w of batch.warnings ?? []) process.emitWarning(w, 'DatasetWarning')
         const previousEpoch = this.#data.epoch
@@ -212,9 +239,9 @@ export class Trainer {
         // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile
         // waits for the step boundary instead of pairing new weights with the old step count.
         const stats = await this.#exclusive(async () => {
-          const s = await this.gan.trainStep(dist ? dist.shard(batch) : batch).catch((e: unknown) => {
+          const s = await collective(() => this.gan.trainStep(dist ? dist.shard(batch) : batch).catch((e: unknown) => {
             throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
-          })
+          }))
           this.#step++
           if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
           return s
@@ -238,6 +265,11 @@ export class Trainer {
         if (c.sampleEvery > 0 && this.#step % c.sampleEvery !== 0) await emit('onSample', { step: this.#step, path: await this.sample() })
         await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })
       }
+    } catch (e) {
+      if (dist && !isCollective(e)) await dist.abandon()
+      // The ranks completed the same steps: keep them, so that resuming loses no work.
+      if (e instanceof PeerFailedError && dirty) await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() }).catch(() => undefined)
+      throw e
     } finally {
       await emit('onTrainEnd', this.#result(reason, started))
     }

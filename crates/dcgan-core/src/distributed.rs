@@ -109,7 +109,7 @@ fn shim_message(err: *const c_char) -> Option<String> {
     let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
     // Keep libtorch's message, not its C++ backtrace.
     let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
-    Some(text[..cut].trim_end().trim_end_matches('.').to_string())
+    Some(text[..cut].trim_end().trim_end_matches(['.', '!']).to_string())
 }
 
 /// Joins the group that `options` describe (rank 0 hosts the store), waiting up to the timeout
@@ -183,16 +183,62 @@ pub fn average_gradients(flat: &Tensor) -> Result<()> {
     }
 }
 
-/// Whether `flag` is true on any rank (e.g. a stop asked for on one of them), so that all ranks
-/// stop after the same step; `flag` itself without a group.
-pub fn any(flag: bool) -> Result<bool> {
-    match &*group() {
-        Some(g) if g.options.world_size > 1 => {
-            let t = Tensor::f_from_slice(&[if flag { 1.0f64 } else { 0.0 }])?;
-            collective(g, "the stop vote", |h| unsafe { dcgan_dist_allreduce_mean(h, raw(&t)) })?;
-            Ok(t.f_double_value(&[0])? > 0.0)
-        }
-        _ => Ok(flag),
+/// What the ranks decided together at a step boundary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verdict {
+    /// Some rank asked to stop (its signal, or its dataset ran out): all stop after the same step.
+    pub stop: bool,
+    /// The ranks that failed since the last step (an error outside the step, e.g. reading a batch
+    /// or writing a checkpoint): the others stop too instead of waiting for them until the timeout.
+    pub failed: Vec<i64>,
+}
+
+/// Every rank's `stop` and `failed` at the same point of each iteration, one all-reduce: slot 0
+/// counts the stops, slot 1 + r is rank r's failure. Without a group: this rank's own.
+pub fn vote(stop: bool, failed: bool) -> Result<Verdict> {
+    let slot = group();
+    let g = match &*slot {
+        Some(g) if g.options.world_size > 1 => g,
+        _ => return Ok(Verdict { stop, failed: if failed { vec![0] } else { vec![] } }),
+    };
+    let world = g.options.world_size as usize;
+    let mut votes = vec![0f64; 1 + world];
+    votes[0] = if stop { 1.0 } else { 0.0 };
+    votes[1 + g.options.rank as usize] = if failed { 1.0 } else { 0.0 };
+    let t = Tensor::f_from_slice(&votes)?;
+    collective(g, "the step-boundary vote", |h| unsafe { dcgan_dist_allreduce_mean(h, raw(&t)) })?;
+    let v: Vec<f64> = Vec::<f64>::try_from(&t)?;
+    Ok(Verdict { stop: v[0] > 0.0, failed: (0..world).filter(|&r| v[1 + r] > 0.0).map(|r| r as i64).collect() })
+}
+
+/// Makes a check that each rank runs on its own data (its shard of the batch) a common one:
+/// when it failed on any rank, every rank fails at the same point (the failing one with its own
+/// error), so that no rank goes on into a collective that the failed one never joins.
+pub fn agree<T>(local: Result<T>) -> Result<T> {
+    let (rank, world) = match rank_and_world() {
+        Some((rank, world)) if world > 1 => (rank, world),
+        _ => return local,
+    };
+    let verdict = vote(false, local.is_err())?;
+    match local {
+        Err(e) => Err(e),
+        Ok(_) if !verdict.failed.is_empty() => Err(Error::Distributed(format!(
+            "rank {rank} of {world}: rank{} {} refused {} part of the batch (its message says why); every rank stops at this step",
+            if verdict.failed.len() > 1 { "s" } else { "" },
+            list(&verdict.failed),
+            if verdict.failed.len() > 1 { "their" } else { "its" }
+        ))),
+        Ok(v) => Ok(v),
+    }
+}
+
+/// "0", "0 and 2", "0, 1 and 3".
+pub fn list(ranks: &[i64]) -> String {
+    let names: Vec<String> = ranks.iter().map(|r| r.to_string()).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -101,7 +101,8 @@ impl Gan {
     /// One iteration on `real` (n×C×S×S in [−1, 1]). With dSteps = k the batch is split in k
     /// parts, one per discriminator update. `noise` (n×zDim[×1×1]) replaces the drawn noise.
     pub fn train_step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
-        self.check_real(real)?;
+        // In a group each rank checks its own shard; all must agree before the first collective.
+        let noise = crate::distributed::agree(self.check_real(real).and_then(|()| self.check_noise(noise, real.size()[0])))?;
         self.step(real, noise).or_else(|e| match e {
             // NaN weights make D's output NaN, which BCE rejects: say what happened instead.
             Error::Torch(_) if !self.all_finite()? => Err(Error::NonFinite(format!(
@@ -112,21 +113,22 @@ impl Gan {
         })
     }
 
-    fn step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+    /// Noise given for a step of `n` images: one latent vector per image.
+    fn check_noise(&self, noise: Option<&Tensor>, n: i64) -> Result<Option<Tensor>> {
+        let Some(z) = noise else { return Ok(None) };
+        let z = self.check_latent(z, "the noise batch")?;
+        if z.size()[0] != n {
+            return Err(Error::Input(format!("the noise batch has {} vectors but the real batch {n} images: give one per image", z.size()[0])));
+        }
+        Ok(Some(z))
+    }
+
+    fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<StepStats> {
         crate::distributed::broadcast_buffers(self)?;
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
-            Some(z) => {
-                let z = self.check_latent(z, "the noise batch")?;
-                if z.size()[0] != n {
-                    return Err(Error::Input(format!(
-                        "the noise batch has {} vectors but the real batch {n} images: give one per image",
-                        z.size()[0]
-                    )));
-                }
-                z
-            }
+            Some(z) => z,
             None => {
                 let mut rng = self.rng.clone();
                 let z = crate::distributed::local_latent(self, &mut rng, n)?;

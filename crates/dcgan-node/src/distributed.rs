@@ -22,10 +22,22 @@ pub fn distributed_sync<'e>(env: &'e Env, gan: &NativeGan) -> Result<Object<'e>>
     gan.call(env, "distributedSync", same, distributed::sync_from_rank0)
 }
 
-/// Whether `flag` is true on any rank of the group (`flag` itself without one).
-#[napi(ts_return_type = "Promise<boolean>")]
-pub fn distributed_any<'e>(env: &'e Env, flag: bool) -> Result<Object<'e>> {
-    on_torch_thread(env, "distributedAny", move || distributed::any(flag), same)
+/// What the ranks decided together at a step boundary.
+#[napi(object)]
+pub struct DistributedVerdict {
+    /// Some rank asked to stop: every rank stops after the same step.
+    pub stop: bool,
+    /// Ranks that failed outside a step since the last one.
+    pub failed: Vec<u32>,
+}
+
+/// Every rank's `stop` and `failed` at the same point of an iteration (this rank's own without a
+/// group); rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
+#[napi(ts_return_type = "Promise<DistributedVerdict>")]
+pub fn distributed_vote<'e>(env: &'e Env, stop: bool, failed: bool) -> Result<Object<'e>> {
+    on_torch_thread(env, "distributedVote", move || distributed::vote(stop, failed), |_env, v| {
+        Ok(DistributedVerdict { stop: v.stop, failed: v.failed.into_iter().map(|r| r as u32).collect() })
+    })
 }
 
 /// Waits for every rank, then leaves the group (a no-op when none was joined).
