@@ -1,6 +1,7 @@
 // One rank of the data-parallel parity check (distributed.spec.ts starts two): the ddp32 fixture's
 // initial weights, three steps on this rank's half of each global batch, the state written to
-// OUT/rank<r>.safetensors. The group comes from torchrun's variables in the environment.
+// OUT/rank<r>.safetensors. The group comes from torchrun's variables in the environment; SYNC_BN=1
+// asks for synchronised BatchNorm.
 // (Not through helpers.ts, which needs ava's runner.)
 import { join } from 'node:path'
 import { DCGAN, readSafetensors } from '../src/index'
@@ -9,8 +10,9 @@ import { distributedFromEnv, DistributedRun } from '../src/distributed'
 const FIXTURE = join(__dirname, 'fixtures', 'ddp32')
 
 async function main(out: string): Promise<void> {
-  const options = distributedFromEnv()
-  if (!options) throw new Error('set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT')
+  const fromEnv = distributedFromEnv()
+  if (!fromEnv) throw new Error('set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT')
+  const options = { ...fromEnv, syncBatchNorm: process.env.SYNC_BN === '1' }
   const io = await readSafetensors(join(FIXTURE, 'io.safetensors'))
   const { zDim, channels, featuresG, featuresD, imageSize, batch } = JSON.parse(io.metadata.config)
   const gan = new DCGAN({ zDim, channels, featuresG, featuresD, imageSize, device: 'cpu', seed: 0, threads: 1 })

@@ -1,7 +1,7 @@
 // Data-parallel training on c10d (Gloo, CPU): two processes on this machine, against PyTorch's
 // DistributedDataParallel (fixture from benchmark/reference/make_ddp_fixtures.py) and through
 // `dcgan train --nproc 2` as a user runs it.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,12 +41,18 @@ async function networkState(file: string) {
   return new Map([...tensors].filter(([k]) => k.startsWith('gen.') || k.startsWith('disc.')))
 }
 
-test("two Gloo ranks after 3 steps equal PyTorch DDP's two ranks (weights, buffers, losses)", async (t) => {
+/** Runs distributed-worker.ts as two ranks; returns the folder of their rank<r>.safetensors. */
+async function parityRanks(t: ExecutionContext, env: NodeJS.ProcessEnv = {}): Promise<string> {
   const out = tmp()
   const port = await freePort()
   const ranks = await Promise.all([0, 1].map((rank) =>
-    run(['--import', 'tsx', WORKER, out], { RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' })))
+    run(['--import', 'tsx', WORKER, out], { ...env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' })))
   for (const r of ranks) t.is(r.code, 0, r.stderr)
+  return out
+}
+
+test("two Gloo ranks after 3 steps equal PyTorch DDP's two ranks (weights, buffers, losses)", async (t) => {
+  const out = await parityRanks(t)
   const f = await loadFixture('ddp32')
   // Rank 0: everything, BatchNorm running statistics included (DDP's broadcast source).
   t.deepEqual(stateDifferences(await networkState(join(out, 'rank0.safetensors')), await networkState(f.path('after3.safetensors')), TOL), [])
@@ -59,6 +65,33 @@ test("two Gloo ranks after 3 steps equal PyTorch DDP's two ranks (weights, buffe
   const ddp1 = await networkState(f.path('after3.rank1.safetensors'))
   const comparable = (m: Map<string, unknown>) => new Map([...m].filter(([k]) => !(k.startsWith('disc.') && k.includes('running_'))))
   t.deepEqual(stateDifferences(comparable(rank1) as typeof rank1, comparable(ddp1) as typeof ddp1, TOL), [])
+})
+
+test('with synchronised BatchNorm, two ranks after 3 steps equal one PyTorch process on the global batches', async (t) => {
+  const out = await parityRanks(t, { SYNC_BN: '1' })
+  const f = await loadFixture('ddp32')
+  const global = await networkState(f.path('after3.global.safetensors'))
+  // Both ranks hold the one-process state, BatchNorm running statistics included (the global batch's).
+  for (const rank of [0, 1]) t.deepEqual(stateDifferences(await networkState(join(out, `rank${rank}.safetensors`)), global, TOL), [], `rank ${rank}`)
+  // Each rank's losses and means are its shard's; their average is the global batch's.
+  const [s0, s1] = await Promise.all([0, 1].map(async (r) => JSON.parse((await readSafetensors(join(out, `rank${r}.safetensors`))).metadata.stats) as number[]))
+  const { tensors } = await readSafetensors(f.path('after3.global.safetensors'))
+  const expected = [1, 2, 3].flatMap((s) => Array.from(tensors.get(`global.stats.${s}`)!.data as Float32Array))
+  t.true(maxAbsDiff(s0.map((v, i) => (v + s1[i]) / 2), expected) <= TOL, `mean of the ranks' stats ${s0} / ${s1} vs one process ${expected}`)
+  // Without it (DDP's default) the same run ends elsewhere: the check above tells the two apart.
+  const ddp = await networkState(f.path('after3.safetensors'))
+  t.true(stateDifferences(ddp, global, 1e-3).length > 0, 'DDP and one process agree: the fixture cannot tell synchronised BatchNorm from per-rank BatchNorm')
+})
+
+test('synchronised BatchNorm is refused outside a data-parallel run, with the R1 penalty and in bf16, each by name', async (t) => {
+  const alone = await dcgan('train', ...TINY, '--steps', '1', '--sync-batch-norm', '--out', join(tmp(), 'run'))
+  t.is(alone.code, 1)
+  t.regex(alone.stderr, /^dcgan: --sync-batch-norm applies to a data-parallel run: add --nproc N/m)
+  for (const [flags, message] of [[['--r1-gamma', '1'], /invalid distributed\.syncBatchNorm: cannot be combined with the R1 penalty/], [['--precision', 'bf16'], /invalid distributed\.syncBatchNorm: runs in fp32 only/]] as const) {
+    const r = await dcgan('train', '--nproc', '2', ...TINY, ...flags, '--steps', '1', '--sync-batch-norm', '--dist-timeout', '30', '--out', join(tmp(), 'run'))
+    t.is(r.code, 1)
+    t.regex(r.stderr, message)
+  }
 })
 
 test('a run on 2 processes resumes on 1 and on 2, rank 0 alone writes, and the data position is the one-process run\'s', async (t) => {

@@ -9,11 +9,11 @@ const { DCGAN } = require('../dist/index.js')
 const { distributedFromEnv, DistributedRun } = require('../dist/distributed.js')
 
 const { values: a } = parseArgs({
-  options: { 'image-size': { type: 'string' }, features: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string', default: '2' }, threads: { type: 'string', default: '1' } },
+  options: { 'image-size': { type: 'string' }, features: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string', default: '2' }, threads: { type: 'string', default: '1' }, 'sync-bn': { type: 'boolean', default: false } },
 })
 const [size, features, batch, steps, warmup] = ['image-size', 'features', 'batch', 'steps', 'warmup'].map((k) => Number(a[k]))
 const gan = new DCGAN({ imageSize: size, featuresG: features, featuresD: features, channels: 1, device: 'cpu', threads: Number(a.threads), seed: 0 })
-const options = distributedFromEnv()
+const options = { ...distributedFromEnv(), syncBatchNorm: a['sync-bn'] }
 const dist = await DistributedRun.join(options, gan, batch)
 const data = new Float32Array(batch * size * size)
 for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1

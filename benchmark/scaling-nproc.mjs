@@ -4,8 +4,9 @@
 // global batch: this library (benchmark/dist-worker-ours.mjs) and PyTorch's
 // DistributedDataParallel (benchmark/reference/ddp_bench_worker.py), one after the other. Reports
 // images/s (global batch / median step time) and scaling efficiency (images/s at N / (N × images/s
-// at 1)); writes benchmark/results/scaling-nproc-DATE.{md,json}.
-//   npm run bench:scaling -- --nproc 1,2 [--batch 64] [--image-size 32] [--features 16] [--steps 10]
+// at 1)); writes benchmark/results/NAME.{md,json} (default scaling-nproc-DATE). --sync-bn adds our
+// step with synchronised BatchNorm (PyTorch's SyncBatchNorm runs on GPUs only: no CPU counterpart).
+//   npm run bench:scaling -- --nproc 1,2 [--batch 64] [--image-size 32] [--features 16] [--steps 10] [--sync-bn] [--name NAME]
 import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -23,6 +24,8 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string', default: '1' },
+    'sync-bn': { type: 'boolean', default: false },
+    name: { type: 'string' },
   },
 })
 const counts = args.nproc.split(',').map(Number)
@@ -60,9 +63,11 @@ const rows = []
 for (const n of counts) {
   const ours = median((await group(n, process.execPath, [join('benchmark', 'dist-worker-ours.mjs'), ...common])).stepMs)
   const ddp = median((await group(n, torch.python, [join('benchmark', 'reference', 'ddp_bench_worker.py'), ...common])).stepMs)
+  const sync = args['sync-bn'] ? median((await group(n, process.execPath, [join('benchmark', 'dist-worker-ours.mjs'), ...common, '--sync-bn'])).stepMs) : null
   const batch = Number(args.batch)
-  rows.push({ nproc: n, oursMs: +ours.toFixed(2), ddpMs: +ddp.toFixed(2), oursImgS: +(batch * 1000 / ours).toFixed(1), ddpImgS: +(batch * 1000 / ddp).toFixed(1) })
-  process.stderr.write(`nproc ${n}: ours ${ours.toFixed(1)} ms/step, PyTorch DDP ${ddp.toFixed(1)} ms/step\n`)
+  const imgS = (ms) => +(batch * 1000 / ms).toFixed(1)
+  rows.push({ nproc: n, oursMs: +ours.toFixed(2), ddpMs: +ddp.toFixed(2), oursImgS: imgS(ours), ddpImgS: imgS(ddp), ...(sync === null ? {} : { syncMs: +sync.toFixed(2), syncImgS: imgS(sync) }) })
+  process.stderr.write(`nproc ${n}: ours ${ours.toFixed(1)} ms/step, PyTorch DDP ${ddp.toFixed(1)} ms/step${sync === null ? '' : `, ours with SyncBN ${sync.toFixed(1)} ms/step`}\n`)
 }
 const one = rows.find((r) => r.nproc === 1)
 for (const r of rows) {
@@ -73,14 +78,16 @@ const pct = (x) => (x === null ? '—' : `${(x * 100).toFixed(0)}%`)
 const md = [
   `Global batch ${args.batch}, ${args['image-size']}×${args['image-size']}, ${args.features} features, ${args.threads} thread(s) per process, Gloo on 127.0.0.1.`,
   '',
-  '| processes | ours img/s | ours efficiency | PyTorch DDP img/s | DDP efficiency | ours / DDP |',
-  '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.nproc} | ${r.oursImgS} | ${pct(r.oursEfficiency)} | ${r.ddpImgS} | ${pct(r.ddpEfficiency)} | ${(r.oursImgS / r.ddpImgS).toFixed(2)}× |`),
+  `| processes | ours img/s | ours efficiency | PyTorch DDP img/s | DDP efficiency | ours / DDP |${args['sync-bn'] ? ' ours + SyncBN img/s | SyncBN cost |' : ''}`,
+  `|---|---|---|---|---|---|${args['sync-bn'] ? '---|---|' : ''}`,
+  ...rows.map((r) => `| ${r.nproc} | ${r.oursImgS} | ${pct(r.oursEfficiency)} | ${r.ddpImgS} | ${pct(r.ddpEfficiency)} | ${(r.oursImgS / r.ddpImgS).toFixed(2)}× |` +
+    (r.syncImgS === undefined ? '' : ` ${r.syncImgS} | ${((r.syncMs / r.oursMs - 1) * 100).toFixed(0)}% |`)),
 ].join('\n')
 const machine = `${hostname()}, ${cpus().length} × ${cpus()[0]?.model}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end; torch ${torch.version}`
 console.log(`\nMachine: ${machine}\n\n${md}`)
 const dir = join(ROOT, 'benchmark', 'results')
 mkdirSync(dir, { recursive: true })
 const date = new Date().toISOString().slice(0, 10)
-writeFileSync(join(dir, `scaling-nproc-${date}.md`), `Machine: ${machine}\n\n${md}\n`)
-writeFileSync(join(dir, `scaling-nproc-${date}.json`), JSON.stringify({ date, machine, args, rows }, null, 2) + '\n')
+const name = args.name ?? `scaling-nproc-${date}`
+writeFileSync(join(dir, `${name}.md`), `Machine: ${machine}\n\n${md}\n`)
+writeFileSync(join(dir, `${name}.json`), JSON.stringify({ date, machine, args, rows }, null, 2) + '\n')

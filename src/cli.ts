@@ -10,6 +10,7 @@ import { exportOnnx, exportWeb } from './export'
 import type { DatasetKind } from './datasets'
 import { missingInstall } from './native'
 import { distributedFromEnv, launchLocal, rankDevice } from './distributed'
+import { DcganError, ErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
 import { findCheckpoint, readCheckpointInfo } from './run-dir'
@@ -108,7 +109,10 @@ async function launchTrain(opts: Record<string, unknown>): Promise<void> {
 async function train(opts: Record<string, unknown>): Promise<void> {
   if (opts.nproc !== undefined && process.env.WORLD_SIZE === undefined) return launchTrain(opts)
   const fromEnv = distributedFromEnv()
-  const distributed = fromEnv && opts.distTimeout !== undefined ? { ...fromEnv, timeout: opts.distTimeout as number } : fromEnv ?? undefined
+  const distributed = fromEnv
+    ? { ...fromEnv, ...(opts.distTimeout === undefined ? {} : { timeout: opts.distTimeout as number }), ...(opts.syncBatchNorm === true ? { syncBatchNorm: true } : {}) }
+    : undefined
+  if (opts.syncBatchNorm === true && !distributed) throw new DcganError(ErrorCode.INVALID_OPTION, '--sync-batch-norm applies to a data-parallel run: add --nproc N, or launch with torchrun\'s variables (WORLD_SIZE…)')
   const writes = (distributed?.rank ?? 0) === 0
   const flags: Partial<TrainConfig> = {}
   for (const [field] of FIELDS) if (opts[field] !== undefined) (flags as Record<string, unknown>)[field] = opts[field]
@@ -273,6 +277,7 @@ export function program(): Command {
     .option('--limit <n>', 'use only the first n images', int)
     .option('--nproc <n>', 'data-parallel: start n local worker processes (Gloo); batch-size is the global batch', int)
     .option('--dist-timeout <s>', 'data-parallel: seconds to wait for a rank before failing (default 300)', num)
+    .option('--sync-batch-norm', 'data-parallel: BatchNorm on the statistics of the global batch (SyncBatchNorm), as one process computes')
   for (const [, flag, parser, help] of FIELDS) {
     const o = new Option(flag, help)
     if (parser) o.argParser(parser as (v: string) => unknown)

@@ -26,6 +26,11 @@ export interface DistributedOptions {
   /** Seconds to wait for the other ranks to join, and for each exchange with them: a rank that died or hangs
    * stops the others with `ERR_DCGAN_DISTRIBUTED` after this long at most. Default 300. */
   timeout?: number
+  /** BatchNorm normalises with the statistics of the whole global batch, all ranks' shards
+   * together (torch.nn.SyncBatchNorm), instead of each rank's own shard (DDP's default): training
+   * then computes what one process computes on the global batch, at the cost of two small
+   * exchanges per BatchNorm layer and step. Not with `r1Gamma` or `precision: 'bf16'`. Default false. */
+  syncBatchNorm?: boolean
 }
 
 /**

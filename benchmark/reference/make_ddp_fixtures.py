@@ -14,7 +14,8 @@ Each rank takes its contiguous half of every global batch (real images and noise
 [r·n/2, (r+1)·n/2), as dcgan's ranks do. Written: init.safetensors (the weights both start
 from), io.safetensors (the global batches, stats of rank 0 per step), after3.safetensors (rank 0's
 state_dict after three steps) and after3.rank1.safetensors (rank 1's: the same weights and G
-buffers; D's running statistics its own).
+buffers; D's running statistics its own); after3.global.safetensors is one process's state after
+the same three global batches, the reference for synchronised BatchNorm (write_global).
 
 Run it with `node scripts/with-torch.mjs python benchmark/reference/make_ddp_fixtures.py`.
 """
@@ -101,7 +102,23 @@ def main():
         io[f"real.{step}"] = torch.rand(BATCH, c, s, s) * 2 - 1
         io[f"noise.{step}"] = torch.randn(BATCH, z, 1, 1)
     mp.spawn(rank_main, args=(free_port(), out, io, init), nprocs=WORLD, join=True)
+    write_global(out, io, init, meta)
     print(f"{NAME}: wrote {out}")
+
+
+def write_global(out, io, init, meta):
+    """One process on the whole global batches: what DDP with torch.nn.SyncBatchNorm computes (its
+    BatchNorm statistics are the global batch's; the averaged gradients of the ranks' means are the
+    global mean's gradient). SyncBatchNorm itself runs on GPUs only, so this is its CPU reference."""
+    gen, disc = build(**CFG)
+    gen.load_state_dict({k: v for k, v in init.items() if k.startswith("gen.")})
+    disc.load_state_dict({k: v for k, v in init.items() if k.startswith("disc.")})
+    loop = OptionsLoop(gen, disc)
+    stats = {}
+    for step in range(1, STEPS + 1):
+        loss_d, loss_g, d_x, d_gz1, d_gz2 = loop.step(io[f"real.{step}"], io[f"noise.{step}"])
+        stats[f"stats.{step}"] = torch.stack([loss_d, loss_g, d_x, d_gz1, d_gz2]).detach()
+    save_file({**state(gen, disc), **{f"global.{k}": v for k, v in stats.items()}}, os.path.join(out, f"after{STEPS}.global.safetensors"), metadata=meta)
 
 
 if __name__ == "__main__":

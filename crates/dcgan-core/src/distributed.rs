@@ -33,6 +33,17 @@ extern "C" {
     fn dcgan_dist_allreduce_mean(group: *mut c_void, t: *mut C_tensor) -> *const c_char;
     fn dcgan_dist_broadcast(group: *mut c_void, t: *mut C_tensor, root: c_int) -> *const c_char;
     fn dcgan_dist_barrier(group: *mut c_void) -> *const c_char;
+    fn dcgan_sync_batch_norm(
+        group: *mut c_void,
+        x: *mut C_tensor,
+        weight: *mut C_tensor,
+        bias: *mut C_tensor,
+        running_mean: *mut C_tensor,
+        running_var: *mut C_tensor,
+        momentum: f64,
+        eps: f64,
+        out: *mut *mut C_tensor,
+    ) -> *const c_char;
 }
 
 /// Most processes in one group (a bound on what a caller may ask for, not a limit of Gloo's).
@@ -53,6 +64,10 @@ pub struct DistributedOptions {
     /// Seconds to wait for the others to join and for each collective (a dead or hung peer).
     #[serde(default = "default_timeout")]
     pub timeout: f64,
+    /// BatchNorm on the statistics of the whole global batch (torch.nn.SyncBatchNorm) instead of
+    /// each rank's shard (DDP's default): training then equals one process on the global batch.
+    #[serde(default)]
+    pub sync_batch_norm: bool,
 }
 
 fn default_timeout() -> f64 {
@@ -173,6 +188,34 @@ fn collective(g: &Group, what: &str, call: impl FnOnce(*mut c_void) -> *const c_
 
 fn raw(t: &Tensor) -> *mut C_tensor {
     t.as_ptr() as *mut C_tensor
+}
+
+/// Training-mode BatchNorm of `x` over the group's global batch when the joined group asked for
+/// synchronised BatchNorm (see csrc/distributed.cpp, SyncBatchNorm), the running statistics updated
+/// in place; None otherwise, and the caller normalises with this rank's own batch.
+pub fn sync_batch_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, running_mean: &Tensor, running_var: &Tensor, momentum: f64, eps: f64) -> Result<Option<Tensor>> {
+    let handle = match &*group() {
+        Some(g) if g.options.sync_batch_norm && g.options.world_size > 1 => g.handle,
+        _ => return Ok(None),
+    };
+    batch_norm_over(handle, x, weight, bias, running_mean, running_var, momentum, eps).map(Some)
+}
+
+/// SyncBatchNorm over the ranks of `handle` (this process's batch alone when null).
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_over(handle: *mut c_void, x: &Tensor, weight: &Tensor, bias: &Tensor, running_mean: &Tensor, running_var: &Tensor, momentum: f64, eps: f64) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // The group outlives the step's graph (it is left only after training): the backward that
+    // all-reduces through `handle` runs within the same step.
+    let err = unsafe { dcgan_sync_batch_norm(handle, raw(x), raw(weight), raw(bias), raw(running_mean), raw(running_var), momentum, eps, &mut out) };
+    if let Some(message) = shim_message(err) {
+        let (rank, world) = rank_and_world().unwrap_or((0, 1));
+        return Err(Error::Distributed(format!(
+            "rank {rank} of {world}: the synchronised BatchNorm failed: {message}. Another rank has stopped (it died, was killed or hangs)"
+        )));
+    }
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
 }
 
 /// Averages a (contiguous) gradient buffer over the ranks, in place.
@@ -305,6 +348,18 @@ fn rng_from_words(w: &[f64]) -> ChaCha8Rng {
     rng
 }
 
+/// What synchronised BatchNorm does not support: R1's gradient of a gradient would need the
+/// exchanges themselves differentiated, and bf16 was never checked against PyTorch.
+fn check_sync_batch_norm(gan: &Gan) -> Result<()> {
+    if gan.train.r1_gamma > 0.0 {
+        return Err(Error::config("distributed.syncBatchNorm", "cannot be combined with the R1 penalty (r1Gamma > 0): set one of them off"));
+    }
+    if gan.train.precision != crate::config::Precision::Fp32 {
+        return Err(Error::config("distributed.syncBatchNorm", "runs in fp32 only: leave precision at 'fp32' or turn syncBatchNorm off"));
+    }
+    Ok(())
+}
+
 /// Rank 0's whole training state on every rank: what DDP does when it wraps a module, plus what
 /// our step needs the same everywhere (Adam's moments and step, the noise generator).
 pub fn sync_from_rank0(gan: &mut Gan) -> Result<()> {
@@ -313,6 +368,9 @@ pub fn sync_from_rank0(gan: &mut Gan) -> Result<()> {
         Some(g) if g.options.world_size > 1 => g,
         _ => return Ok(()),
     };
+    if g.options.sync_batch_norm {
+        check_sync_batch_norm(gan)?;
+    }
     let mut tensors: Vec<Tensor> = gan.generator.state().into_iter().chain(gan.discriminator.state()).map(|s| s.1).collect();
     for opt in [&gan.opt_g, &gan.opt_d] {
         tensors.extend(opt.exp_avg.iter().chain(&opt.exp_avg_sq).map(|t| t.shallow_clone()));
@@ -331,6 +389,34 @@ pub fn sync_from_rank0(gan: &mut Gan) -> Result<()> {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// (output, gradients of x, weight and bias for the loss Σ y·r, running mean, running var).
+    fn bn_results(sync: bool, x: &Tensor, r: &Tensor) -> Vec<Tensor> {
+        let c = x.size()[1];
+        let x = x.detach().set_requires_grad(true);
+        let w = Tensor::linspace(0.5, 1.5, c, (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+        let b = Tensor::linspace(-0.2, 0.3, c, (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+        let (rm, rv) = (Tensor::zeros([c], (Kind::Float, tch::Device::Cpu)), Tensor::ones([c], (Kind::Float, tch::Device::Cpu)));
+        let y = if sync {
+            batch_norm_over(std::ptr::null_mut(), &x, &w, &b, &rm, &rv, 0.1, 1e-5).unwrap()
+        } else {
+            x.batch_norm(Some(&w), Some(&b), Some(&rm), Some(&rv), true, 0.1, 1e-5, true)
+        };
+        let grads = Tensor::run_backward(&[(&y * r).sum(Kind::Float)], &[&x, &w, &b], false, false);
+        std::iter::once(y.detach()).chain(grads).chain([rm, rv]).collect()
+    }
+
+    #[test]
+    fn synchronised_batch_norm_of_one_process_is_batch_norm() {
+        // Offset and scaled so that the variance is not the trivial one; channels-last as the models run.
+        let x = crate::ffi::channels_last(&(Tensor::randn([6, 5, 4, 3], (Kind::Float, tch::Device::Cpu)) * 3.0 + 2.0)).unwrap();
+        let r = Tensor::randn([6, 5, 4, 3], (Kind::Float, tch::Device::Cpu));
+        let names = ["output", "x grad", "weight grad", "bias grad", "running mean", "running var"];
+        for ((name, ours), torch) in names.iter().zip(bn_results(true, &x, &r)).zip(bn_results(false, &x, &r)) {
+            let diff = (&ours - &torch).abs().max().double_value(&[]);
+            assert!(diff < 2e-6, "{name}: differs from batch_norm by {diff}");
+        }
+    }
 
     #[test]
     fn rng_state_survives_the_float_words() {

@@ -269,6 +269,11 @@ impl BatchNorm {
         if mode == NormMode::Train {
             self.num_batches_tracked += 1;
         }
+        if mode == NormMode::Train {
+            if let Some(y) = crate::distributed::sync_batch_norm(x, &self.weight, &self.bias, &self.running_mean, &self.running_var, 0.1, 1e-5)? {
+                return Ok(y);
+            }
+        }
         let cudnn = true; // what torch.nn.BatchNorm2d passes (torch.backends.cudnn.enabled)
         Ok(x.f_batch_norm(Some(&self.weight), Some(&self.bias), running_mean, running_var, training, 0.1, 1e-5, cudnn)?)
     }
