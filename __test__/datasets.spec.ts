@@ -130,6 +130,22 @@ test('a dataset opened at a saved position continues the same order', async (t) 
   t.deepEqual((await b.next()).data, batches[2].data)
 })
 
+test("a data-parallel rank's dataset (shard) makes exactly its rows of each global batch, at the same positions", async (t) => {
+  const whole = await mnist({ imageSize: 16, batchSize: 6, seed: 2, limit: 20 })
+  const ranks = await Promise.all([0, 1, 2].map((rank) => mnist({ imageSize: 16, batchSize: 6, seed: 2, limit: 20, shard: { rank, worldSize: 3 } })))
+  for (let i = 0; i < 5; i++) { // 3 batches per epoch: across an epoch boundary
+    const b = await whole.next()
+    for (const [rank, loader] of ranks.entries()) {
+      const part = await loader.next()
+      t.deepEqual(part.shape, [2, 1, 16, 16])
+      t.deepEqual(part.data, b.data.subarray(rank * 512, (rank + 1) * 512))
+      t.deepEqual([part.epoch, part.position, part.shard], [b.epoch, b.position, { rank, worldSize: 3 }])
+    }
+  }
+  await t.throwsAsync(mnist({ imageSize: 16, batchSize: 6, limit: 20, shard: { rank: 0, worldSize: 4 } }), { message: /^invalid batchSize: got 6, which 4 ranks cannot share evenly/ })
+  await t.throwsAsync(mnist({ imageSize: 16, batchSize: 6, limit: 20, shard: { rank: 3, worldSize: 3 } }), { message: /^invalid shard\.rank: got 3/ })
+})
+
 test('an iterable dataset accepts Float32Array, Buffer or arrays, and names a bad batch', async (t) => {
   const f32 = new Float32Array([0.5, -0.5])
   const ds = new IterableDataset([{ data: f32, shape: [1, 1, 1, 2] }, { data: Buffer.from(f32.buffer) as unknown as Float32Array, shape: [1, 1, 1, 2] }, { data: [1, 2] as unknown as Float32Array, shape: [1, 1, 1, 2] }])

@@ -116,6 +116,16 @@ test('a run on 2 processes resumes on 1 and on 2, rank 0 alone writes, and the d
   t.is((await DCGAN.load(listCheckpoints(dir).at(-1)!.path)).config.stepsDone, 8)
 })
 
+test('dcgan train --nproc 2 --sync-batch-norm ends where one process ends: each rank reads its own rows and the noise of its share', async (t) => {
+  const two = join(tmp(), 'run')
+  const one = join(tmp(), 'run')
+  const r2 = await dcgan('train', '--nproc', '2', ...TINY, '--steps', '4', '--sync-batch-norm', '--out', two)
+  t.is(r2.code, 0, r2.stderr)
+  t.is((await dcgan('train', ...TINY, '--steps', '4', '--out', one)).code, 0)
+  const last = async (d: string) => networkState(listCheckpoints(d).at(-1)!.path)
+  t.deepEqual(stateDifferences(await last(two), await last(one), TOL), [])
+})
+
 test('killing one rank ends the run with a clear error, and the last checkpoint loads', async (t) => {
   const dir = join(tmp(), 'run')
   let launcher = 0

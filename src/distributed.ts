@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { DeviceSpec } from './config'
-import type { Batch } from './datasets'
+import type { Batch, Shard } from './datasets'
 import type { DCGAN } from './dcgan'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
@@ -89,9 +89,16 @@ export class DistributedRun {
   }
 
   /** This rank's part of a global batch: rows [rank·n/world, (rank+1)·n/world). Every rank reads the same
-   * seeded order, so the parts are disjoint and together cover each epoch once. */
+   * seeded order, so the parts are disjoint and together cover each epoch once. A batch that already is
+   * this rank's part (from a dataset opened with its `shard`) is returned as it is. */
   shard(batch: Batch): Batch {
     const { rank, worldSize } = this.options
+    if (batch.shard) {
+      if (batch.shard.rank !== rank || batch.shard.worldSize !== worldSize) {
+        throw new DcganError(ErrorCode.INVALID_INPUT, `the batch is rank ${batch.shard.rank} of ${batch.shard.worldSize}'s part (its dataset was opened with that shard), but this is rank ${rank} of ${worldSize}`)
+      }
+      return batch // already this rank's rows: its loader decoded only them
+    }
     const [n, ...rest] = batch.shape
     if (n % worldSize !== 0) {
       throw new DcganError(ErrorCode.INVALID_INPUT, `a batch of ${n} images cannot be split evenly across ${worldSize} processes (the last batch of an iterable dataset?)`)
@@ -100,6 +107,11 @@ export class DistributedRun {
     const size = rest.reduce((a, b) => a * b, 1)
     const data = batch.data.subarray(rank * rows * size, (rank + 1) * rows * size)
     return { ...batch, data, shape: [rows, ...rest] }
+  }
+
+  /** This rank in a dataset's batch options: its loader then decodes only its own rows. */
+  get shardOptions(): Shard {
+    return { rank: this.options.rank, worldSize: this.options.worldSize }
   }
 
   /**

@@ -147,7 +147,9 @@ export class Trainer {
     const c = this.config
     const started = Date.now()
     const dist = options.distributed ? await DistributedRun.join(options.distributed, this.gan, c.batchSize) : null
-    const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data }))
+    // Each rank decodes only its own rows of every batch.
+    const shard = dist ? { shard: dist.shardOptions } : {}
+    const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data, ...shard }))
     const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
     if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
     if (dist && !dist.writes) return this.#fitRank(options, dataset, total, started, dist)

@@ -238,6 +238,17 @@ pub struct BatchOptions {
     pub seed: u64,
     #[serde(default)]
     pub start: Option<StartPosition>,
+    /// Make only this rank's part of each (global) batch: data-parallel training.
+    #[serde(default)]
+    pub shard: Option<ShardOptions>,
+}
+
+/// Which part of each batch a data-parallel rank trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardOptions {
+    pub rank: i64,
+    pub world_size: i64,
 }
 
 fn one() -> i64 {
@@ -254,7 +265,7 @@ pub struct StartPosition {
 
 impl BatchOptions {
     pub fn keys() -> Vec<String> {
-        keys_of(&BatchOptions { image_size: 0, channels: 1, batch_size: 0, seed: 0, start: None })
+        keys_of(&BatchOptions { image_size: 0, channels: 1, batch_size: 0, seed: 0, start: None, shard: None })
     }
 
     pub fn from_json(text: &str) -> Result<BatchOptions> {
@@ -264,6 +275,13 @@ impl BatchOptions {
             return Err(Error::config("channels", format!("got {}; allowed: 1 (grayscale) or 3 (RGB)", o.channels)));
         }
         in_range("batchSize", o.batch_size, 1, MAX_BATCH)?;
+        if let Some(shard) = o.shard {
+            in_range("shard.worldSize", shard.world_size, 1, crate::distributed::MAX_WORLD_SIZE)?;
+            in_range("shard.rank", shard.rank, 0, shard.world_size - 1)?;
+            if o.batch_size % shard.world_size != 0 {
+                return Err(Error::config("batchSize", format!("got {}, which {} ranks cannot share evenly: give a multiple of {}", o.batch_size, shard.world_size, shard.world_size)));
+            }
+        }
         Ok(o)
     }
 }

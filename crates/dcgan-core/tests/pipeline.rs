@@ -53,6 +53,7 @@ fn options(channels: usize, size: u32, batch: usize) -> LoaderOptions {
         workers: 2,
         limit: None,
         start: Position::default(),
+        shard: None,
     }
 }
 
@@ -191,6 +192,50 @@ fn the_loader_follows_the_order_and_resumes_from_a_position() {
         let e = Loader::new(source.clone(), opts).err().unwrap().to_string();
         assert!(e.contains(message), "{e}");
     }
+}
+
+/// A data-parallel rank's loader makes exactly its rows of each global batch, at the same data
+/// positions, across an epoch boundary; with skipCorrupt too (each rank then decodes the whole
+/// batch, so that the ranks agree on which images fill it); strict, only the rank whose rows hold
+/// a corrupt file fails.
+#[test]
+fn a_shard_is_its_rows_of_the_whole_batch() {
+    use dcgan_core::data::loader::Shard;
+    let source: Arc<dyn Source> = Arc::new(Cifar10::open(&[dir().join("cifar")]).unwrap());
+    let n = source.len();
+    let whole_opts = LoaderOptions { shuffle: true, seed: 3, start: Position { epoch: 0, position: n - 2 }, ..options(3, 8, 2) };
+    let whole = Loader::new(source.clone(), whole_opts.clone()).unwrap();
+    let ranks: Vec<Loader> = (0..2).map(|rank| Loader::new(source.clone(), LoaderOptions { shard: Some(Shard { rank, world: 2 }), ..whole_opts.clone() }).unwrap()).collect();
+    let plane = 3 * 8 * 8;
+    for _ in 0..4 {
+        let b = whole.next().unwrap();
+        for (rank, loader) in ranks.iter().enumerate() {
+            let part = loader.next().unwrap();
+            assert_eq!(part.shape, [1, 3, 8, 8]);
+            assert_eq!(part.data[..], b.data[rank * plane..(rank + 1) * plane]);
+            assert_eq!(part.next, b.next);
+        }
+    }
+    let uneven = Loader::new(source.clone(), LoaderOptions { shard: Some(Shard { rank: 0, world: 3 }), ..options(3, 8, 2) }).err().unwrap().to_string();
+    assert!(uneven.contains("rank 0 of 3") && uneven.contains("split evenly"), "{uneven}");
+
+    let dir = std::env::temp_dir().join(format!("dcgan-shard-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, value) in [0u8, 60, 120, 180, 240].iter().enumerate() {
+        ::image::GrayImage::from_pixel(4, 4, ::image::Luma([*value])).save(dir.join(format!("{i}.png"))).unwrap();
+    }
+    std::fs::write(dir.join("1.png"), b"not a png").unwrap(); // the second image: rank 0's rows
+    let folder: Arc<dyn Source> = Arc::new(ImageFolder::open(&dir).unwrap());
+    let lenient = LoaderOptions { skip_corrupt: true, ..options(1, 4, 4) };
+    let b = Loader::new(folder.clone(), lenient.clone()).unwrap().next().unwrap();
+    for rank in 0..2 {
+        let part = Loader::new(folder.clone(), LoaderOptions { shard: Some(Shard { rank, world: 2 }), ..lenient.clone() }).unwrap().next().unwrap();
+        assert_eq!(part.data[..], b.data[rank * 32..(rank + 1) * 32], "rank {rank}");
+        assert_eq!((part.next, part.warnings.len()), (b.next, 1));
+    }
+    let strict = |rank| Loader::new(folder.clone(), LoaderOptions { shard: Some(Shard { rank, world: 2 }), ..options(1, 4, 4) }).unwrap().next();
+    assert!(strict(0).err().unwrap().to_string().contains("1.png"));
+    assert!(strict(1).is_ok(), "rank 1's rows (images 2 and 3) are readable");
 }
 
 /// A corrupt file fails the batch with its name, or is skipped with a warning under skipCorrupt;

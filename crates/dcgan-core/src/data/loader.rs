@@ -29,6 +29,24 @@ pub struct LoaderOptions {
     pub limit: Option<usize>,
     /// Where to begin: epoch and position in that epoch's order.
     pub start: Position,
+    /// Make only this rank's part of each batch (data-parallel training): `batch_size` stays the
+    /// global batch, whose order and positions are the same on every rank.
+    pub shard: Option<Shard>,
+}
+
+/// Rank `rank` of `world`: rows [rank·n/world, (rank+1)·n/world) of each batch of n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    /// This rank's rows of a batch of `n` (a multiple of `world`).
+    fn rows(&self, n: usize) -> std::ops::Range<usize> {
+        let per = n / self.world;
+        self.rank * per..(self.rank + 1) * per
+    }
 }
 
 /// A place in the data order: `position` images of epoch `epoch`'s order have been used.
@@ -39,13 +57,24 @@ pub struct Position {
 }
 
 pub struct Batch {
-    /// batch×channels×size×size values in [−1, 1].
+    /// batch×channels×size×size values in [−1, 1] (this rank's rows only with a shard).
     pub data: Vec<f32>,
     pub shape: [usize; 4],
     /// The place in the data order after this batch.
     pub next: Position,
     /// Images skipped as corrupt while making this batch.
     pub warnings: Vec<String>,
+}
+
+impl Batch {
+    /// Only `shard`'s rows.
+    fn keep_rows(mut self, shard: Shard) -> Batch {
+        let per_image: usize = self.shape[1..].iter().product();
+        let rows = shard.rows(self.shape[0]);
+        self.data = self.data[rows.start * per_image..rows.end * per_image].to_vec();
+        self.shape[0] = rows.len();
+        self
+    }
 }
 
 pub struct Loader {
@@ -88,6 +117,14 @@ impl Loader {
         }
         if len < opts.batch_size {
             return Err(Error::config("batchSize", format!("got {}, but the dataset has only {len} images", opts.batch_size)));
+        }
+        if let Some(shard) = opts.shard {
+            if shard.world == 0 || shard.rank >= shard.world || opts.batch_size % shard.world != 0 {
+                return Err(Error::Input(format!(
+                    "cannot give rank {} of {} processes its share of batches of {}: the batch must split evenly",
+                    shard.rank, shard.world, opts.batch_size
+                )));
+            }
         }
         if opts.start.position > len {
             return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
@@ -181,7 +218,41 @@ impl Producer {
     }
 
     /// Prepares the next batch from `order`, advancing `at`; None if the epoch ran out first.
+    /// With a shard, only its rows are decoded, unless corrupt images are skipped: which images
+    /// fill the batch then depends on the whole batch, so every rank decodes all of it (and keeps
+    /// the same rows as the others would compute).
     fn make_batch(&self, order: &[u32], at: &mut Position) -> Result<Option<Batch>> {
+        match self.opts.shard {
+            Some(shard) if !self.opts.skip_corrupt => self.make_shard(order, at, shard),
+            Some(shard) => Ok(self.make_whole_batch(order, at)?.map(|b| b.keep_rows(shard))),
+            None => self.make_whole_batch(order, at),
+        }
+    }
+
+    /// This rank's rows of the next batch, decoded alone.
+    fn make_shard(&self, order: &[u32], at: &mut Position, shard: Shard) -> Result<Option<Batch>> {
+        let o = &self.opts;
+        if at.position + o.batch_size > self.len {
+            return Ok(None);
+        }
+        let rows = shard.rows(o.batch_size);
+        let per_image = o.channels * (o.image_size * o.image_size) as usize;
+        let mut data = vec![0f32; rows.len() * per_image];
+        let indices = &order[at.position + rows.start..at.position + rows.end];
+        for r in self.prepare_parallel(indices, &mut data) {
+            r?;
+        }
+        at.position += o.batch_size;
+        let shape = [rows.len(), o.channels, o.image_size as usize, o.image_size as usize];
+        Ok(Some(Batch { data, shape, next: self.after(at), warnings: Vec::new() }))
+    }
+
+    /// After an epoch's last full batch, the order stands at the start of the next epoch.
+    fn after(&self, at: &Position) -> Position {
+        if at.position + self.opts.batch_size > self.len { Position { epoch: at.epoch + 1, position: 0 } } else { *at }
+    }
+
+    fn make_whole_batch(&self, order: &[u32], at: &mut Position) -> Result<Option<Batch>> {
         let o = &self.opts;
         let per_image = o.channels * (o.image_size * o.image_size) as usize;
         let mut data = vec![0f32; o.batch_size * per_image];
@@ -212,9 +283,7 @@ impl Producer {
             filled = write;
         }
         let shape = [o.batch_size, o.channels, o.image_size as usize, o.image_size as usize];
-        // After an epoch's last full batch, the order stands at the start of the next epoch.
-        let next = if at.position + o.batch_size > self.len { Position { epoch: at.epoch + 1, position: 0 } } else { *at };
-        Ok(Some(Batch { data, shape, next, warnings }))
+        Ok(Some(Batch { data, shape, next: self.after(at), warnings }))
     }
 
     /// Decodes and prepares `indices` into consecutive slots of `out`, on `workers` threads.

@@ -68,6 +68,7 @@ impl loader::LoaderOptions {
             workers: spec.workers.unwrap_or(DEFAULT_WORKERS) as usize,
             limit: spec.limit.map(|l| l as usize),
             start: loader::Position { epoch: start.epoch, position: start.position as usize },
+            shard: batch.shard.map(|s| loader::Shard { rank: s.rank as usize, world: s.world_size as usize }),
         }
     }
 }
