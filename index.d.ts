@@ -38,6 +38,12 @@ export declare class NativeGan {
    */
   trainStep(real: Float32Array, shape: Array<number>, noise?: Float32Array | undefined | null): Promise<StepStats>
   /**
+   * `trainStep` as one rank of a joined group: the ranks first vote (this rank's `stop`, and
+   * whether its batch passes the checks), and take the step only when none stops or failed.
+   * Resolves with the step's stats, or without them and with the verdict.
+   */
+  trainStepInGroup(real: Float32Array, shape: Array<number>, stop: boolean): Promise<GroupStepResult>
+  /**
    * `n` images (n×C×S×S in [−1, 1]) from noise drawn with `seed`; BatchNorm uses running
    * statistics unless `batchStats` is true.
    */
@@ -96,19 +102,20 @@ export declare function cudaAvailable(): Promise<boolean>
 /** Copies rank 0's weights, buffers, optimiser state and random generator to every rank. */
 export declare function distributedSync(gan: NativeGan): Promise<void>
 
-/** What the ranks decided together at a step boundary. */
+/** What the ranks decided together at the start of a step. */
 export interface DistributedVerdict {
   /** Some rank asked to stop: every rank stops after the same step. */
   stop: boolean
-  /** Ranks that failed outside a step since the last one. */
+  /** Ranks that failed outside a step. */
   failed: Array<number>
 }
 
 /**
- * Every rank's `stop` and `failed` at the same point of an iteration (this rank's own without a
- * group); rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
+ * This rank's vote at the start of a step when it has no batch to train on (its dataset ran
+ * out: `stop`; it failed: `failed`), paired with the others' `trainStepInGroup`; this rank's own
+ * without a group. Rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
  */
-export declare function distributedVote(stop: boolean, failed: boolean): Promise<DistributedVerdict>
+export declare function distributedVote(gan: NativeGan, stop: boolean, failed: boolean): Promise<DistributedVerdict>
 
 /** The numbers of one set of images. */
 export interface EvalScores {
@@ -153,6 +160,16 @@ export interface GridOptions {
   valueRange?: Array<number>
   /** The padding's value in [0, 1] (default 0: black). */
   padValue?: number
+}
+
+/**
+ * How a step of a group ended: `stats` when it was taken; otherwise `stop` (a rank asked to
+ * stop) or `failed` (ranks that failed outside a step).
+ */
+export interface GroupStepResult {
+  stats?: StepStats
+  stop: boolean
+  failed: Array<number>
 }
 
 /** The MNIST classifier's numbers for a set of images, and its prediction for each. */

@@ -5,10 +5,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { DeviceSpec } from './config'
 import type { Batch, Shard } from './datasets'
-import type { DCGAN } from './dcgan'
+import type { DCGAN, StepResult } from './dcgan'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
 import { toOptionsJson } from './options'
+import { asFloat32 } from './values'
 
 /**
  * This process's place in a data-parallel run: torchrun's variables. Rank 0 hosts the rendezvous
@@ -70,7 +71,7 @@ export function rankDevice(device: DeviceSpec, localRank: number | string, hasCu
 
 /** A joined group, as `Trainer.fit` uses it. */
 export class DistributedRun {
-  private constructor(readonly options: DistributedOptions) {}
+  private constructor(readonly options: DistributedOptions, private readonly gan: DCGAN) {}
 
   /** Joins the group (waits for every rank) and copies rank 0's model state to every rank. */
   static async join(options: DistributedOptions, gan: DCGAN, batchSize: number): Promise<DistributedRun> {
@@ -80,7 +81,7 @@ export class DistributedRun {
     }
     await native.initDistributed(toOptionsJson(options, 'the distributed options'))
     await native.distributedSync(gan.native)
-    return new DistributedRun(options)
+    return new DistributedRun(options, gan)
   }
 
   /** Rank 0 alone writes the run folder: config, metrics, samples, checkpoints, report. */
@@ -115,13 +116,24 @@ export class DistributedRun {
   }
 
   /**
-   * The vote every rank casts at the same point of each iteration, after reading its batch: true
-   * when any rank asks to stop (its `signal` aborted, its dataset ran out), so that all stop after
-   * the same step. Throws {@link PeerFailedError} when another rank failed outside a step (it
-   * called {@link abandon}), so that this one stops now instead of at the timeout.
+   * One training step on this rank's part of `batch`, after the vote every rank casts at the
+   * start of each step (one exchange, which also brings rank 0's BatchNorm running statistics):
+   * null, with no step taken on any rank, when some rank asks to stop (`stop`: its signal
+   * aborted), so that all stop after the same step. Throws {@link PeerFailedError} when another
+   * rank failed outside a step (it called {@link abandon}), so that this one stops now instead of
+   * at the timeout.
    */
-  async agree(stop: boolean): Promise<boolean> {
-    const verdict = await native.distributedVote(stop, false)
+  async step(batch: Batch, stop: boolean): Promise<StepResult | null> {
+    const { data, shape } = this.shard(batch)
+    const result = await this.gan.native.trainStepInGroup(asFloat32(data, 'real'), shape, stop)
+    if (result.failed.length > 0) throw new PeerFailedError(this.options, result.failed)
+    return result.stats ?? null
+  }
+
+  /** The vote of a rank without a batch to train on (its dataset ran out: `stop`), paired with the
+   * others' {@link step}; true when any rank stops. Throws {@link PeerFailedError} like `step`. */
+  async vote(stop: boolean): Promise<boolean> {
+    const verdict = await native.distributedVote(this.gan.native, stop, false)
     if (verdict.failed.length > 0) throw new PeerFailedError(this.options, verdict.failed)
     return verdict.stop
   }
@@ -129,7 +141,7 @@ export class DistributedRun {
   /** This rank failed outside a step: the others learn it at their next vote. Its own failure to
    * reach them (they are gone too) is not reported: the caller throws the error that matters. */
   async abandon(): Promise<void> {
-    await native.distributedVote(false, true).catch(() => undefined)
+    await native.distributedVote(this.gan.native, false, true).catch(() => undefined)
   }
 
   /** Waits for every rank, then leaves the group. */

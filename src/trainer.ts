@@ -1,6 +1,6 @@
 import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
-import { DCGAN, saveImageGrid } from './dcgan'
+import { DCGAN, saveImageGrid, type StepResult } from './dcgan'
 import { type Batch, type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
 import { type DistributedOptions, DistributedRun, PeerFailedError } from './distributed'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
@@ -178,21 +178,26 @@ export class Trainer {
   }
 
   /**
-   * The next batch, or why training stops before it. In a group every rank decides together after
-   * reading its batch ({@link DistributedRun.agree}): a stop asked for on any rank stops all after
-   * the same step, and a rank that failed (it called `abandon`) stops the others at once.
+   * The next batch, or why training stops before it: without a group, an aborted `signal` or the
+   * end of the dataset. In a group a rank whose dataset ran out says so in the vote at the start
+   * of the step ({@link DistributedRun.vote}), which stops every rank after the same step.
    */
   async #nextBatch(dataset: Dataset, signal: AbortSignal | undefined, dist: DistributedRun | null): Promise<Batch | 'aborted' | 'exhausted'> {
     if (!dist && signal?.aborted) return 'aborted'
-    let batch: Batch | 'exhausted'
     try {
-      batch = await dataset.next()
+      return await dataset.next()
     } catch (e) {
       if (!(e instanceof DatasetExhausted)) throw e
-      batch = 'exhausted'
+      if (dist) await collective(() => dist.vote(true))
+      return 'exhausted'
     }
-    if (dist && (await collective(() => dist.agree(signal?.aborted === true || batch === 'exhausted')))) return batch === 'exhausted' ? 'exhausted' : 'aborted'
-    return batch
+  }
+
+  /** The training step, in a group after every rank's vote (null: some rank stopped the run). */
+  #trainStep(batch: Batch, signal: AbortSignal | undefined, dist: DistributedRun | null): Promise<StepResult | null> {
+    return collective(() => (dist ? dist.step(batch, signal?.aborted === true) : this.gan.trainStep(batch)).catch((e: unknown) => {
+      throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
+    }))
   }
 
   /** A rank other than 0 of a distributed run: the same steps on its shard, nothing written. */
@@ -201,11 +206,11 @@ export class Trainer {
     try {
       while (this.#step < total) {
         const batch = await this.#nextBatch(dataset, options.signal, dist)
-        if (typeof batch === 'string') {
-          reason = batch
+        const stats = typeof batch === 'string' ? null : await this.#trainStep(batch, options.signal, dist)
+        if (typeof batch === 'string' || stats === null) {
+          reason = typeof batch === 'string' ? batch : 'aborted'
           break
         }
-        await collective(() => this.gan.trainStep(dist.shard(batch)))
         this.#step++
         if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
       }
@@ -241,13 +246,16 @@ export class Trainer {
         // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile
         // waits for the step boundary instead of pairing new weights with the old step count.
         const stats = await this.#exclusive(async () => {
-          const s = await collective(() => this.gan.trainStep(dist ? dist.shard(batch) : batch).catch((e: unknown) => {
-            throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
-          }))
+          const s = await this.#trainStep(batch, options.signal, dist)
+          if (s === null) return null
           this.#step++
           if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
           return s
         })
+        if (stats === null) {
+          reason = 'aborted'
+          break
+        }
         const stepMs = performance.now() - t0
         dirty = true
         if (![stats.lossD, stats.lossG].every(Number.isFinite)) {

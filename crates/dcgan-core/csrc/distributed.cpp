@@ -150,6 +150,13 @@ const char *dcgan_dist_allreduce_mean(void *group, at::Tensor *t) {
   )
 }
 
+// The sum over the ranks of `t`, in place.
+const char *dcgan_dist_allreduce_sum(void *group, at::Tensor *t) {
+  GUARD(
+    allreduce_sum(static_cast<Group *>(group), *t);
+  )
+}
+
 // Rank `root`'s values of `t` into every rank's `t`, in place.
 const char *dcgan_dist_broadcast(void *group, at::Tensor *t, int root) {
   GUARD(

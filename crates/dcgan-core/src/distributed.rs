@@ -3,12 +3,14 @@
 //!
 //! Each process holds both networks whole and trains on its own shard of every batch. The step
 //! calls three hooks here, all no-ops until [`init`] has joined a group:
+//! - [`step_vote`]: at the start of each step, one all-reduce carries every rank's ballot (stop,
+//!   failed outside a step, refused its shard) and rank 0's BatchNorm running statistics, which
+//!   then overwrite the others' (DDP's default `broadcast_buffers=True`, which DDP does before every
+//!   forward; rank 0's values, the ones a checkpoint holds, are the same either way, because a
+//!   training-mode forward does not read them). One exchange instead of three: on two CPU processes
+//!   over loopback TCP each costs about 1.3 ms;
 //! - [`average_gradients`]: before each Adam update, the network's flat gradient buffer is
 //!   averaged over the ranks (DDP's all-reduce: each rank divides by the world size, then sum);
-//! - [`broadcast_buffers`]: at the start of each step, rank 0's BatchNorm running statistics
-//!   overwrite the others' (DDP's default `broadcast_buffers=True`, which DDP does before every
-//!   forward; rank 0's values, the ones a checkpoint holds, are the same either way, because a
-//!   training-mode forward does not read them);
 //! - [`local_latent`]: every rank draws the noise of the whole (global) batch from the shared
 //!   random generator and keeps its own slice, so that the generator's state stays the same on
 //!   every rank and equals a one-process run's with the same global batch.
@@ -31,6 +33,7 @@ extern "C" {
     fn dcgan_dist_init(host: *const c_char, port: c_int, rank: c_int, world: c_int, timeout_ms: i64, out: *mut *mut c_void) -> *const c_char;
     fn dcgan_dist_free(group: *mut c_void);
     fn dcgan_dist_allreduce_mean(group: *mut c_void, t: *mut C_tensor) -> *const c_char;
+    fn dcgan_dist_allreduce_sum(group: *mut c_void, t: *mut C_tensor) -> *const c_char;
     fn dcgan_dist_broadcast(group: *mut c_void, t: *mut C_tensor, root: c_int) -> *const c_char;
     fn dcgan_dist_barrier(group: *mut c_void) -> *const c_char;
     fn dcgan_sync_batch_norm(
@@ -226,53 +229,98 @@ pub fn average_gradients(flat: &Tensor) -> Result<()> {
     }
 }
 
-/// What the ranks decided together at a step boundary.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Verdict {
-    /// Some rank asked to stop (its signal, or its dataset ran out): all stop after the same step.
+/// What one rank brings to the vote at the start of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ballot {
+    /// Stop after the last completed step (a signal, a dataset that ran out).
     pub stop: bool,
-    /// The ranks that failed since the last step (an error outside the step, e.g. reading a batch
-    /// or writing a checkpoint): the others stop too instead of waiting for them until the timeout.
-    pub failed: Vec<i64>,
+    /// This rank failed outside a step (reading its batch, a callback, a checkpoint).
+    pub failed: bool,
+    /// This rank's shard of the batch was refused by the step's checks.
+    pub refused: bool,
 }
 
-/// Every rank's `stop` and `failed` at the same point of each iteration, one all-reduce: slot 0
-/// counts the stops, slot 1 + r is rank r's failure. Without a group: this rank's own.
-pub fn vote(stop: bool, failed: bool) -> Result<Verdict> {
+/// What the ranks decided together at the start of a step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verdict {
+    /// Some rank asked to stop: no rank takes the step.
+    pub stop: bool,
+    /// The ranks that failed outside a step: the others stop too instead of waiting for them
+    /// until the timeout.
+    pub failed: Vec<i64>,
+    /// The ranks whose shard was refused: every rank fails the step.
+    pub refused: Vec<i64>,
+}
+
+impl Verdict {
+    /// Whether the ranks take the step.
+    pub fn go(&self) -> bool {
+        !self.stop && self.failed.is_empty() && self.refused.is_empty()
+    }
+}
+
+/// The one exchange at the start of a step: a sum over the ranks of [stops, failed per rank,
+/// refused per rank, rank 0's BatchNorm buffers (zeros elsewhere)], after which every rank holds
+/// rank 0's buffers. Every rank of a group calls it once per step, with or without a batch to
+/// train on, so that the exchanges pair up. Without a group: this rank's own ballot.
+pub fn step_vote(gan: &Gan, ballot: Ballot) -> Result<Verdict> {
     let slot = group();
     let g = match &*slot {
         Some(g) if g.options.world_size > 1 => g,
-        _ => return Ok(Verdict { stop, failed: if failed { vec![0] } else { vec![] } }),
+        _ => return Ok(Verdict { stop: ballot.stop, failed: own(ballot.failed, 0), refused: own(ballot.refused, 0) }),
     };
-    let world = g.options.world_size as usize;
-    let mut votes = vec![0f64; 1 + world];
-    votes[0] = if stop { 1.0 } else { 0.0 };
-    votes[1 + g.options.rank as usize] = if failed { 1.0 } else { 0.0 };
-    let t = Tensor::f_from_slice(&votes)?;
-    collective(g, "the step-boundary vote", |h| unsafe { dcgan_dist_allreduce_mean(h, raw(&t)) })?;
-    let v: Vec<f64> = Vec::<f64>::try_from(&t)?;
-    Ok(Verdict { stop: v[0] > 0.0, failed: (0..world).filter(|&r| v[1 + r] > 0.0).map(|r| r as i64).collect() })
+    let (rank, world) = (g.options.rank as usize, g.options.world_size as usize);
+    let mut votes = vec![0f64; 1 + 2 * world];
+    votes[0] = ballot.stop as u8 as f64;
+    votes[1 + rank] = ballot.failed as u8 as f64;
+    votes[1 + world + rank] = ballot.refused as u8 as f64;
+    let buffers = buffers(gan);
+    let mut parts = vec![Tensor::f_from_slice(&votes)?];
+    for b in &buffers {
+        let values = b.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_to_device(tch::Device::Cpu)?;
+        parts.push(if rank == 0 { values } else { values.f_zeros_like()? });
+    }
+    let all = Tensor::f_cat(&parts, 0)?;
+    collective(g, "the vote at the start of the step", |h| unsafe { dcgan_dist_allreduce_sum(h, raw(&all)) })?;
+    if rank != 0 {
+        let mut offset = votes.len() as i64;
+        for b in &buffers {
+            let n = b.numel() as i64;
+            let part = all.f_narrow(0, offset, n)?.f_view(b.size().as_slice())?.f_to_kind(b.kind())?;
+            tch::no_grad(|| b.shallow_clone().f_copy_(&part))?;
+            offset += n;
+        }
+    }
+    let v: Vec<f64> = Vec::<f64>::try_from(&all.f_narrow(0, 0, votes.len() as i64)?)?;
+    let ranks = |from: usize| (0..world).filter(|&r| v[from + r] > 0.0).map(|r| r as i64).collect();
+    Ok(Verdict { stop: v[0] > 0.0, failed: ranks(1), refused: ranks(1 + world) })
 }
 
-/// Makes a check that each rank runs on its own data (its shard of the batch) a common one:
-/// when it failed on any rank, every rank fails at the same point (the failing one with its own
-/// error), so that no rank goes on into a collective that the failed one never joins.
-pub fn agree<T>(local: Result<T>) -> Result<T> {
-    let (rank, world) = match rank_and_world() {
-        Some((rank, world)) if world > 1 => (rank, world),
-        _ => return local,
-    };
-    let verdict = vote(false, local.is_err())?;
-    match local {
-        Err(e) => Err(e),
-        Ok(_) if !verdict.failed.is_empty() => Err(Error::Distributed(format!(
-            "rank {rank} of {world}: rank{} {} refused {} part of the batch (its message says why); every rank stops at this step",
-            if verdict.failed.len() > 1 { "s" } else { "" },
-            list(&verdict.failed),
-            if verdict.failed.len() > 1 { "their" } else { "its" }
-        ))),
-        Ok(v) => Ok(v),
-    }
+fn own(flag: bool, rank: i64) -> Vec<i64> {
+    if flag { vec![rank] } else { vec![] }
+}
+
+/// The error of a rank whose peers refused their shards of the batch.
+pub fn refused_error(refused: &[i64]) -> Error {
+    let (rank, world) = rank_and_world().unwrap_or((0, 1));
+    let many = refused.len() > 1;
+    Error::Distributed(format!(
+        "rank {rank} of {world}: rank{} {} refused {} part of the batch (its message says why); every rank stops at this step",
+        if many { "s" } else { "" },
+        list(refused),
+        if many { "their" } else { "its" }
+    ))
+}
+
+/// The error of a rank whose peers failed outside a step (for callers that cannot stop cleanly).
+pub fn failed_error(failed: &[i64]) -> Error {
+    let (rank, world) = rank_and_world().unwrap_or((0, 1));
+    Error::Distributed(format!(
+        "rank {rank} of {world}: rank{} {} stopped with an error (see {} output); every rank stops after the last completed step",
+        if failed.len() > 1 { "s" } else { "" },
+        list(failed),
+        if failed.len() > 1 { "their" } else { "its" }
+    ))
 }
 
 /// "0", "0 and 2", "0, 1 and 3".
@@ -307,14 +355,6 @@ fn broadcast_all(g: &Group, what: &str, tensors: &[Tensor]) -> Result<()> {
 
 fn buffers(gan: &Gan) -> Vec<Tensor> {
     gan.generator.state().into_iter().chain(gan.discriminator.state()).filter(|s| s.2).map(|s| s.1).collect()
-}
-
-/// DDP's `broadcast_buffers`: rank 0's BatchNorm running statistics on every rank.
-pub fn broadcast_buffers(gan: &Gan) -> Result<()> {
-    match &*group() {
-        Some(g) if g.options.world_size > 1 => broadcast_all(g, "the BatchNorm buffer broadcast", &buffers(gan)),
-        _ => Ok(()),
-    }
 }
 
 /// Noise for this rank's `n` images: the whole batch's noise drawn from `rng` (the same on every

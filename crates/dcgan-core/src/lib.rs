@@ -26,7 +26,7 @@ pub use config::{AdversarialLoss, Augment, GeneratorLoss, Init, ModelConfig, Pre
 pub use error::{Error, Result};
 pub use gan::Gan;
 pub use layers::NormMode;
-pub use train::StepStats;
+pub use train::{GroupStep, StepStats};
 
 /// Sets the number of threads libtorch uses for intra-op parallelism on the CPU (process-wide).
 pub fn set_threads(n: i32) -> Result<()> {

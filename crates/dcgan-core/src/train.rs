@@ -5,12 +5,24 @@
 //! copies of the fp32 weights), D's output is its logits, the losses are BCE-with-logits computed
 //! in float32, and backward and the Adam update run outside the region on the fp32 weights.
 use crate::config::{AdversarialLoss, GeneratorLoss, Precision};
+use crate::distributed::Ballot;
 use crate::error::{Error, Result};
 use crate::ffi::AutocastGuard;
 use crate::gan::Gan;
 use crate::layers::{Lowering, NormMode};
 use crate::model::Network;
 use tch::{Kind, Reduction, Tensor};
+
+/// How a step of a group ended (see `Gan::train_step_in_group`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupStep {
+    /// The step was taken.
+    Done(StepStats),
+    /// A rank asked to stop: no rank took the step.
+    Stopped,
+    /// These ranks failed outside a step: no rank took the step.
+    PeerFailed(Vec<i64>),
+}
 
 /// What one step measured, as the seed logs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,10 +112,33 @@ impl Gan {
 
     /// One iteration on `real` (n×C×S×S in [−1, 1]). With dSteps = k the batch is split in k
     /// parts, one per discriminator update. `noise` (n×zDim[×1×1]) replaces the drawn noise.
+    /// In a group, a rank that failed outside a step or asked to stop ends it with an error here;
+    /// `train_step_in_group` reports them instead.
     pub fn train_step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
-        // In a group each rank checks its own shard; all must agree before the first collective.
-        let noise = crate::distributed::agree(self.check_real(real).and_then(|()| self.check_noise(noise, real.size()[0])))?;
-        self.step(real, noise).or_else(|e| match e {
+        match self.train_step_in_group(real, noise, false)? {
+            GroupStep::Done(stats) => Ok(stats),
+            GroupStep::Stopped => Err(Error::Distributed("another rank asked to stop: this step was not taken".into())),
+            GroupStep::PeerFailed(ranks) => Err(crate::distributed::failed_error(&ranks)),
+        }
+    }
+
+    /// `train_step` as one rank of a group (plain `train_step` without one): the ranks first
+    /// vote (see distributed::step_vote), each with its `stop` and whether its shard passed the
+    /// checks; the step is taken only when no rank stops, failed or refused its shard.
+    pub fn train_step_in_group(&mut self, real: &Tensor, noise: Option<&Tensor>, stop: bool) -> Result<GroupStep> {
+        let checked = self.check_real(real).and_then(|()| self.check_noise(noise, real.size()[0]));
+        let verdict = crate::distributed::step_vote(self, Ballot { stop, failed: false, refused: checked.is_err() })?;
+        let noise = checked?;
+        if !verdict.refused.is_empty() {
+            return Err(crate::distributed::refused_error(&verdict.refused));
+        }
+        if !verdict.failed.is_empty() {
+            return Ok(GroupStep::PeerFailed(verdict.failed));
+        }
+        if verdict.stop {
+            return Ok(GroupStep::Stopped);
+        }
+        self.step(real, noise).map(GroupStep::Done).or_else(|e| match e {
             // NaN weights make D's output NaN, which BCE rejects: say what happened instead.
             Error::Torch(_) if !self.all_finite()? => Err(Error::NonFinite(format!(
                 "the weights hold NaN or Infinity at step {}: training diverged (try a lower lr)",
@@ -124,7 +159,6 @@ impl Gan {
     }
 
     fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<StepStats> {
-        crate::distributed::broadcast_buffers(self)?;
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {

@@ -22,22 +22,27 @@ pub fn distributed_sync<'e>(env: &'e Env, gan: &NativeGan) -> Result<Object<'e>>
     gan.call(env, "distributedSync", same, distributed::sync_from_rank0)
 }
 
-/// What the ranks decided together at a step boundary.
+/// What the ranks decided together at the start of a step.
 #[napi(object)]
 pub struct DistributedVerdict {
     /// Some rank asked to stop: every rank stops after the same step.
     pub stop: bool,
-    /// Ranks that failed outside a step since the last one.
+    /// Ranks that failed outside a step.
     pub failed: Vec<u32>,
 }
 
-/// Every rank's `stop` and `failed` at the same point of an iteration (this rank's own without a
-/// group); rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
+/// This rank's vote at the start of a step when it has no batch to train on (its dataset ran
+/// out: `stop`; it failed: `failed`), paired with the others' `trainStepInGroup`; this rank's own
+/// without a group. Rejects with `ERR_DCGAN_DISTRIBUTED` when a rank is gone.
 #[napi(ts_return_type = "Promise<DistributedVerdict>")]
-pub fn distributed_vote<'e>(env: &'e Env, stop: bool, failed: bool) -> Result<Object<'e>> {
-    on_torch_thread(env, "distributedVote", move || distributed::vote(stop, failed), |_env, v| {
-        Ok(DistributedVerdict { stop: v.stop, failed: v.failed.into_iter().map(|r| r as u32).collect() })
-    })
+pub fn distributed_vote<'e>(env: &'e Env, gan: &NativeGan, stop: bool, failed: bool) -> Result<Object<'e>> {
+    let ballot = distributed::Ballot { stop, failed, refused: false };
+    gan.call(
+        env,
+        "distributedVote",
+        |_env, v: distributed::Verdict| Ok(DistributedVerdict { stop: v.stop, failed: v.failed.into_iter().map(|r| r as u32).collect() }),
+        move |g| distributed::step_vote(g, ballot),
+    )
 }
 
 /// Waits for every rank, then leaves the group (a no-op when none was joined).

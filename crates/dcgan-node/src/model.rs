@@ -5,7 +5,7 @@ use crate::promise::{guarded, on_torch_thread, same, Settle};
 use crate::tensor::{from_js, integer, integer_in, shape_of, tensor_js, tensors_js, HostTensor};
 use dcgan_core::device::{device_name, DeviceSpec};
 use dcgan_core::options::GanOptions;
-use dcgan_core::{executor, weights, Error as CoreError, Gan, ModelConfig, NormMode, TrainOptions};
+use dcgan_core::{executor, weights, Error as CoreError, Gan, GroupStep, ModelConfig, NormMode, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -133,6 +133,23 @@ fn step_stats(_env: Env, s: dcgan_core::StepStats) -> Result<StepStats> {
     Ok(StepStats { loss_d: s.loss_d, loss_g: s.loss_g, d_real: s.d_real, d_fake: s.d_fake, d_fake_after: s.d_fake_after })
 }
 
+/// How a step of a group ended: `stats` when it was taken; otherwise `stop` (a rank asked to
+/// stop) or `failed` (ranks that failed outside a step).
+#[napi(object)]
+pub struct GroupStepResult {
+    pub stats: Option<StepStats>,
+    pub stop: bool,
+    pub failed: Vec<u32>,
+}
+
+fn group_step(env: Env, s: GroupStep) -> Result<GroupStepResult> {
+    Ok(match s {
+        GroupStep::Done(stats) => GroupStepResult { stats: Some(step_stats(env, stats)?), stop: false, failed: vec![] },
+        GroupStep::Stopped => GroupStepResult { stats: None, stop: true, failed: vec![] },
+        GroupStep::PeerFailed(ranks) => GroupStepResult { stats: None, stop: false, failed: ranks.into_iter().map(|r| r as u32).collect() },
+    })
+}
+
 fn norm_mode(batch_stats: Option<bool>) -> NormMode {
     if batch_stats.unwrap_or(false) {
         NormMode::BatchStats
@@ -243,6 +260,19 @@ impl NativeGan {
                 None => None,
             };
             g.train_step(&r, z.as_ref())
+        })
+    }
+
+    /// `trainStep` as one rank of a joined group: the ranks first vote (this rank's `stop`, and
+    /// whether its batch passes the checks), and take the step only when none stops or failed.
+    /// Resolves with the step's stats, or without them and with the verdict.
+    #[napi(ts_return_type = "Promise<GroupStepResult>")]
+    pub fn train_step_in_group<'e>(&self, env: &'e Env, real: Float32Array, shape: Vec<f64>, stop: bool) -> Result<Object<'e>> {
+        let shape = sync(env, shape_of(&shape, "the real batch"))?;
+        let real = real.to_vec();
+        self.call(env, "trainStep", group_step, move |g| {
+            let r = from_js(&real, &shape, "the real batch")?;
+            g.train_step_in_group(&r, None, stop)
         })
     }
 
