@@ -2,9 +2,9 @@
 // stays alive after its error, as a Node service would, so that only the group itself can tell the
 // other rank. FAIL=callback: rank 0's onStepEnd throws after step 2. FAIL=data: rank 1's dataset
 // throws on its third batch. FAIL=range: the third global batch's last value is 3 (out of range),
-// which only rank 1's shard holds. Each rank prints one JSON line: its error's name, code, message and the
+// which only rank 1's shard holds. FAIL=exhaust: rank 1's dataset ends after two batches. Each rank prints one JSON line: its error's name, code, message and the
 // seconds fit() ran; then it waits to be killed. The group comes from torchrun's variables.
-import { type Batch, type Dataset, openDataset, Trainer } from '../src/index'
+import { type Batch, type Dataset, DatasetExhausted, openDataset, Trainer } from '../src/index'
 import { distributedFromEnv } from '../src/distributed'
 
 async function main(outDir: string, fail: string): Promise<void> {
@@ -17,6 +17,7 @@ async function main(outDir: string, fail: string): Promise<void> {
   const dataset: Dataset = {
     batchesPerEpoch: data.batchesPerEpoch,
     next: async (): Promise<Batch> => {
+      if (fail === 'exhaust' && distributed.rank === 1 && reads === 2) throw new DatasetExhausted()
       const batch = await data.next()
       reads++
       if (fail === 'data' && distributed.rank === 1 && reads === 3) throw new Error('rank 1 could not read its third batch')

@@ -158,7 +158,7 @@ test('killing one rank ends the run with a clear error, and the last checkpoint 
 
 /** Starts the two ranks of distributed-fail-worker.ts and collects each one's JSON report (its
  * process stays alive after its error, as a Node service would); kills both once both reported. */
-async function failureReports(fail: 'callback' | 'data' | 'range', dir: string): Promise<Array<Record<string, any>>> {
+async function failureReports(fail: 'callback' | 'data' | 'range' | 'exhaust', dir: string): Promise<Array<Record<string, any>>> {
   const port = await freePort()
   const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' }
   const children = [0, 1].map((rank) => spawn(process.execPath, ['--import', 'tsx', FAIL_WORKER, dir, fail], { env: { ...process.env, ...env, RANK: String(rank) }, stdio: ['ignore', 'pipe', 'pipe'] }))
@@ -179,7 +179,7 @@ async function failureReports(fail: 'callback' | 'data' | 'range', dir: string):
   }
 }
 
-test('a rank that fails outside a step, or refuses its shard of a batch, stops the other at once, not at the timeout; rank 0 keeps the completed steps', async (t) => {
+test('a rank that fails outside a step, refuses its shard of a batch or runs out of data stops the other at once, not at the timeout; rank 0 keeps the completed steps', async (t) => {
   // Rank 0's callback throws after step 2: rank 1, alive, stops at its next vote.
   const first = join(tmp(), 'run')
   const [r0, r1] = await failureReports('callback', first)
@@ -203,6 +203,11 @@ test('a rank that fails outside a step, or refuses its shard of a batch, stops t
   t.is(q0.code, 'ERR_DCGAN_DISTRIBUTED')
   t.regex(q0.message, /^rank 0 of 2: rank 1 refused its part of the batch/)
   t.true(q0.seconds < 60)
+  // Rank 1's (iterable) dataset ends after two batches: both ranks stop after step 2, not in error.
+  const ended = join(tmp(), 'run')
+  const [e0, e1] = await failureReports('exhaust', ended)
+  t.deepEqual([e0.result?.reason, e0.result?.steps, e1.result?.reason, e1.result?.steps], ['aborted', 2, 'exhausted', 2])
+  t.deepEqual(listCheckpoints(ended).map((c) => c.step), [2])
 })
 
 test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0', async (t) => {
