@@ -2,7 +2,9 @@
 
 In order, each in its own process, within --budget-s seconds in all (what does not fit is reported
 as skipped): our parity against PyTorch's fixture (TF32 off, which decides the exit status, then
-with libtorch's default TF32 convolutions for information), then for each batch size our training
+with libtorch's default TF32 convolutions for information), our data-parallel step as two Gloo
+ranks on the one device against PyTorch DDP's and, with synchronised BatchNorm, against one
+process on the global batches (both decide the exit status too), then for each batch size our training
 step (default layout, channels-last, bf16 where the build has it) and the eager PyTorch variants,
 then the torch.compile variants, whose first step includes the compilation. Prints one table (and
 writes it with every number to --out as JSON): median ms per step, images/s, the step's necessary
@@ -39,6 +41,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--binary", required=True, help="gpu_check built by prepare.sh")
     p.add_argument("--fixture", required=True, help="folder with init/io/after3.safetensors (seed64)")
+    p.add_argument("--ddp-fixture", help="folder with the ddp32 fixture (init, io, after3[.rank1|.global]); no distributed check without it")
     p.add_argument("--reference-dir", required=True, help="folder with dcgan.py, variants.py, bench_worker.py")
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="tiny sizes (32px, 8 features, batches 32,64, 5 steps): a test of the script")
@@ -143,6 +146,20 @@ def parity_runs(a, budget):
     return out
 
 
+def dist_runs(a, budget):
+    """Two Gloo ranks of our binary on the device, without and with synchronised BatchNorm."""
+    out = {}
+    if not a.ddp_fixture:
+        return out
+    for sync in (0, 1):
+        name = "SyncBatchNorm" if sync else "DDP"
+        say(f"data-parallel, 2 ranks ({name})...")
+        cmd = [a.binary, "dist", "--device", a.device, "--fixture", a.ddp_fixture, "--sync-bn", str(sync)]
+        out[name], _ = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+        say(f"  {json.dumps(out[name])}")
+    return out
+
+
 def bench_runs(a, budget):
     python_env = {} if a.no_malloc_tuning else MALLOC_ENV
     plan = []
@@ -228,10 +245,11 @@ def main():
     count = flops.count(a.image_size, a.features, reference_dir=a.reference_dir)
     say(f"FLOPs per image and step: {json.dumps(count)}")
     parity = parity_runs(a, budget)
+    dist = dist_runs(a, budget)
     rows = bench_runs(a, budget)
     text = table(a, rows, count["stepFlopPerImage"])
     strict = parity.get("strict", {})
-    passed = strict.get("pass") is True
+    passed = strict.get("pass") is True and all(r.get("pass") is True for r in dist.values())
     print()
     print(f"GPU check: {env.get('gpu', a.device)}; torch {env['torch']}; {a.image_size}px, {a.features} features; "
           f"{a.steps} timed steps after {a.warmup}; cuDNN benchmark {'on' if a.cudnn_benchmark else 'off'}; "
@@ -246,13 +264,18 @@ def main():
         print(f"parity ({name}): " + (f"max |diff| state {r['maxStateDiff']:.3g} ({r['worstTensor']}), stats "
                                        f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}: {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
+    for name, r in dist.items():
+        ranks = r.get("ranks", [])
+        print(f"data-parallel, 2 Gloo ranks on {a.device} ({name}): " + (
+            "; ".join(f"rank {x.get('rank')} max |diff| {x.get('maxStateDiff', float('nan')):.3g} against {x.get('reference')}" for x in ranks)
+            + f", tolerance {ranks[0].get('tolerance') if ranks else '?'}: {'PASS' if r['pass'] else 'FAIL'}" if "pass" in r else json.dumps(r)))
     print()
     print(text)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(path, "w") as f:
         json.dump({"environment": env, "args": {k: v for k, v in vars(a).items()}, "flops": count,
-                   "parity": parity, "runs": rows, "table": text,
+                   "parity": parity, "distributed": dist, "runs": rows, "table": text,
                    "pythonMalloc": {} if a.no_malloc_tuning else MALLOC_ENV,
                    "seconds": round(time.monotonic() - started, 1)}, f, indent=1)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")

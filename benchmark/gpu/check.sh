@@ -34,9 +34,11 @@ first_existing() { for p in "$@"; do [[ -e "$p" ]] && { echo "$p"; return; }; do
 TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dcgan/target}"
 BINARY="${BINARY:-$(first_existing "$HERE/bin/gpu_check" "$TARGET_DIR/release/examples/gpu_check")}"
 FIXTURE="$(first_existing "$HERE/fixtures/seed64" "$HERE/../../__test__/fixtures/seed64")"
+DDP_FIXTURE="$(first_existing "$HERE/fixtures/ddp32" "$HERE/../../__test__/fixtures/ddp32")"
 REFERENCE="$(first_existing "$HERE/reference" "$HERE/../reference")"
 [[ -n "$BINARY" && -x "$BINARY" ]] || fail "no gpu_check binary: run benchmark/gpu/prepare.sh on a machine with Rust, or give --binary"
 [[ -n "$FIXTURE" ]] || fail "no fixtures/seed64 beside check.sh nor __test__/fixtures/seed64"
+[[ -n "$DDP_FIXTURE" ]] || fail "no fixtures/ddp32 beside check.sh nor __test__/fixtures/ddp32"
 [[ -n "$REFERENCE" ]] || fail "no reference/ (dcgan.py, variants.py, bench_worker.py) beside check.sh nor benchmark/reference"
 
 # The binary links libtorch without a path to it: use the libraries of this machine's torch.
@@ -56,5 +58,5 @@ if ! "$BINARY" >/dev/null 2>"${TMPDIR:-/tmp}/gpu_check_probe.$$"; then
 fi
 rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
 
-exec "$PYTHON" "$HERE/check.py" --binary "$BINARY" --fixture "$FIXTURE" --reference-dir "$REFERENCE" \
+exec "$PYTHON" "$HERE/check.py" --binary "$BINARY" --fixture "$FIXTURE" --ddp-fixture "$DDP_FIXTURE" --reference-dir "$REFERENCE" \
   --device "$DEVICE" "${PASS[@]+"${PASS[@]}"}"

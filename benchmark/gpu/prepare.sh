@@ -2,7 +2,7 @@
 # Builds our side of the GPU check (crates/dcgan-core/examples/gpu_check.rs, release) on this machine
 # and stages everything the GPU machine needs into one folder (default gpu-check/ at the repository
 # root, ignored by git): the binary, check.sh and its Python helpers, the reference loops and the
-# seed64 parity fixture. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
+# seed64 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
 #
 #   benchmark/gpu/prepare.sh [STAGE_DIR]
 set -euo pipefail
@@ -17,11 +17,12 @@ node scripts/with-torch.mjs cargo build --release -p dcgan-core --example gpu_ch
 TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dcgan/target}"
 
 rm -rf "$STAGE"
-mkdir -p "$STAGE/bin" "$STAGE/reference" "$STAGE/fixtures/seed64"
+mkdir -p "$STAGE/bin" "$STAGE/reference" "$STAGE/fixtures/seed64" "$STAGE/fixtures/ddp32"
 cp "$TARGET_DIR/release/examples/gpu_check" "$STAGE/bin/"
 cp "$HERE/check.sh" "$HERE/check.py" "$HERE/flops.py" "$STAGE/"
 cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
 cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"
+cp __test__/fixtures/ddp32/{init,io,after3,after3.rank1,after3.global}.safetensors "$STAGE/fixtures/ddp32/"
 {
   echo "dcgan GPU check, staged $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
   echo "binary built against torch $(node scripts/with-torch.mjs python -c 'import torch; print(torch.__version__)'),"

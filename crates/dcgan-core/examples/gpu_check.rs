@@ -3,13 +3,18 @@
 //!
 //!   gpu_check bench  --device cuda --image-size 64 --features 64 --batch 128 --steps 50 --warmup 10
 //!   gpu_check parity --device cuda --fixture __test__/fixtures/seed64
+//!   gpu_check dist   --device cuda --fixture __test__/fixtures/ddp32 --sync-bn 1
 //!
 //! `bench` prints one JSON line: per-step times of `Gan::train_step` (each timed until its numbers
 //! are on the host), their median and images/s. `parity` loads the fixture's initial weights, runs
 //! the three steps of the fixture on its real batches and noise, compares every parameter and
 //! buffer with PyTorch's after3.safetensors and the per-step statistics with its `stats.N`, prints
 //! the largest differences as JSON and exits 1 when one exceeds the tolerance (1e-4 on CUDA, 1e-5 on
-//! the CPU, or --tol).
+//! the CPU, or --tol). `dist` starts two Gloo ranks of this binary (`dist-rank`) on the same device
+//! (a CUDA tensor travels through a host copy), runs the ddp32 fixture's three steps with each rank
+//! on its half of every batch, and compares each rank's state with PyTorch's: DDP's ranks
+//! (after3[.rank1]) without synchronised BatchNorm, one process on the global batches
+//! (after3.global) with `--sync-bn 1`.
 use dcgan_core::device::{device_name, parse_device};
 use dcgan_core::model::Network;
 use dcgan_core::{weights, Gan, ModelConfig, StepStats, TrainOptions};
@@ -213,9 +218,102 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     Ok((report, pass))
 }
 
+/// The largest difference between `gan`'s parameters and buffers and `reference`'s, skipping the
+/// names `skip` accepts: (difference, tensor, tensors compared).
+fn state_diff(gan: &Gan, reference: &weights::Loaded, path: &Path, skip: impl Fn(&str) -> bool) -> Res<(f64, String, usize)> {
+    let (mut max, mut worst, mut compared) = (0.0f64, String::new(), 0);
+    for (name, actual, _) in gan.generator.state().into_iter().chain(gan.discriminator.state()) {
+        if skip(&name) {
+            continue;
+        }
+        let d = max_abs_diff(&actual, tensor(reference, &name, path)?).map_err(|e| format!("'{name}': {e}"))?;
+        compared += 1;
+        if worst.is_empty() || d > max {
+            (max, worst) = (d, name);
+        }
+    }
+    Ok((max, worst, compared))
+}
+
+fn env_int(name: &str) -> Res<i64> {
+    std::env::var(name).map_err(|_| format!("{name} is not set"))?.parse().map_err(|_| format!("{name} is not an integer"))
+}
+
+/// One rank of `dist`: the group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+fn dist_rank(args: &Args) -> Res<(Value, bool)> {
+    let device = device(args)?;
+    let sync_bn = args.int("sync-bn", 0)? != 0;
+    let (rank, world) = (env_int("RANK")?, env_int("WORLD_SIZE")?);
+    let options = dcgan_core::distributed::DistributedOptions {
+        rank,
+        world_size: world,
+        master_addr: std::env::var("MASTER_ADDR").map_err(|_| "MASTER_ADDR is not set".to_string())?,
+        master_port: env_int("MASTER_PORT")?,
+        timeout: 120.0,
+        sync_batch_norm: sync_bn,
+    };
+    dcgan_core::distributed::init(&options).map_err(|e| e.to_string())?;
+    let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/ddp32"));
+    let (io_path, init_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"));
+    let (io, init) = (load(&io_path)?, load(&init_path)?);
+    let mut gan = Gan::new(fixture_model(&io, &io_path)?, TrainOptions::default(), device, Some(0)).map_err(|e| e.to_string())?;
+    gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    dcgan_core::distributed::sync_from_rank0(&mut gan).map_err(|e| e.to_string())?;
+    for step in 1..=3 {
+        let part = |name: &str| -> Res<Tensor> {
+            let t = tensor(&io, &format!("{name}.{step}"), &io_path)?;
+            let rows = t.size()[0] / world;
+            Ok(t.narrow(0, rank * rows, rows).contiguous())
+        };
+        gan.train_step(&part("real")?, Some(&part("noise")?)).map_err(|e| e.to_string())?;
+    }
+    // Without SyncBatchNorm, D's running statistics are each DDP rank's own (see make_ddp_fixtures.py).
+    let file = match (sync_bn, rank) {
+        (true, _) => "after3.global.safetensors",
+        (false, 0) => "after3.safetensors",
+        (false, _) => "after3.rank1.safetensors",
+    };
+    let path = dir.join(file);
+    let reference = load(&path)?;
+    let own_buffers = !sync_bn && rank != 0;
+    let (max, worst, compared) = state_diff(&gan, &reference, &path, |name| own_buffers && name.starts_with("disc.") && name.contains("running_"))?;
+    dcgan_core::distributed::shutdown().map_err(|e| e.to_string())?;
+    let tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
+    let pass = max <= tol;
+    Ok((json!({ "rank": rank, "reference": file, "maxStateDiff": max, "worstTensor": worst, "tensorsCompared": compared, "tolerance": tol, "pass": pass }), pass))
+}
+
+/// `dist`: starts the two ranks and gathers their reports.
+fn dist(raw: &[String], args: &Args) -> Res<(Value, bool)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let children: Vec<_> = (0..2)
+        .map(|rank| {
+            std::process::Command::new(&exe)
+                .arg("dist-rank")
+                .args(raw)
+                .envs([("RANK", rank.to_string()), ("WORLD_SIZE", "2".into()), ("MASTER_ADDR", "127.0.0.1".into()), ("MASTER_PORT", port.to_string())])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start rank {rank}: {e}"))
+        })
+        .collect::<Res<_>>()?;
+    let mut ranks = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("{}");
+        ranks.push(serde_json::from_str::<Value>(line).unwrap_or(json!({ "error": line })));
+    }
+    let pass = ranks.iter().all(|r| r["pass"] == json!(true));
+    let sync_bn = args.int("sync-bn", 0)? != 0;
+    Ok((json!({ "mode": "dist", "device": args.str("device", "cpu"), "syncBatchNorm": sync_bn, "ranks": ranks, "pass": pass }), pass))
+}
+
 fn run() -> Res<bool> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: gpu_check bench|parity [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
+    let usage = "usage: gpu_check bench|parity|dist [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
     let mode = raw.first().ok_or(usage)?;
     let args = Args::parse(&raw[1..])?;
     // As the library does before its first step (the addon's libtorch thread, the data loader).
@@ -225,8 +323,12 @@ fn run() -> Res<bool> {
             println!("{}", bench(&args)?);
             Ok(true)
         }
-        "parity" => {
-            let (report, pass) = parity(&args)?;
+        "parity" | "dist" | "dist-rank" => {
+            let (report, pass) = match mode.as_str() {
+                "parity" => parity(&args)?,
+                "dist" => dist(&raw[1..], &args)?,
+                _ => dist_rank(&args)?,
+            };
             println!("{report}");
             Ok(pass)
         }
