@@ -38,6 +38,13 @@ export declare class NativeGan {
    */
   trainStep(real: Float32Array, shape: Array<number>, noise?: Float32Array | undefined | null): Promise<StepStats>
   /**
+   * `trainStep` without waiting for this step's numbers (dcgan_core's `train_step_deferred`):
+   * resolves with the previous deferred step's numbers and step, or null after the first.
+   */
+  trainStepDeferred(real: Float32Array, shape: Array<number>): Promise<DeferredStats | null>
+  /** The last deferred step's numbers and step (waiting for it), once; null when none is pending. */
+  flushStats(): Promise<DeferredStats | null>
+  /**
    * `trainStep` as one rank of a joined group: the ranks first vote (this rank's `stop`, and
    * whether its batch passes the checks), and take the step only when none stops or failed.
    * Resolves with the step's stats, or without them and with the verdict.
@@ -98,6 +105,12 @@ export declare function checkGanOptions(optionsJson: string): void
 
 /** Whether libtorch sees a CUDA device (asked on the libtorch thread). */
 export declare function cudaAvailable(): Promise<boolean>
+
+/** A deferred step's numbers and the step (steps done after it) they belong to. */
+export interface DeferredStats {
+  step: number
+  stats: StepStats
+}
 
 /** Copies rank 0's weights, buffers, optimiser state and random generator to every rank. */
 export declare function distributedSync(gan: NativeGan): Promise<void>

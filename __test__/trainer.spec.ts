@@ -58,6 +58,26 @@ test('checkpoints every N steps and at the end, keeping the last K; metrics, sam
   t.is((await DCGAN.load(result.checkpoint!)).config.stepsDone, 7)
 })
 
+test("deferStats reports every step's numbers, in order and around samples and checkpoints, equal to a run that waits for them", async (t) => {
+  const run = async (deferStats: boolean) => {
+    const dir = tmp()
+    const seen: string[] = []
+    const trainer = new Trainer(tiny(dir, { steps: 14, checkpointEvery: 5, sampleEvery: 4, sampleCount: 4, deferStats }))
+    const record = (what: string) => (e: { step: number }) => void seen.push(`${what} ${e.step}`)
+    await trainer.fit({ progress: false, callbacks: { onStepEnd: record('step'), onEpochEnd: record('epoch end'), onSample: record('sample'), onCheckpoint: record('checkpoint') } })
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    return { seen, rows, state: await stateOf(trainer.gan), checkpoints: listCheckpoints(dir).map((c) => c.step) }
+  }
+  const [waiting, deferred] = [await run(false), await run(true)]
+  t.deepEqual(deferred.seen, waiting.seen) // 14 steps of 16 from 200 images: an epoch ends at step 12
+  t.true(waiting.seen.includes('epoch end 12'))
+  const numbers = (rows: Array<Record<string, number>>) => rows.map(({ step, lossD, lossG, dReal, dFake, dFakeAfter }) => [step, lossD, lossG, dReal, dFake, dFakeAfter])
+  t.deepEqual(numbers(deferred.rows), numbers(waiting.rows))
+  t.deepEqual(deferred.state, waiting.state)
+  t.deepEqual(deferred.checkpoints, waiting.checkpoints)
+  for (const r of deferred.rows) t.true(r.stepMs > 0 && Number.isFinite(r.imagesPerSec), `step ${r.step}: ${r.stepMs} ms`)
+})
+
 test('an AbortSignal stops after the current step and writes a checkpoint', async (t) => {
   const dir = tmp()
   const controller = new AbortController()

@@ -75,6 +75,7 @@ const FIELDS: Array<[keyof TrainConfig, string, ((v: string) => unknown) | null,
   ['keepCheckpoints', '--keep-checkpoints <n>', int, 'checkpoints kept'],
   ['sampleEvery', '--sample-every <n>', int, 'steps between sample grids (0: never)'],
   ['sampleCount', '--sample-count <n>', int, 'images per sample grid'],
+  ['deferStats', '--defer-stats', null, "report each step's numbers one step late (the host does not wait for the GPU each step)"],
 ]
 
 function readJson(path: string): Partial<TrainConfig> {

@@ -26,6 +26,9 @@ export interface TensorInput {
 /** What one training step measured, as the seed's loop logs it (the core's `StepStats`). */
 export type StepResult = native.StepStats
 
+/** A deferred step's numbers (`stats`) and the step they belong to (`step`: steps done after it). */
+export type DeferredStats = native.DeferredStats
+
 /** Options of a training step. */
 export interface TrainStepOptions {
   /** Latent vectors to use instead of drawn ones: n×zDim values, one per real image. */
@@ -148,6 +151,23 @@ export class DCGAN {
     const { data, shape } = tensorArg(real, 'real')
     const noise = options?.noise === undefined ? undefined : asFloat32(options.noise, 'noise')
     return this.#native.trainStep(data, shape, noise)
+  }
+
+  /**
+   * `trainStep` without waiting for this step's numbers: on a GPU the step is enqueued and the call
+   * resolves with the numbers of the previous deferred step (and that step's number, `step`), so
+   * the host never waits for the step it just started; null after the first. {@link flushStats}
+   * gives the last step's numbers. On the CPU the step is done when the call resolves and only
+   * the reporting is one call late. One process only (not in a data-parallel group).
+   */
+  async trainStepDeferred(real: TensorInput): Promise<DeferredStats | null> {
+    const { data, shape } = tensorArg(real, 'real')
+    return this.#native.trainStepDeferred(data, shape)
+  }
+
+  /** The numbers of the last {@link trainStepDeferred} step, waiting for it; null when none is pending. */
+  async flushStats(): Promise<DeferredStats | null> {
+    return this.#native.flushStats()
   }
 
   /** `n` images (n×C×S×S in [−1, 1]) from the generator. */

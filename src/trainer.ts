@@ -1,6 +1,6 @@
 import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
-import { DCGAN, saveImageGrid, type StepResult } from './dcgan'
+import { DCGAN, type DeferredStats, saveImageGrid, type StepResult } from './dcgan'
 import { type Batch, type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
 import { type DistributedOptions, DistributedRun, PeerFailedError } from './distributed'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
@@ -27,6 +27,20 @@ async function collective<T>(work: () => Promise<T>): Promise<T> {
     if (typeof e === 'object' && e !== null) Object.defineProperty(e, COLLECTIVE, { value: true })
     throw e
   }
+}
+
+/** How a training step went: taken with its numbers (`now`), taken with the numbers of the step
+ * before it (`late`, deferStats), or not taken because a rank of the group stopped the run. */
+type Taken = { kind: 'now'; stats: StepResult } | { kind: 'late'; previous: DeferredStats | null } | { kind: 'stopped' }
+
+/** A step whose numbers are still to be reported, and what happened around it. */
+interface StepDone {
+  step: number
+  epoch: number
+  previousEpoch: number
+  images: number
+  /** When the step started (performance.now()). */
+  started: number
 }
 
 /** Options of {@link Trainer.fit}. */
@@ -193,9 +207,17 @@ export class Trainer {
     }
   }
 
-  /** The training step, in a group after every rank's vote (null: some rank stopped the run). */
-  #trainStep(batch: Batch, signal: AbortSignal | undefined, dist: DistributedRun | null): Promise<StepResult | null> {
-    return collective(() => (dist ? dist.step(batch, signal?.aborted === true) : this.gan.trainStep(batch)).catch((e: unknown) => {
+  /** The training step: in a group after every rank's vote (`stopped`: some rank stopped the run);
+   * `deferred`, with the numbers of the step before it. */
+  #trainStep(batch: Batch, signal: AbortSignal | undefined, dist: DistributedRun | null, deferred = false): Promise<Taken> {
+    const take = async (): Promise<Taken> => {
+      if (dist) {
+        const stats = await dist.step(batch, signal?.aborted === true)
+        return stats ? { kind: 'now', stats } : { kind: 'stopped' }
+      }
+      return deferred ? { kind: 'late', previous: await this.gan.trainStepDeferred(batch) } : { kind: 'now', stats: await this.gan.trainStep(batch) }
+    }
+    return collective(() => take().catch((e: unknown) => {
       throw hasErrorCode(e, ErrorCode.NON_FINITE) ? new NonFiniteError(`${e.message}. The last good checkpoint is ${this.#lastCheckpoint ?? 'none'}.`) : e
     }))
   }
@@ -206,8 +228,8 @@ export class Trainer {
     try {
       while (this.#step < total) {
         const batch = await this.#nextBatch(dataset, options.signal, dist)
-        const stats = typeof batch === 'string' ? null : await this.#trainStep(batch, options.signal, dist)
-        if (typeof batch === 'string' || stats === null) {
+        const taken = typeof batch === 'string' ? null : await this.#trainStep(batch, options.signal, dist)
+        if (typeof batch === 'string' || taken?.kind !== 'now') {
           reason = typeof batch === 'string' ? batch : 'aborted'
           break
         }
@@ -233,6 +255,27 @@ export class Trainer {
     }
     let reason: FitResult['reason'] = 'completed'
     let dirty = false // steps done since the last checkpoint
+    // With deferStats a step's numbers arrive with the next step: the step they belong to waits here.
+    const deferred = c.deferStats && !dist
+    let waiting: StepDone | null = null
+    let lastReport = 0
+    const report = async (done: StepDone, stats: StepResult) => {
+      if (![stats.lossD, stats.lossG].every(Number.isFinite)) {
+        throw new NonFiniteError(`training diverged at step ${done.step}: lossD = ${stats.lossD}, lossG = ${stats.lossG}. ` +
+          `The last good checkpoint is ${this.#lastCheckpoint ?? 'none (no checkpoint was written yet)'}; try a lower lr.`)
+      }
+      // Deferred, a step's time runs from the previous step's numbers to its own.
+      const stepMs = performance.now() - Math.max(done.started, lastReport)
+      lastReport = performance.now()
+      await emit('onStepEnd', { ...stats, step: done.step, totalSteps: total, epoch: done.epoch, stepMs, imagesPerSec: (done.images * 1000) / stepMs })
+      if (done.epoch !== done.previousEpoch) await emit('onEpochEnd', { epoch: done.previousEpoch, step: done.step })
+    }
+    const catchUp = async () => {
+      const done = waiting
+      waiting = null
+      const last = done && (await this.gan.flushStats())
+      if (done && last) await report(done, last.stats)
+    }
     try {
       while (this.#step < total) {
         const batch = await this.#nextBatch(dataset, options.signal, dist)
@@ -242,35 +285,38 @@ export class Trainer {
         }
         for (const w of batch.warnings ?? []) process.emitWarning(w, 'DatasetWarning')
         const previousEpoch = this.#data.epoch
-        const t0 = performance.now()
+        const started = performance.now()
         // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile
         // waits for the step boundary instead of pairing new weights with the old step count.
-        const stats = await this.#exclusive(async () => {
-          const s = await this.#trainStep(batch, options.signal, dist)
-          if (s === null) return null
+        const taken = await this.#exclusive(async () => {
+          const t = await this.#trainStep(batch, options.signal, dist, deferred)
+          if (t.kind === 'stopped') return t
           this.#step++
           if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
-          return s
+          return t
         })
-        if (stats === null) {
+        if (taken.kind === 'stopped') {
           reason = 'aborted'
           break
         }
-        const stepMs = performance.now() - t0
         dirty = true
-        if (![stats.lossD, stats.lossG].every(Number.isFinite)) {
-          throw new NonFiniteError(`training diverged at step ${this.#step}: lossD = ${stats.lossD}, lossG = ${stats.lossG}. ` +
-            `The last good checkpoint is ${this.#lastCheckpoint ?? 'none (no checkpoint was written yet)'}; try a lower lr.`)
+        const done: StepDone = { step: this.#step, epoch: this.#data.epoch, previousEpoch, images: batch.shape[0], started }
+        const sampleDue = c.sampleEvery > 0 && this.#step % c.sampleEvery === 0
+        const checkpointDue = this.#step % c.checkpointEvery === 0
+        if (taken.kind === 'now') {
+          await report(done, taken.stats)
+        } else {
+          if (waiting && taken.previous) await report(waiting, taken.previous.stats)
+          waiting = done
+          if (sampleDue || checkpointDue || this.#step >= total) await catchUp()
         }
-        const info: StepInfo = { ...stats, step: this.#step, totalSteps: total, epoch: this.#data.epoch, stepMs, imagesPerSec: (batch.shape[0] * 1000) / stepMs }
-        await emit('onStepEnd', info)
-        if (this.#data.epoch !== previousEpoch) await emit('onEpochEnd', { epoch: previousEpoch, step: this.#step })
-        if (c.sampleEvery > 0 && this.#step % c.sampleEvery === 0) await emit('onSample', { step: this.#step, path: await this.sample() })
-        if (this.#step % c.checkpointEvery === 0) {
+        if (sampleDue) await emit('onSample', { step: this.#step, path: await this.sample() })
+        if (checkpointDue) {
           await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })
           dirty = false
         }
       }
+      await catchUp()
       if (dirty) {
         if (c.sampleEvery > 0 && this.#step % c.sampleEvery !== 0) await emit('onSample', { step: this.#step, path: await this.sample() })
         await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })

@@ -10,7 +10,7 @@ export const TRAIN_CONFIG_KEYS = {
   lrD: true, lrG: true, realLabel: true, loss: true, r1Gamma: true, r1Every: true, augment: true, emaDecay: true,
   device: true, threads: true, seed: true,
   batchSize: true, steps: true, epochs: true, outDir: true, checkpointEvery: true, keepCheckpoints: true,
-  sampleEvery: true, sampleCount: true, dataset: true,
+  sampleEvery: true, sampleCount: true, dataset: true, deferStats: true,
 } satisfies Record<keyof TrainConfig, true>
 
 export const GAN_OPTION_KEYS = {
@@ -25,5 +25,5 @@ export const DATASET_SPEC_KEYS = {
 } satisfies Record<keyof DatasetSpec, true>
 
 export const BATCH_OPTION_KEYS = {
-  imageSize: true, channels: true, batchSize: true, seed: true, start: true,
+  imageSize: true, channels: true, batchSize: true, seed: true, start: true, shard: true,
 } satisfies Record<keyof BatchOptions, true>

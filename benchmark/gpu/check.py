@@ -32,6 +32,11 @@ OURS = {
     "ours": ([], {"DCGAN_CHANNELS_LAST": "0"}),
     "ours+channels_last": ([], {"DCGAN_CHANNELS_LAST": "1"}),
     "ours+bf16": (["--precision", "bf16"], {}),
+    # The host does not wait for each step's numbers (train_step_deferred), batch on the device or
+    # uploaded from the host at every step (pinned, non-blocking), as training from Node does.
+    "ours+deferred": (["--defer-stats", "1"], {}),
+    "ours+host-batch": (["--host-batch", "1"], {}),
+    "ours+host-batch+deferred": (["--host-batch", "1", "--defer-stats", "1"], {}),
 }
 # glibc's malloc as this library tunes it for itself (executor.rs), given to the Python workers.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}

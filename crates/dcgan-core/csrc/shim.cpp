@@ -5,6 +5,8 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <cmath>
 #include <stdexcept>
@@ -156,5 +158,27 @@ const char *dcgan_cpu_bf16_supported(int *out) {
     *out = op.call() ? 1 : 0;
   )
 }
+
+// An event recorded on the current stream of GPU `device_index`, after the work enqueued so far:
+// waiting for it waits for that work only, not for what is enqueued after it. c10's
+// device-independent Event reaches CUDA through the guard that libtorch_cuda registers when it is
+// loaded, so this builds against the CPU headers; without CUDA it fails with libtorch's message.
+const char *dcgan_event_record(int device_index, void **out) {
+  GUARD(
+    const c10::Device device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_index));
+    const auto *guard = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    auto event = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+    event->record(guard->getStream(device));
+    *out = event.release();
+  )
+}
+
+const char *dcgan_event_synchronize(void *event) {
+  GUARD(
+    static_cast<c10::Event *>(event)->synchronize();
+  )
+}
+
+void dcgan_event_free(void *event) { delete static_cast<c10::Event *>(event); }
 
 }  // extern "C"

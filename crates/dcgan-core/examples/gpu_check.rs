@@ -108,17 +108,26 @@ fn bench(args: &Args) -> Res<Value> {
     if steps < 1 || warmup < 0 {
         return Err("--steps must be at least 1 and --warmup at least 0".into());
     }
+    let (defer, host_batch) = (args.int("defer-stats", 0)? != 0, args.int("host-batch", 0)? != 0);
     let model = ModelConfig { image_size: size, features_g: features, features_d: features, channels: 1, ..Default::default() };
     let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
     // Resident on the device, as the Python worker keeps its batch: the step is timed, not the copy.
-    let real = (Tensor::rand([batch, 1, size, size], (Kind::Float, Device::Cpu)) * 2.0 - 1.0).to_device(device);
+    // With --host-batch 1 it stays on the host and each step uploads it, as training from Node does.
+    let host = Tensor::rand([batch, 1, size, size], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let real = if host_batch { host } else { host.to_device(device) };
     let mut times = Vec::new();
     let mut first_ms = 0.0;
     let mut last = None;
     for i in 0..warmup + steps {
         let t = Instant::now();
         // Returns after one host read of the step's statistics: the step is complete on the device.
-        let stats = gan.train_step(&real, None).map_err(|e| e.to_string())?;
+        // Deferred, it returns once the previous step is complete, with that step's statistics: in a
+        // steady state one call lasts one step of the device, without the device waiting for the host.
+        let stats = if defer {
+            gan.train_step_deferred(&real, None).map_err(|e| e.to_string())?.map(|(_, s)| s)
+        } else {
+            Some(gan.train_step(&real, None).map_err(|e| e.to_string())?)
+        };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if i == 0 {
             first_ms = ms;
@@ -126,7 +135,10 @@ fn bench(args: &Args) -> Res<Value> {
         if i >= warmup {
             times.push(ms);
         }
-        last = Some(stats);
+        last = stats.or(last);
+    }
+    if defer {
+        last = gan.take_pending_stats().map_err(|e| e.to_string())?.map(|(_, s)| s).or(last);
     }
     times.sort_by(|a, b| a.total_cmp(b));
     let median = quantile(&times, 0.5);
@@ -135,7 +147,7 @@ fn bench(args: &Args) -> Res<Value> {
         "mode": "bench", "side": "ours", "device": device_name(device), "precision": precision,
         "channelsLast": gan.channels_last, "imageSize": size, "features": features, "batch": batch,
         "steps": steps, "warmup": warmup, "threads": tch::get_num_threads(),
-        "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0,
+        "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0, "deferStats": defer, "hostBatch": host_batch,
         "medianStepMs": median, "p10StepMs": quantile(&times, 0.1), "p90StepMs": quantile(&times, 0.9),
         "imagesPerSec": batch as f64 * 1000.0 / median, "firstStepMs": first_ms,
         "lossesLastStep": [last.loss_d, last.loss_g],

@@ -23,6 +23,9 @@ extern "C" {
     fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
     fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
     fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
+    fn dcgan_event_record(device_index: c_int, out: *mut *mut std::ffi::c_void) -> *const c_char;
+    fn dcgan_event_synchronize(event: *mut std::ffi::c_void) -> *const c_char;
+    fn dcgan_event_free(event: *mut std::ffi::c_void);
     fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
 }
 
@@ -150,4 +153,33 @@ pub fn cpu_bf16_supported() -> Result<bool> {
     let mut out: c_int = 0;
     check(unsafe { dcgan_cpu_bf16_supported(&mut out) })?;
     Ok(out != 0)
+}
+
+/// A point in a GPU's work queue (a CUDA event on the current stream): `wait` returns once the
+/// work enqueued before it is done, whatever was enqueued after. On the CPU, where work is done
+/// when its call returns, there is none to wait for.
+pub struct DeviceEvent(*mut std::ffi::c_void);
+
+// SAFETY: a c10::Event may be waited for and destroyed on any thread.
+unsafe impl Send for DeviceEvent {}
+
+impl DeviceEvent {
+    /// An event after the work enqueued so far on `device`; None on the CPU.
+    pub fn record(device: Device) -> Result<Option<DeviceEvent>> {
+        let Device::Cuda(index) = device else { return Ok(None) };
+        let mut out = std::ptr::null_mut();
+        check(unsafe { dcgan_event_record(index as c_int, &mut out) })?;
+        Ok(Some(DeviceEvent(out)))
+    }
+
+    /// Blocks until the work before the event is done.
+    pub fn wait(&self) -> Result<()> {
+        check(unsafe { dcgan_event_synchronize(self.0) })
+    }
+}
+
+impl Drop for DeviceEvent {
+    fn drop(&mut self) {
+        unsafe { dcgan_event_free(self.0) }
+    }
 }

@@ -37,6 +37,8 @@ pub struct Gan {
     pub ema: Option<Generator>,
     /// DiffAugment draws given by a caller (tests replaying PyTorch's), used before drawing any.
     pub fed_augment_draws: std::collections::VecDeque<Tensor>,
+    /// The numbers of the last deferred step, on their way to the host (see `train_step_deferred`).
+    pub pending_stats: Option<crate::train::PendingStats>,
 }
 
 /// Models alive: incremented when one is built, decremented when one is dropped.
@@ -90,7 +92,7 @@ impl Gan {
         let ema = if train.ema_decay > 0.0 { Some(generator.copy()?) } else { None };
         let fed_augment_draws = Default::default();
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws })
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws, pending_stats: None })
     }
 
     /// The generator that samples: the moving average when there is one, else the trained one.
@@ -176,8 +178,20 @@ impl Gan {
 
     /// Images moved to the device in the layout the networks run on.
     pub fn prepare_images(&self, x: &Tensor) -> Result<Tensor> {
-        let x = x.f_to_device(self.device)?;
+        let x = self.upload(x)?;
         if self.channels_last { crate::ffi::channels_last(&x) } else { Ok(x) }
+    }
+
+    /// `x` on the model's device. From the host to a GPU through pinned memory with a
+    /// non-blocking copy, as a DataLoader with `pin_memory=True` and `.to(non_blocking=True)` does,
+    /// so that the host does not wait for the GPU's queue to reach the copy (the caching host
+    /// allocator keeps the pinned block until the copy is done); a plain copy if pinning fails.
+    fn upload(&self, x: &Tensor) -> Result<Tensor> {
+        if !(self.device.is_cuda() && x.device() == Device::Cpu) {
+            return Ok(x.f_to_device(self.device)?);
+        }
+        let pinned = x.f_pin_memory(self.device).and_then(|p| p.f_to_device_(self.device, p.kind(), true, false));
+        Ok(pinned.or_else(|_| x.f_to_device(self.device))?)
     }
 
     /// D(x) for each image of `x`, without tracking gradients.

@@ -302,6 +302,9 @@ pub struct RunOptions {
     pub sample_every: i64,
     pub sample_count: i64,
     pub dataset: DatasetSpec,
+    /// Report each step's numbers one step late, so that the host does not wait for the GPU at
+    /// every step (Gan::train_step_deferred); one process only.
+    pub defer_stats: bool,
 }
 
 impl Default for RunOptions {
@@ -316,6 +319,7 @@ impl Default for RunOptions {
             sample_every: 500,
             sample_count: 64,
             dataset: DatasetSpec::default(),
+            defer_stats: false,
         }
     }
 }

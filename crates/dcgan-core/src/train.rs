@@ -24,6 +24,20 @@ pub enum GroupStep {
     PeerFailed(Vec<i64>),
 }
 
+/// A deferred step's numbers on their way to the host: a host tensor that a non-blocking copy
+/// fills, and (on a GPU) the event after that copy.
+pub struct PendingStats {
+    step: i64,
+    host: Tensor,
+    ready: Option<crate::ffi::DeviceEvent>,
+}
+
+/// The five numbers of a step from their host tensor.
+fn stats_of(host: &Tensor) -> Result<StepStats> {
+    let v: Vec<f64> = Vec::<f64>::try_from(host.f_to_kind(Kind::Double)?)?;
+    Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
+}
+
 /// What one step measured, as the seed logs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
@@ -138,7 +152,13 @@ impl Gan {
         if verdict.stop {
             return Ok(GroupStep::Stopped);
         }
-        self.step(real, noise).map(GroupStep::Done).or_else(|e| match e {
+        let values = self.checked_step(real, noise)?;
+        Ok(GroupStep::Done(stats_of(&values.f_to_device(tch::Device::Cpu)?)?))
+    }
+
+    /// `step`, with a diverged model's failure said as such.
+    fn checked_step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
+        self.step(real, noise).or_else(|e| match e {
             // NaN weights make D's output NaN, which BCE rejects: say what happened instead.
             Error::Torch(_) if !self.all_finite()? => Err(Error::NonFinite(format!(
                 "the weights hold NaN or Infinity at step {}: training diverged (try a lower lr)",
@@ -146,6 +166,42 @@ impl Gan {
             ))),
             e => Err(e),
         })
+    }
+
+    /// `train_step` without waiting for its numbers: on a GPU the step's work is enqueued, its
+    /// numbers start on their way to the host (a non-blocking copy into pinned memory and an
+    /// event after it), and the call returns with the numbers of the previous deferred step,
+    /// waiting for that step only — so the host never waits for the step it just enqueued, and
+    /// the caller's own work overlaps the GPU's. Returns (step number, its numbers), None after
+    /// the first deferred step; `take_pending_stats` gives the last one. On the CPU the step is
+    /// done when the call returns and only the reporting is deferred. One process only (a
+    /// group's step votes first; see `train_step_in_group`).
+    pub fn train_step_deferred(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<(i64, StepStats)>> {
+        if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
+            return Err(Error::Input("deferred step numbers are for one process: in a data-parallel group each step waits for its vote".into()));
+        }
+        self.check_real(real)?;
+        let noise = self.check_noise(noise, real.size()[0])?;
+        let values = self.checked_step(real, noise)?;
+        // A non-blocking copy from a GPU lands in pinned host memory (libtorch's rule for `to`).
+        let host = values.f_to_device_(tch::Device::Cpu, Kind::Float, true, false)?;
+        let ready = crate::ffi::DeviceEvent::record(self.device)?;
+        let previous = self.take_pending_stats()?;
+        self.pending_stats = Some(PendingStats { step: self.steps_done, host, ready });
+        Ok(previous)
+    }
+
+    /// The numbers of the last deferred step (waiting for that step to finish), once.
+    pub fn take_pending_stats(&mut self) -> Result<Option<(i64, StepStats)>> {
+        match self.pending_stats.take() {
+            None => Ok(None),
+            Some(p) => {
+                if let Some(event) = &p.ready {
+                    event.wait()?;
+                }
+                Ok(Some((p.step, stats_of(&p.host)?)))
+            }
+        }
     }
 
     /// Noise given for a step of `n` images: one latent vector per image.
@@ -158,7 +214,9 @@ impl Gan {
         Ok(Some(z))
     }
 
-    fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<StepStats> {
+    /// The step's work; returns its five numbers (loss D, loss G, D(x), D(G(z)) before and after
+    /// the D update) as one tensor on the device, without waiting for them.
+    fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
@@ -195,10 +253,8 @@ impl Gan {
         self.update_ema()?;
         self.steps_done += 1;
         let (loss_d, d_real, d_fake) = d_stats.expect("dSteps >= 1");
-        // One host read for all five numbers.
-        let all = Tensor::f_stack(&[&loss_d, &loss_g, &d_real, &d_fake, &d_fake_after], 0)?.f_to_device(tch::Device::Cpu)?;
-        let v: Vec<f64> = Vec::<f64>::try_from(all.f_to_kind(tch::Kind::Double)?)?;
-        Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
+        // One tensor, so that one host read brings all five numbers.
+        Ok(Tensor::f_stack(&[&loss_d, &loss_g, &d_real, &d_fake, &d_fake_after], 0)?.f_to_kind(Kind::Float)?)
     }
 
     /// In bf16, an autocast region that lasts as long as the returned guard; nothing in fp32.

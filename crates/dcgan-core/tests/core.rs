@@ -1,5 +1,6 @@
 //! Tests of the core that need no Node: the optimiser's arithmetic, validation, file formats.
 use dcgan_core::ffi::{adam_step, AdamHyper};
+use dcgan_core::model::Network;
 use dcgan_core::{device, data::idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
 use std::io::Write;
 use tch::{Device, Kind, Tensor};
@@ -138,6 +139,34 @@ fn train_step_rejects_bad_batches_without_panicking() {
     assert!(s.d_real > 0.0 && s.d_real < 1.0);
     let img = gan.generate(3, Some(1), NormMode::Eval).unwrap();
     assert_eq!(img.size(), [3, 1, 16, 16]);
+}
+
+/// Deferred steps report each step's numbers one call late (the last through
+/// `take_pending_stats`), exactly those of the same steps taken one by one, and train the same
+/// weights; a bad batch is refused before anything is enqueued, the pending numbers kept.
+#[test]
+fn deferred_steps_report_the_same_numbers_one_call_late() {
+    let batches: Vec<Tensor> = (0..4).map(|i| (Tensor::rand([4, 1, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0) * (0.5 + 0.1 * i as f64)).collect();
+    let mut plain = small_gan();
+    let expected: Vec<_> = batches.iter().map(|b| plain.train_step(b, None).unwrap()).collect();
+    let mut deferred = small_gan();
+    let mut got = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        let previous = deferred.train_step_deferred(b, None).unwrap();
+        assert_eq!(previous.as_ref().map(|p| p.0), if i == 0 { None } else { Some(i as i64) });
+        got.extend(previous);
+        if i == 1 {
+            let bad = Tensor::full([4, 1, 16, 16], 3.0, (Kind::Float, Device::Cpu));
+            assert!(deferred.train_step_deferred(&bad, None).unwrap_err().to_string().contains("images must be scaled to [−1, 1]"));
+        }
+    }
+    got.extend(deferred.take_pending_stats().unwrap());
+    assert!(deferred.take_pending_stats().unwrap().is_none(), "the last numbers are given once");
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), expected);
+    for ((name, a, _), (_, b, _)) in plain.generator.state().into_iter().zip(deferred.generator.state()) {
+        assert!(a.equal(&b), "{name} differs");
+    }
 }
 
 fn write_temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {

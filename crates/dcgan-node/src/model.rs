@@ -133,6 +133,17 @@ fn step_stats(_env: Env, s: dcgan_core::StepStats) -> Result<StepStats> {
     Ok(StepStats { loss_d: s.loss_d, loss_g: s.loss_g, d_real: s.d_real, d_fake: s.d_fake, d_fake_after: s.d_fake_after })
 }
 
+/// A deferred step's numbers and the step (steps done after it) they belong to.
+#[napi(object)]
+pub struct DeferredStats {
+    pub step: i64,
+    pub stats: StepStats,
+}
+
+fn deferred_stats(env: Env, s: Option<(i64, dcgan_core::StepStats)>) -> Result<Option<DeferredStats>> {
+    s.map(|(step, stats)| Ok(DeferredStats { step, stats: step_stats(env, stats)? })).transpose()
+}
+
 /// How a step of a group ended: `stats` when it was taken; otherwise `stop` (a rank asked to
 /// stop) or `failed` (ranks that failed outside a step).
 #[napi(object)]
@@ -261,6 +272,24 @@ impl NativeGan {
             };
             g.train_step(&r, z.as_ref())
         })
+    }
+
+    /// `trainStep` without waiting for this step's numbers (dcgan_core's `train_step_deferred`):
+    /// resolves with the previous deferred step's numbers and step, or null after the first.
+    #[napi(ts_return_type = "Promise<DeferredStats | null>")]
+    pub fn train_step_deferred<'e>(&self, env: &'e Env, real: Float32Array, shape: Vec<f64>) -> Result<Object<'e>> {
+        let shape = sync(env, shape_of(&shape, "the real batch"))?;
+        let real = real.to_vec();
+        self.call(env, "trainStep", deferred_stats, move |g| {
+            let r = from_js(&real, &shape, "the real batch")?;
+            g.train_step_deferred(&r, None)
+        })
+    }
+
+    /// The last deferred step's numbers and step (waiting for it), once; null when none is pending.
+    #[napi(ts_return_type = "Promise<DeferredStats | null>")]
+    pub fn flush_stats<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        self.call(env, "flushStats", deferred_stats, |g| g.take_pending_stats())
     }
 
     /// `trainStep` as one rank of a joined group: the ranks first vote (this rank's `stop`, and
