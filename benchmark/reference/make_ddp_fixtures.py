@@ -14,7 +14,7 @@ Each rank takes its contiguous half of every global batch (real images and noise
 [r·n/2, (r+1)·n/2), as dcgan's ranks do. Written: init.safetensors (the weights both start
 from), io.safetensors (the global batches, stats of rank 0 per step), after3.safetensors (rank 0's
 state_dict after three steps) and after3.rank1.safetensors (rank 1's: the same weights and G
-buffers; D's running statistics its own); after3.global.safetensors is one process's state after
+buffers; D's running statistics its own; and its statistics stats.N); after3.global.safetensors is one process's state after
 the same three global batches, the reference for synchronised BatchNorm (write_global).
 
 Run it with `node scripts/with-torch.mjs python benchmark/reference/make_ddp_fixtures.py`.
@@ -75,8 +75,10 @@ def rank_main(rank, port, out, io, init):
         stats[f"stats.{step}"] = torch.stack([loss_d, loss_g, d_x, d_gz1, d_gz2]).detach()
     meta = {"config": json.dumps(config_json()), "torch": torch.__version__}
     suffix = "" if rank == 0 else f".rank{rank}"
-    # The wrapped modules' state_dict: the seed's keys, not DDP's "module." ones.
-    save_file(state(gen, disc), os.path.join(out, f"after{STEPS}{suffix}.safetensors"), metadata=meta)
+    # The wrapped modules' state_dict: the seed's keys, not DDP's "module." ones. Rank 1's file also
+    # holds its own statistics (stats.N): the mean of the two ranks' is what dcgan logs.
+    extra = {} if rank == 0 else stats
+    save_file({**state(gen, disc), **extra}, os.path.join(out, f"after{STEPS}{suffix}.safetensors"), metadata=meta)
     if rank == 0:
         save_file({**io, **stats}, os.path.join(out, "io.safetensors"), metadata=meta)
     dist.destroy_process_group()

@@ -84,9 +84,27 @@ impl Adam {
 
     /// Updates the parameters in place with `grads` (one per parameter, in order).
     pub fn update(&mut self, grads: &[Tensor]) -> Result<()> {
-        let flat: Vec<Tensor> = grads.iter().map(|g| physical_order(g, self.channels_last)).collect::<Result<_>>()?;
-        let flat_grad = Tensor::f_cat(&flat, 0)?;
-        crate::distributed::average_gradients(&flat_grad)?;
+        self.update_sharing(grads, None).map(|_| ())
+    }
+
+    /// `update`, and in a data-parallel group `extra` (a few numbers: the step's losses) averaged
+    /// over the ranks in the same all-reduce as the gradients, appended to their flat buffer.
+    /// Returns `extra` averaged (as it is without a group).
+    pub fn update_sharing(&mut self, grads: &[Tensor], extra: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let mut flat: Vec<Tensor> = grads.iter().map(|g| physical_order(g, self.channels_last)).collect::<Result<_>>()?;
+        let in_group = crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1);
+        let shared = match extra {
+            Some(e) if in_group => Some(e.f_to_kind(Kind::Float)?.f_reshape([-1])?),
+            _ => None,
+        };
+        flat.extend(shared.iter().map(|e| e.shallow_clone()));
+        let all = Tensor::f_cat(&flat, 0)?;
+        crate::distributed::average_gradients(&all)?;
+        let total = self.flat_params.numel() as i64;
+        let (flat_grad, averaged) = match shared {
+            Some(e) => (all.f_narrow(0, 0, total)?, Some(all.f_narrow(0, total, e.numel() as i64)?)),
+            None => (all, extra.map(|e| e.shallow_clone())),
+        };
         self.step += 1;
         ffi::adam_step(
             &[self.flat_params.shallow_clone()],
@@ -95,6 +113,7 @@ impl Adam {
             &[self.flat_exp_avg_sq.shallow_clone()],
             self.hyper,
             self.step,
-        )
+        )?;
+        Ok(averaged)
     }
 }

@@ -249,12 +249,10 @@ impl Gan {
             fake = Some(fake_i);
         }
         let fake = fake.expect("dSteps >= 1");
-        let (loss_g, d_fake_after) = self.generator_update(&fake)?;
+        let values = self.generator_update(&fake, d_stats.expect("dSteps >= 1"))?;
         self.update_ema()?;
         self.steps_done += 1;
-        let (loss_d, d_real, d_fake) = d_stats.expect("dSteps >= 1");
-        // One tensor, so that one host read brings all five numbers.
-        Ok(Tensor::f_stack(&[&loss_d, &loss_g, &d_real, &d_fake, &d_fake_after], 0)?.f_to_kind(Kind::Float)?)
+        Ok(values)
     }
 
     /// In bf16, an autocast region that lasts as long as the returned guard; nothing in fp32.
@@ -418,7 +416,10 @@ impl Gan {
     }
 
     /// The generator update on `fake` (with its graph); returns (loss, mean D(G(z))) as tensors.
-    fn generator_update(&mut self, fake: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// The generator update; returns the step's five numbers (loss D, loss G, D(x), D(G(z)) before
+    /// and after the D update) as one tensor, so that one host read brings them all. In a group
+    /// they are the ranks' means (the global batch's), averaged with G's gradients at no extra cost.
+    fn generator_update(&mut self, fake: &Tensor, d_stats: (Tensor, Tensor, Tensor)) -> Result<Tensor> {
         let stabilised = self.train.needs_logits() || self.train.augment != crate::config::Augment::None;
         let precision = self.train.precision;
         let fake = if stabilised { self.augment(fake)? } else { fake.shallow_clone() };
@@ -435,8 +436,10 @@ impl Gan {
             (loss, out)
         };
         let grads = gradients(&loss, &self.opt_g.params)?;
-        self.opt_g.update(&grads)?;
         let mean = if stabilised { self.raw_probability(&out)? } else { mean_probability(precision, &out)? };
-        Ok((loss.f_detach()?, mean))
+        let (loss_d, d_real, d_fake) = d_stats;
+        let values = Tensor::f_stack(&[loss_d, loss.f_detach()?, d_real, d_fake, mean].map(|t| t.f_to_kind(Kind::Float)).into_iter().collect::<std::result::Result<Vec<_>, _>>()?, 0)?;
+        let shared = self.opt_g.update_sharing(&grads, Some(&values))?;
+        Ok(shared.unwrap_or(values))
     }
 }
