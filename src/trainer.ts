@@ -257,6 +257,7 @@ export class Trainer {
     let dirty = false // steps done since the last checkpoint
     // With deferStats a step's numbers arrive with the next step: the step they belong to waits here.
     const deferred = c.deferStats && !dist
+    if (c.deferStats && dist) process.emitWarning('deferStats has no effect in a data-parallel run: each step waits for its vote', 'DcganWarning')
     let waiting: StepDone | null = null
     let lastReport = 0
     const report = async (done: StepDone, stats: StepResult) => {

@@ -448,13 +448,16 @@ mod tests {
 
     #[test]
     fn synchronised_batch_norm_of_one_process_is_batch_norm() {
+        tch::manual_seed(11);
         // Offset and scaled so that the variance is not the trivial one; channels-last as the models run.
         let x = crate::ffi::channels_last(&(Tensor::randn([6, 5, 4, 3], (Kind::Float, tch::Device::Cpu)) * 3.0 + 2.0)).unwrap();
         let r = Tensor::randn([6, 5, 4, 3], (Kind::Float, tch::Device::Cpu));
         let names = ["output", "x grad", "weight grad", "bias grad", "running mean", "running var"];
         for ((name, ours), torch) in names.iter().zip(bn_results(true, &x, &r)).zip(bn_results(false, &x, &r)) {
+            // float32 sums in another order: relative to the values' size (sums of 72 terms).
             let diff = (&ours - &torch).abs().max().double_value(&[]);
-            assert!(diff < 2e-6, "{name}: differs from batch_norm by {diff}");
+            let scale = 1.0 + torch.abs().max().double_value(&[]);
+            assert!(diff <= 1e-6 * scale, "{name}: differs from batch_norm by {diff} (values up to {scale})");
         }
     }
 
