@@ -119,20 +119,35 @@ test('diverging training stops with a clear error and keeps the last good checkp
   const nanWeights = join(tmp(), 'diverged.safetensors')
   await diverged.save(nanWeights)
 
-  const dir = tmp()
-  const trainer = new Trainer(tiny(dir, { steps: 50, checkpointEvery: 1, keepCheckpoints: 10 }))
-  const onCheckpoint = async (c: { step: number }) => {
-    if (c.step === 3) await trainer.gan.loadWeights(nanWeights)
+  for (const deferStats of [false, true]) {
+    const dir = tmp()
+    const trainer = new Trainer(tiny(dir, { steps: 50, checkpointEvery: 1, keepCheckpoints: 10, deferStats }))
+    const onCheckpoint = async (c: { step: number }) => {
+      if (c.step === 3) await trainer.gan.loadWeights(nanWeights)
+    }
+    const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onCheckpoint } }), { instanceOf: NonFiniteError })
+    t.regex(e!.message, /the weights hold NaN or Infinity at step 4: training diverged/)
+    const kept = listCheckpoints(dir)
+    t.deepEqual(kept.map((c) => c.step), [1, 2, 3]) // nothing written at or after the divergence
+    const lastGood = kept[kept.length - 1].path
+    t.true(e!.message.includes(`The last good checkpoint is ${lastGood}.`), e!.message)
+    const restored = await DCGAN.load(lastGood)
+    t.true(await restored.allFinite())
+    t.is(restored.config.stepsDone, 3)
+    // Every completed step is in the log, deferred numbers included.
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)
+    t.deepEqual(rows, [1, 2, 3], `deferStats ${deferStats}`)
   }
-  const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onCheckpoint } }), { instanceOf: NonFiniteError })
-  t.regex(e!.message, /the weights hold NaN or Infinity at step 4: training diverged/)
-  const kept = listCheckpoints(dir)
-  t.deepEqual(kept.map((c) => c.step), [1, 2, 3]) // nothing written at or after the divergence
-  const lastGood = kept[kept.length - 1].path
-  t.true(e!.message.includes(`The last good checkpoint is ${lastGood}.`), e!.message)
-  const restored = await DCGAN.load(lastGood)
-  t.true(await restored.allFinite())
-  t.is(restored.config.stepsDone, 3)
+  // Deferred, onStepEnd(3) runs after step 4 was taken: the divergence comes at step 5, and step 4's
+  // numbers, pending when it failed, still reach the log.
+  const dir = tmp()
+  const trainer = new Trainer(tiny(dir, { steps: 50, deferStats: true }))
+  const onStepEnd = async (s: { step: number }) => {
+    if (s.step === 3) await trainer.gan.loadWeights(nanWeights)
+  }
+  const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onStepEnd } }), { instanceOf: NonFiniteError })
+  t.regex(e!.message, /at step 5: training diverged/)
+  t.deepEqual(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), [1, 2, 3, 4])
 })
 
 // Serial: other tests of this file would otherwise share (and block) this process's event loop.

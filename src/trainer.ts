@@ -307,8 +307,9 @@ export class Trainer {
         if (taken.kind === 'now') {
           await report(done, taken.stats)
         } else {
-          if (waiting && taken.previous) await report(waiting, taken.previous.stats)
-          waiting = done
+          const previous = waiting
+          waiting = done // first: if reporting the previous step throws, the catch-up reports this one
+          if (previous && taken.previous) await report(previous, taken.previous.stats)
           if (sampleDue || checkpointDue || this.#step >= total) await catchUp()
         }
         if (sampleDue) await emit('onSample', { step: this.#step, path: await this.sample() })
@@ -323,6 +324,8 @@ export class Trainer {
         await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })
       }
     } catch (e) {
+      // The numbers of a deferred step that completed before the failure still reach the log.
+      await catchUp().catch(() => undefined)
       if (dist && !isCollective(e)) await dist.abandon()
       // The ranks completed the same steps: keep them, so that resuming loses no work.
       if (e instanceof PeerFailedError && dirty) await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() }).catch(() => undefined)
