@@ -121,6 +121,8 @@ export interface DistributedVerdict {
   stop: boolean
   /** Ranks that failed outside a step. */
   failed: Array<number>
+  /** Ranks that refused their shard of the batch. */
+  refused: Array<number>
 }
 
 /**
@@ -177,12 +179,13 @@ export interface GridOptions {
 
 /**
  * How a step of a group ended: `stats` when it was taken; otherwise `stop` (a rank asked to
- * stop) or `failed` (ranks that failed outside a step).
+ * stop), `failed` (ranks that failed outside a step) or `refused` (ranks that refused their shard).
  */
 export interface GroupStepResult {
   stats?: StepStats
   stop: boolean
   failed: Array<number>
+  refused: Array<number>
 }
 
 /** The MNIST classifier's numbers for a set of images, and its prediction for each. */

@@ -2,7 +2,10 @@
 // stays alive after its error, as a Node service would, so that only the group itself can tell the
 // other rank. FAIL=callback: rank 0's onStepEnd throws after step 2. FAIL=data: rank 1's dataset
 // throws on its third batch. FAIL=range: the third global batch's last value is 3 (out of range),
-// which only rank 1's shard holds. FAIL=exhaust: rank 1's dataset ends after two batches. Each rank prints one JSON line: its error's name, code, message and the
+// which only rank 1's shard holds. FAIL=exhaust: rank 1's dataset ends after two batches.
+// FAIL=odd: rank 1's third batch has 7 images (no even split); FAIL=short: its third batch has
+// fewer values than its shape says. FAIL=end: rank 0's last checkpoint (step 8) fails in a callback.
+// FAIL=exists: only the run folder, which the test fills beforehand (rank 0 refuses it). Each rank prints one JSON line: its error's name, code, message and the
 // seconds fit() ran; then it waits to be killed. The group comes from torchrun's variables.
 import { type Batch, type Dataset, DatasetExhausted, openDataset, Trainer } from '../src/index'
 import { distributedFromEnv } from '../src/distributed'
@@ -22,10 +25,14 @@ async function main(outDir: string, fail: string): Promise<void> {
       reads++
       if (fail === 'data' && distributed.rank === 1 && reads === 3) throw new Error('rank 1 could not read its third batch')
       if (fail === 'range' && reads === 3) batch.data[batch.data.length - 1] = 3
+      if (fail === 'odd' && distributed.rank === 1 && reads === 3) return { ...batch, data: batch.data.subarray(0, 7 * 256), shape: [7, 1, 16, 16] }
+      if (fail === 'short' && distributed.rank === 1 && reads === 3) return { ...batch, data: batch.data.subarray(0, 100) }
       return batch
     },
   }
-  const callbacks = fail === 'callback' && distributed.rank === 0 ? { onStepEnd: ({ step }: { step: number }) => { if (step === 2) throw new Error('a callback failed after step 2') } } : []
+  const callbacks = distributed.rank !== 0 ? [] : fail === 'callback'
+    ? { onStepEnd: ({ step }: { step: number }) => { if (step === 2) throw new Error('a callback failed after step 2') } }
+    : fail === 'end' ? { onCheckpoint: ({ step }: { step: number }) => { if (step === 8) throw new Error('the last checkpoint failed') } } : []
   const started = Date.now()
   let report: Record<string, unknown>
   try {

@@ -3,7 +3,7 @@
 // `dcgan train --nproc 2` as a user runs it.
 import test, { type ExecutionContext } from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, listCheckpoints, readCheckpointInfo, readSafetensors } from '../src/index'
@@ -167,7 +167,7 @@ test('killing one rank ends the run with a clear error, and the last checkpoint 
 
 /** Starts the two ranks of distributed-fail-worker.ts and collects each one's JSON report (its
  * process stays alive after its error, as a Node service would); kills both once both reported. */
-async function failureReports(fail: 'callback' | 'data' | 'range' | 'exhaust', dir: string): Promise<Array<Record<string, any>>> {
+async function failureReports(fail: 'callback' | 'data' | 'range' | 'exhaust' | 'odd' | 'short' | 'end' | 'exists', dir: string): Promise<Array<Record<string, any>>> {
   const port = await freePort()
   const env = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DCGAN_DIST_TIMEOUT: '120' }
   const children = [0, 1].map((rank) => spawn(process.execPath, ['--import', 'tsx', FAIL_WORKER, dir, fail], { env: { ...process.env, ...env, RANK: String(rank) }, stdio: ['ignore', 'pipe', 'pipe'] }))
@@ -217,6 +217,26 @@ test('a rank that fails outside a step, refuses its shard of a batch or runs out
   const [e0, e1] = await failureReports('exhaust', ended)
   t.deepEqual([e0.result?.reason, e0.result?.steps, e1.result?.reason, e1.result?.steps], ['aborted', 2, 'exhausted', 2])
   t.deepEqual(listCheckpoints(ended).map((c) => c.step), [2])
+  // A batch that cannot be split, or whose data does not fill its shape, on rank 1 only.
+  for (const fail of ['odd', 'short'] as const) {
+    const [b0, b1] = await failureReports(fail, join(tmp(), 'run'))
+    t.is(b1.code, 'ERR_DCGAN_INVALID_INPUT', `${fail}: ${b1.message}`)
+    t.is(b0.name, 'PeerFailedError', `${fail}: ${b0.message}`)
+    t.true(b0.seconds < 60, `${fail}: rank 0 waited ${b0.seconds} s`)
+  }
+  // After the last step: rank 0's final checkpoint fails; rank 1 does not wait in the final barrier.
+  const [z0, z1] = await failureReports('end', join(tmp(), 'run'))
+  t.is(z0.message, 'the last checkpoint failed')
+  t.regex(z1.message, /^rank 1 of 2: rank 0 stopped with an error/)
+  t.true(z1.seconds < 60, `rank 1 waited ${z1.seconds} s`)
+  // Before the first step: rank 0 refuses a folder that holds a run; rank 1 learns it at once.
+  const taken = join(tmp(), 'run')
+  mkdirSync(taken, { recursive: true })
+  writeFileSync(join(taken, 'metrics.jsonl'), '{"step":1}\n')
+  const [x0, x1] = await failureReports('exists', taken)
+  t.is(x0.code, 'ERR_DCGAN_RUN_EXISTS')
+  t.is(x1.name, 'PeerFailedError')
+  t.true(x1.seconds < 60, `rank 1 waited ${x1.seconds} s`)
 })
 
 test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0', async (t) => {

@@ -124,17 +124,29 @@ export class DistributedRun {
    * at the timeout.
    */
   async step(batch: Batch, stop: boolean): Promise<StepResult | null> {
-    const { data, shape } = this.shard(batch)
-    const result = await this.gan.native.trainStepInGroup(asFloat32(data, 'real'), shape, stop)
-    if (result.failed.length > 0) throw new PeerFailedError(this.options, result.failed)
+    let call: Promise<native.GroupStepResult>
+    try {
+      const { data, shape } = this.shard(batch)
+      call = this.gan.native.trainStepInGroup(asFloat32(data, 'real'), shape, stop)
+    } catch (e) {
+      await this.abandon() // this rank cannot take part in the step: the others learn it at its vote
+      throw e
+    }
+    const result = await call
+    this.#throwFor(result)
     return result.stats ?? null
+  }
+
+  #throwFor(verdict: { failed: number[]; refused: number[] }): void {
+    if (verdict.failed.length > 0) throw new PeerFailedError(this.options, verdict.failed)
+    if (verdict.refused.length > 0) throw new PeerFailedError(this.options, verdict.refused, 'refused')
   }
 
   /** The vote of a rank without a batch to train on (its dataset ran out: `stop`), paired with the
    * others' {@link step}; true when any rank stops. Throws {@link PeerFailedError} like `step`. */
   async vote(stop: boolean): Promise<boolean> {
     const verdict = await native.distributedVote(this.gan.native, stop, false)
-    if (verdict.failed.length > 0) throw new PeerFailedError(this.options, verdict.failed)
+    this.#throwFor(verdict)
     return verdict.stop
   }
 
@@ -154,12 +166,17 @@ export class DistributedRun {
 export class PeerFailedError extends DcganError {
   /** The ranks that failed. */
   readonly ranks: number[]
+  /** 'failed': they failed outside a step; 'refused': their shard of the batch failed the step's checks. */
+  readonly how: 'failed' | 'refused'
 
-  constructor(options: DistributedOptions, ranks: number[]) {
+  constructor(options: DistributedOptions, ranks: number[], how: 'failed' | 'refused' = 'failed') {
     const names = ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.slice(0, -1).join(', ')} and ${ranks[ranks.length - 1]}`
-    super(ErrorCode.DISTRIBUTED, `rank ${options.rank} of ${options.worldSize}: ${names} stopped with an error (${ranks.length === 1 ? 'its' : 'their'} output says which); every rank stops after the last completed step`)
+    const its = ranks.length === 1 ? 'its' : 'their'
+    const what = how === 'failed' ? `stopped with an error (${its} output says which)` : `refused ${its} part of the batch (${its} output says why)`
+    super(ErrorCode.DISTRIBUTED, `rank ${options.rank} of ${options.worldSize}: ${names} ${what}; every rank stops after the last completed step`)
     this.name = 'PeerFailedError'
     this.ranks = ranks
+    this.how = how
   }
 }
 

@@ -7,7 +7,7 @@ import type * as Binding from '../index'
 import { ErrorCode } from './errors'
 
 export type {
-  DeferredStats, EvalScores, ImageScores, LoadedBatch, NativeEvalOptions, NativeEvalReport, NativeGan, NativeLoader, StepStats, TensorData, TensorFile,
+  DeferredStats, EvalScores, GroupStepResult, ImageScores, LoadedBatch, NativeEvalOptions, NativeEvalReport, NativeGan, NativeLoader, StepStats, TensorData, TensorFile,
 } from '../index'
 
 /** The package root (this file runs from src/ in a clone, from dist/ in the package). */

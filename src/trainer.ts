@@ -20,6 +20,15 @@ export class NonFiniteError extends DcganError {
  * same failure or the group is gone, so none of them tells the others it failed. */
 const COLLECTIVE = Symbol('collective')
 const isCollective = (e: unknown): boolean => typeof e === 'object' && e !== null && COLLECTIVE in e
+/** A failed rank tells the others (once: the error is marked as collective afterwards). */
+async function leaving(e: unknown, dist: DistributedRun | null): Promise<unknown> {
+  if (dist && !isCollective(e)) {
+    await dist.abandon()
+    if (typeof e === 'object' && e !== null) Object.defineProperty(e, COLLECTIVE, { value: true })
+  }
+  return e
+}
+
 async function collective<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
@@ -161,22 +170,24 @@ export class Trainer {
     const c = this.config
     const started = Date.now()
     const dist = options.distributed ? await DistributedRun.join(options.distributed, this.gan, c.batchSize) : null
-    // Each rank decodes only its own rows of every batch.
-    const shard = dist ? { shard: dist.shardOptions } : {}
-    const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data, ...shard }))
-    const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
-    if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
-    if (dist && !dist.writes) return this.#fitRank(options, dataset, total, started, dist)
-    const unlock = this.#run.lock()
     try {
-      this.#claimFolder(options.overwrite === true)
-      // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
-      if (this.#step > 0) await this.#run.trimMetrics(this.#step)
-      const result = await this.#fit(options, dataset, total, started, dist)
-      await dist?.finish()
-      return result
-    } finally {
-      unlock()
+      // Each rank decodes only its own rows of every batch.
+      const shard = dist ? { shard: dist.shardOptions } : {}
+      const dataset = options.dataset ?? (await openDataset(c.dataset, { imageSize: c.imageSize, channels: c.channels, batchSize: c.batchSize, seed: c.seed, start: this.#data, ...shard }))
+      const total = c.steps ?? c.epochs * (dataset.batchesPerEpoch ?? Infinity)
+      if (!Number.isFinite(total)) throw new RangeError('the dataset does not know its epoch length: set `steps` in the config')
+      if (dist && !dist.writes) return await this.#fitRank(options, dataset, total, started, dist)
+      const unlock = this.#run.lock()
+      try {
+        this.#claimFolder(options.overwrite === true)
+        // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
+        if (this.#step > 0) await this.#run.trimMetrics(this.#step)
+        return await this.#fit(options, dataset, total, started, dist)
+      } finally {
+        unlock()
+      }
+    } catch (e) {
+      throw await leaving(e, dist)
     }
   }
 
@@ -236,12 +247,18 @@ export class Trainer {
         this.#step++
         if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
       }
+      await this.#finishGroup(dist)
     } catch (e) {
-      if (!isCollective(e)) await dist.abandon()
-      throw e
+      throw await leaving(e, dist)
     }
-    await dist.finish()
     return this.#result(reason, started)
+  }
+
+  /** The last vote (so that a rank whose end of the run failed stops the others instead of leaving
+   * them in the final barrier), then the barrier, and the group is left. */
+  async #finishGroup(dist: DistributedRun): Promise<void> {
+    await collective(() => dist.vote(false))
+    await collective(() => dist.finish())
   }
 
   async #fit(options: FitOptions, dataset: Dataset, total: number, started: number, dist: DistributedRun | null): Promise<FitResult> {
@@ -301,7 +318,7 @@ export class Trainer {
           break
         }
         dirty = true
-        const done: StepDone = { step: this.#step, epoch: this.#data.epoch, previousEpoch, images: batch.shape[0], started }
+        const done: StepDone = { step: this.#step, epoch: this.#data.epoch, previousEpoch, images: batch.shape[0] * (batch.shard?.worldSize ?? 1), started }
         const sampleDue = c.sampleEvery > 0 && this.#step % c.sampleEvery === 0
         const checkpointDue = this.#step % c.checkpointEvery === 0
         if (taken.kind === 'now') {
@@ -323,10 +340,11 @@ export class Trainer {
         if (c.sampleEvery > 0 && this.#step % c.sampleEvery !== 0) await emit('onSample', { step: this.#step, path: await this.sample() })
         await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() })
       }
+      if (dist) await this.#finishGroup(dist)
     } catch (e) {
       // The numbers of a deferred step that completed before the failure still reach the log.
       await catchUp().catch(() => undefined)
-      if (dist && !isCollective(e)) await dist.abandon()
+      await leaving(e, dist)
       // The ranks completed the same steps: keep them, so that resuming loses no work.
       if (e instanceof PeerFailedError && dirty) await emit('onCheckpoint', { step: this.#step, path: await this.checkpoint() }).catch(() => undefined)
       throw e

@@ -98,7 +98,13 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     at::Tensor grad_weight = sum_dy_xmu * invstd;
     at::Tensor grad_bias = sum_dy;
     at::Tensor sums = at::cat({sum_dy, sum_dy_xmu});
-    allreduce_sum(g, sums);
+    try {
+      allreduce_sum(g, sums);
+    } catch (const std::exception &e) {
+      // Autograd rethrows it as its own error: the prefix lets the Rust side say what failed
+      // (distributed.rs, SYNC_BN_EXCHANGE_FAILED).
+      throw std::runtime_error(std::string("dcgan: the synchronised BatchNorm's exchange failed: ") + e.what());
+    }
     const int64_t c = x.size(1);
     at::Tensor mean_dy = sums.narrow(0, 0, c) / count;
     at::Tensor mean_dy_xmu = sums.narrow(0, c, c) / count;

@@ -202,12 +202,26 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
     gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
 
+    // With --defer-stats 1 the steps do not wait for their numbers (train_step_deferred: a
+    // non-blocking copy into pinned memory and an event), which must still be the same numbers.
+    let defer = args.int("defer-stats", 0)? != 0;
     let mut stats_max = 0.0f64;
+    let mut reported = Vec::new();
     for step in 1..=3 {
         let real = tensor(&io, &format!("real.{step}"), &io_path)?;
         let noise = tensor(&io, &format!("noise.{step}"), &io_path)?;
-        let stats = gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?;
-        stats_max = stats_max.max(stats_diff(&stats, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
+        if defer {
+            reported.extend(gan.train_step_deferred(real, Some(noise)).map_err(|e| e.to_string())?);
+        } else {
+            reported.push((step, gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?));
+        }
+    }
+    reported.extend(gan.take_pending_stats().map_err(|e| e.to_string())?);
+    if reported.iter().map(|r| r.0).collect::<Vec<_>>() != [1, 2, 3] {
+        return Err(format!("the steps' numbers came for steps {:?}, not 1, 2, 3", reported.iter().map(|r| r.0).collect::<Vec<_>>()));
+    }
+    for (step, stats) in &reported {
+        stats_max = stats_max.max(stats_diff(stats, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
     }
     let (mut state_max, mut worst) = (0.0f64, String::new());
     let state = gan.generator.state().into_iter().chain(gan.discriminator.state());
@@ -223,7 +237,7 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
     let pass = state_max <= tol && stats_max <= tol;
     let report = json!({
-        "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(),
+        "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "deferStats": defer,
         "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
         "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
     });

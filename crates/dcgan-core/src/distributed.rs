@@ -300,6 +300,21 @@ fn own(flag: bool, rank: i64) -> Vec<i64> {
     if flag { vec![rank] } else { vec![] }
 }
 
+/// What the C++ SyncBatchNorm puts before the message of a failed exchange (csrc/distributed.cpp).
+pub const SYNC_BN_EXCHANGE_FAILED: &str = "dcgan: the synchronised BatchNorm's exchange failed: ";
+
+/// A failed SyncBatchNorm exchange, from libtorch's error text (its backward runs inside autograd).
+pub fn sync_bn_error(torch_message: &str) -> Error {
+    let (rank, world) = rank_and_world().unwrap_or((0, 1));
+    let start = torch_message.find(SYNC_BN_EXCHANGE_FAILED).map(|i| i + SYNC_BN_EXCHANGE_FAILED.len()).unwrap_or(0);
+    let rest = &torch_message[start..];
+    let cut = ["\nException raised from", "\nframe #", "\n"].iter().filter_map(|m| rest.find(m)).min().unwrap_or(rest.len());
+    Error::Distributed(format!(
+        "rank {rank} of {world}: the synchronised BatchNorm's exchange failed: {}. Another rank has stopped (it died, was killed or hangs)",
+        rest[..cut].trim_end().trim_end_matches(['.', '!'])
+    ))
+}
+
 /// The error of a rank whose peers refused their shards of the batch.
 pub fn refused_error(refused: &[i64]) -> Error {
     let (rank, world) = rank_and_world().unwrap_or((0, 1));

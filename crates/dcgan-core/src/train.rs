@@ -22,6 +22,8 @@ pub enum GroupStep {
     Stopped,
     /// These ranks failed outside a step: no rank took the step.
     PeerFailed(Vec<i64>),
+    /// These other ranks refused their shard of the batch: no rank took the step.
+    Refused(Vec<i64>),
 }
 
 /// A deferred step's numbers on their way to the host: a host tensor that a non-blocking copy
@@ -30,6 +32,16 @@ pub struct PendingStats {
     step: i64,
     host: Tensor,
     ready: Option<crate::ffi::DeviceEvent>,
+}
+
+impl PendingStats {
+    /// (step, numbers), once the copy that brings them is done.
+    fn read(self) -> Result<(i64, StepStats)> {
+        if let Some(event) = &self.ready {
+            event.wait()?;
+        }
+        Ok((self.step, stats_of(&self.host)?))
+    }
 }
 
 /// The five numbers of a step from their host tensor.
@@ -133,6 +145,7 @@ impl Gan {
             GroupStep::Done(stats) => Ok(stats),
             GroupStep::Stopped => Err(Error::Distributed("another rank asked to stop: this step was not taken".into())),
             GroupStep::PeerFailed(ranks) => Err(crate::distributed::failed_error(&ranks)),
+            GroupStep::Refused(ranks) => Err(crate::distributed::refused_error(&ranks)),
         }
     }
 
@@ -144,7 +157,7 @@ impl Gan {
         let verdict = crate::distributed::step_vote(self, Ballot { stop, failed: false, refused: checked.is_err() })?;
         let noise = checked?;
         if !verdict.refused.is_empty() {
-            return Err(crate::distributed::refused_error(&verdict.refused));
+            return Ok(GroupStep::Refused(verdict.refused));
         }
         if !verdict.failed.is_empty() {
             return Ok(GroupStep::PeerFailed(verdict.failed));
@@ -159,6 +172,8 @@ impl Gan {
     /// `step`, with a diverged model's failure said as such.
     fn checked_step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
         self.step(real, noise).or_else(|e| match e {
+            // An exchange of the synchronised BatchNorm's backward (inside autograd) failed.
+            Error::Torch(m) if m.to_string().contains(crate::distributed::SYNC_BN_EXCHANGE_FAILED) => Err(crate::distributed::sync_bn_error(&m.to_string())),
             // NaN weights make D's output NaN, which BCE rejects: say what happened instead.
             Error::Torch(_) if !self.all_finite()? => Err(Error::NonFinite(format!(
                 "the weights hold NaN or Infinity at step {}: training diverged (try a lower lr)",
@@ -186,22 +201,14 @@ impl Gan {
         // A non-blocking copy from a GPU lands in pinned host memory (libtorch's rule for `to`).
         let host = values.f_to_device_(tch::Device::Cpu, Kind::Float, true, false)?;
         let ready = crate::ffi::DeviceEvent::record(self.device)?;
-        let previous = self.take_pending_stats()?;
-        self.pending_stats = Some(PendingStats { step: self.steps_done, host, ready });
-        Ok(previous)
+        // Stored first: if waiting for the previous step fails, this step's numbers stay pending.
+        let previous = self.pending_stats.replace(PendingStats { step: self.steps_done, host, ready });
+        previous.map(PendingStats::read).transpose()
     }
 
     /// The numbers of the last deferred step (waiting for that step to finish), once.
     pub fn take_pending_stats(&mut self) -> Result<Option<(i64, StepStats)>> {
-        match self.pending_stats.take() {
-            None => Ok(None),
-            Some(p) => {
-                if let Some(event) = &p.ready {
-                    event.wait()?;
-                }
-                Ok(Some((p.step, stats_of(&p.host)?)))
-            }
-        }
+        self.pending_stats.take().map(PendingStats::read).transpose()
     }
 
     /// Noise given for a step of `n` images: one latent vector per image.

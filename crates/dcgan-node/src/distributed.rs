@@ -29,6 +29,8 @@ pub struct DistributedVerdict {
     pub stop: bool,
     /// Ranks that failed outside a step.
     pub failed: Vec<u32>,
+    /// Ranks that refused their shard of the batch.
+    pub refused: Vec<u32>,
 }
 
 /// This rank's vote at the start of a step when it has no batch to train on (its dataset ran
@@ -40,7 +42,10 @@ pub fn distributed_vote<'e>(env: &'e Env, gan: &NativeGan, stop: bool, failed: b
     gan.call(
         env,
         "distributedVote",
-        |_env, v: distributed::Verdict| Ok(DistributedVerdict { stop: v.stop, failed: v.failed.into_iter().map(|r| r as u32).collect() }),
+        |_env, v: distributed::Verdict| {
+            let ranks = |r: Vec<i64>| r.into_iter().map(|r| r as u32).collect();
+            Ok(DistributedVerdict { stop: v.stop, failed: ranks(v.failed), refused: ranks(v.refused) })
+        },
         move |g| distributed::step_vote(g, ballot),
     )
 }

@@ -145,19 +145,21 @@ fn deferred_stats(env: Env, s: Option<(i64, dcgan_core::StepStats)>) -> Result<O
 }
 
 /// How a step of a group ended: `stats` when it was taken; otherwise `stop` (a rank asked to
-/// stop) or `failed` (ranks that failed outside a step).
+/// stop), `failed` (ranks that failed outside a step) or `refused` (ranks that refused their shard).
 #[napi(object)]
 pub struct GroupStepResult {
     pub stats: Option<StepStats>,
     pub stop: bool,
     pub failed: Vec<u32>,
+    pub refused: Vec<u32>,
 }
 
 fn group_step(env: Env, s: GroupStep) -> Result<GroupStepResult> {
     Ok(match s {
-        GroupStep::Done(stats) => GroupStepResult { stats: Some(step_stats(env, stats)?), stop: false, failed: vec![] },
-        GroupStep::Stopped => GroupStepResult { stats: None, stop: true, failed: vec![] },
-        GroupStep::PeerFailed(ranks) => GroupStepResult { stats: None, stop: false, failed: ranks.into_iter().map(|r| r as u32).collect() },
+        GroupStep::Done(stats) => GroupStepResult { stats: Some(step_stats(env, stats)?), stop: false, failed: vec![], refused: vec![] },
+        GroupStep::Stopped => GroupStepResult { stats: None, stop: true, failed: vec![], refused: vec![] },
+        GroupStep::PeerFailed(ranks) => GroupStepResult { stats: None, stop: false, failed: ranks.into_iter().map(|r| r as u32).collect(), refused: vec![] },
+        GroupStep::Refused(ranks) => GroupStepResult { stats: None, stop: false, failed: vec![], refused: ranks.into_iter().map(|r| r as u32).collect() },
     })
 }
 
@@ -299,9 +301,13 @@ impl NativeGan {
     pub fn train_step_in_group<'e>(&self, env: &'e Env, real: Float32Array, shape: Vec<f64>, stop: bool) -> Result<Object<'e>> {
         let shape = sync(env, shape_of(&shape, "the real batch"))?;
         let real = real.to_vec();
-        self.call(env, "trainStep", group_step, move |g| {
-            let r = from_js(&real, &shape, "the real batch")?;
-            g.train_step_in_group(&r, None, stop)
+        self.call(env, "trainStep", group_step, move |g| match from_js(&real, &shape, "the real batch") {
+            Ok(r) => g.train_step_in_group(&r, None, stop),
+            // The others are at the step's vote: take part in it, refusing, then say why.
+            Err(e) => {
+                dcgan_core::distributed::step_vote(g, dcgan_core::distributed::Ballot { stop, failed: false, refused: true })?;
+                Err(e)
+            }
         })
     }
 
