@@ -27,7 +27,9 @@ export interface Batch extends Tensor {
 
 /** A data-parallel rank: rows [rank·n/worldSize, (rank+1)·n/worldSize) of each global batch of n. */
 export interface Shard {
+  /** This rank, 0 ≤ rank < worldSize. */
   rank: number
+  /** Number of ranks; the batch size must be a multiple of it. */
   worldSize: number
 }
 

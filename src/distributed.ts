@@ -71,7 +71,11 @@ export function rankDevice(device: DeviceSpec, localRank: number | string, hasCu
 
 /** A joined group, as `Trainer.fit` uses it. */
 export class DistributedRun {
-  private constructor(readonly options: DistributedOptions, private readonly gan: DCGAN) {}
+  private constructor(
+    /** The group this process joined, and its place in it. */
+    readonly options: DistributedOptions,
+    private readonly gan: DCGAN,
+  ) {}
 
   /** Joins the group (waits for every rank) and copies rank 0's model state to every rank. */
   static async join(options: DistributedOptions, gan: DCGAN, batchSize: number): Promise<DistributedRun> {
