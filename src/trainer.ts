@@ -20,21 +20,22 @@ export class NonFiniteError extends DcganError {
  * same failure or the group is gone, so none of them tells the others it failed. */
 const COLLECTIVE = Symbol('collective')
 const isCollective = (e: unknown): boolean => typeof e === 'object' && e !== null && COLLECTIVE in e
+const markCollective = (e: unknown): unknown => {
+  if (typeof e === 'object' && e !== null && !(COLLECTIVE in e)) Object.defineProperty(e, COLLECTIVE, { value: true })
+  return e
+}
 /** A failed rank tells the others (once: the error is marked as collective afterwards). */
 async function leaving(e: unknown, dist: DistributedRun | null): Promise<unknown> {
-  if (dist && !isCollective(e)) {
-    await dist.abandon()
-    if (typeof e === 'object' && e !== null) Object.defineProperty(e, COLLECTIVE, { value: true })
-  }
-  return e
+  if (!dist || isCollective(e)) return e
+  await dist.abandon()
+  return markCollective(e)
 }
 
 async function collective<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
   } catch (e) {
-    if (typeof e === 'object' && e !== null) Object.defineProperty(e, COLLECTIVE, { value: true })
-    throw e
+    throw markCollective(e)
   }
 }
 
@@ -244,14 +245,19 @@ export class Trainer {
           reason = typeof batch === 'string' ? batch : 'aborted'
           break
         }
-        this.#step++
-        if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
+        this.#advance(batch)
       }
       await this.#finishGroup(dist)
     } catch (e) {
       throw await leaving(e, dist)
     }
     return this.#result(reason, started)
+  }
+
+  /** One step more, and the data order where `batch` left it. */
+  #advance(batch: Batch): void {
+    this.#step++
+    if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
   }
 
   /** The last vote (so that a rank whose end of the run failed stops the others instead of leaving
@@ -308,9 +314,7 @@ export class Trainer {
         // waits for the step boundary instead of pairing new weights with the old step count.
         const taken = await this.#exclusive(async () => {
           const t = await this.#trainStep(batch, options.signal, dist, deferred)
-          if (t.kind === 'stopped') return t
-          this.#step++
-          if (batch.epoch !== undefined && batch.position !== undefined) this.#data = { epoch: batch.epoch, position: batch.position }
+          if (t.kind !== 'stopped') this.#advance(batch)
           return t
         })
         if (taken.kind === 'stopped') {

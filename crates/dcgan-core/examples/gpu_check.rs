@@ -223,16 +223,7 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     for (step, stats) in &reported {
         stats_max = stats_max.max(stats_diff(stats, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
     }
-    let (mut state_max, mut worst) = (0.0f64, String::new());
-    let state = gan.generator.state().into_iter().chain(gan.discriminator.state());
-    let mut compared = 0;
-    for (name, actual, _) in state {
-        let d = max_abs_diff(&actual, tensor(&after, &name, &after_path)?).map_err(|e| format!("'{name}': {e}"))?;
-        compared += 1;
-        if worst.is_empty() || d > state_max {
-            (state_max, worst) = (d, name);
-        }
-    }
+    let (state_max, worst, compared) = state_diff(&gan, &after, &after_path, |_| false)?;
     let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
     let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
     let pass = state_max <= tol && stats_max <= tol;

@@ -125,9 +125,13 @@ fn shim_message(err: *const c_char) -> Option<String> {
     }
     // SAFETY: the shim returns a NUL-terminated string that lives until its next call on this thread.
     let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    // Keep libtorch's message, not its C++ backtrace.
+    Some(without_backtrace(&text))
+}
+
+/// libtorch's message without its C++ backtrace and final punctuation.
+fn without_backtrace(text: &str) -> String {
     let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
-    Some(text[..cut].trim_end().trim_end_matches(['.', '!']).to_string())
+    text[..cut].trim_end().trim_end_matches(['.', '!']).to_string()
 }
 
 /// Joins the group that `options` describe (rank 0 hosts the store), waiting up to the timeout
@@ -252,13 +256,6 @@ pub struct Verdict {
     pub refused: Vec<i64>,
 }
 
-impl Verdict {
-    /// Whether the ranks take the step.
-    pub fn go(&self) -> bool {
-        !self.stop && self.failed.is_empty() && self.refused.is_empty()
-    }
-}
-
 /// The one exchange at the start of a step: a sum over the ranks of [stops, failed per rank,
 /// refused per rank, rank 0's BatchNorm buffers (zeros elsewhere)], after which every rank holds
 /// rank 0's buffers. Every rank of a group calls it once per step, with or without a batch to
@@ -267,7 +264,10 @@ pub fn step_vote(gan: &Gan, ballot: Ballot) -> Result<Verdict> {
     let slot = group();
     let g = match &*slot {
         Some(g) if g.options.world_size > 1 => g,
-        _ => return Ok(Verdict { stop: ballot.stop, failed: own(ballot.failed, 0), refused: own(ballot.refused, 0) }),
+        _ => {
+            let alone = |flag: bool| if flag { vec![0] } else { vec![] };
+            return Ok(Verdict { stop: ballot.stop, failed: alone(ballot.failed), refused: alone(ballot.refused) });
+        }
     };
     let (rank, world) = (g.options.rank as usize, g.options.world_size as usize);
     let mut votes = vec![0f64; 1 + 2 * world];
@@ -283,21 +283,11 @@ pub fn step_vote(gan: &Gan, ballot: Ballot) -> Result<Verdict> {
     let all = Tensor::f_cat(&parts, 0)?;
     collective(g, "the vote at the start of the step", |h| unsafe { dcgan_dist_allreduce_sum(h, raw(&all)) })?;
     if rank != 0 {
-        let mut offset = votes.len() as i64;
-        for b in &buffers {
-            let n = b.numel() as i64;
-            let part = all.f_narrow(0, offset, n)?.f_view(b.size().as_slice())?.f_to_kind(b.kind())?;
-            tch::no_grad(|| b.shallow_clone().f_copy_(&part))?;
-            offset += n;
-        }
+        copy_from_flat(&all, votes.len() as i64, &buffers)?;
     }
     let v: Vec<f64> = Vec::<f64>::try_from(&all.f_narrow(0, 0, votes.len() as i64)?)?;
     let ranks = |from: usize| (0..world).filter(|&r| v[from + r] > 0.0).map(|r| r as i64).collect();
     Ok(Verdict { stop: v[0] > 0.0, failed: ranks(1), refused: ranks(1 + world) })
-}
-
-fn own(flag: bool, rank: i64) -> Vec<i64> {
-    if flag { vec![rank] } else { vec![] }
 }
 
 /// What the C++ SyncBatchNorm puts before the message of a failed exchange (csrc/distributed.cpp).
@@ -308,38 +298,33 @@ pub fn sync_bn_error(torch_message: &str) -> Error {
     let (rank, world) = rank_and_world().unwrap_or((0, 1));
     let start = torch_message.find(SYNC_BN_EXCHANGE_FAILED).map(|i| i + SYNC_BN_EXCHANGE_FAILED.len()).unwrap_or(0);
     let rest = &torch_message[start..];
-    let cut = ["\nException raised from", "\nframe #", "\n"].iter().filter_map(|m| rest.find(m)).min().unwrap_or(rest.len());
+    let first_line = rest.lines().next().unwrap_or_default();
     Error::Distributed(format!(
         "rank {rank} of {world}: the synchronised BatchNorm's exchange failed: {}. Another rank has stopped (it died, was killed or hangs)",
-        rest[..cut].trim_end().trim_end_matches(['.', '!'])
+        without_backtrace(first_line)
     ))
 }
 
 /// The error of a rank whose peers refused their shards of the batch.
 pub fn refused_error(refused: &[i64]) -> Error {
-    let (rank, world) = rank_and_world().unwrap_or((0, 1));
-    let many = refused.len() > 1;
-    Error::Distributed(format!(
-        "rank {rank} of {world}: rank{} {} refused {} part of the batch (its message says why); every rank stops at this step",
-        if many { "s" } else { "" },
-        list(refused),
-        if many { "their" } else { "its" }
-    ))
+    peers_error(refused, "refused {its} part of the batch ({its} message says why); every rank stops at this step")
 }
 
 /// The error of a rank whose peers failed outside a step (for callers that cannot stop cleanly).
 pub fn failed_error(failed: &[i64]) -> Error {
+    peers_error(failed, "stopped with an error (see {its} output); every rank stops after the last completed step")
+}
+
+/// "rank R of W: rank(s) … <what>", with `{its}` in `what` made "its" or "their".
+fn peers_error(ranks: &[i64], what: &str) -> Error {
     let (rank, world) = rank_and_world().unwrap_or((0, 1));
-    Error::Distributed(format!(
-        "rank {rank} of {world}: rank{} {} stopped with an error (see {} output); every rank stops after the last completed step",
-        if failed.len() > 1 { "s" } else { "" },
-        list(failed),
-        if failed.len() > 1 { "their" } else { "its" }
-    ))
+    let many = ranks.len() > 1;
+    let what = what.replace("{its}", if many { "their" } else { "its" });
+    Error::Distributed(format!("rank {rank} of {world}: rank{} {} {what}", if many { "s" } else { "" }, list(ranks)))
 }
 
 /// "0", "0 and 2", "0, 1 and 3".
-pub fn list(ranks: &[i64]) -> String {
+fn list(ranks: &[i64]) -> String {
     let names: Vec<String> = ranks.iter().map(|r| r.to_string()).collect();
     match names.split_last() {
         None => String::new(),
@@ -357,13 +342,18 @@ fn broadcast_all(g: &Group, what: &str, tensors: &[Tensor]) -> Result<()> {
     let all = Tensor::f_cat(&flat, 0)?;
     collective(g, what, |h| unsafe { dcgan_dist_broadcast(h, raw(&all), 0) })?;
     if g.options.rank != 0 {
-        let mut offset = 0;
-        for t in tensors {
-            let n = t.numel() as i64;
-            let part = all.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?.f_to_kind(t.kind())?;
-            tch::no_grad(|| t.shallow_clone().f_copy_(&part))?;
-            offset += n;
-        }
+        copy_from_flat(&all, 0, tensors)?;
+    }
+    Ok(())
+}
+
+/// Each tensor, in place, from consecutive values of the flat float64 `all` from `offset` on.
+fn copy_from_flat(all: &Tensor, mut offset: i64, tensors: &[Tensor]) -> Result<()> {
+    for t in tensors {
+        let n = t.numel() as i64;
+        let part = all.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?.f_to_kind(t.kind())?;
+        tch::no_grad(|| t.shallow_clone().f_copy_(&part))?;
+        offset += n;
     }
     Ok(())
 }

@@ -268,8 +268,6 @@ impl BatchNorm {
         let training = mode != NormMode::Eval;
         if mode == NormMode::Train {
             self.num_batches_tracked += 1;
-        }
-        if mode == NormMode::Train {
             if let Some(y) = crate::distributed::sync_batch_norm(x, &self.weight, &self.bias, &self.running_mean, &self.running_var, 0.1, 1e-5)? {
                 return Ok(y);
             }

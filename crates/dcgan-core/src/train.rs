@@ -153,7 +153,7 @@ impl Gan {
     /// vote (see distributed::step_vote), each with its `stop` and whether its shard passed the
     /// checks; the step is taken only when no rank stops, failed or refused its shard.
     pub fn train_step_in_group(&mut self, real: &Tensor, noise: Option<&Tensor>, stop: bool) -> Result<GroupStep> {
-        let checked = self.check_real(real).and_then(|()| self.check_noise(noise, real.size()[0]));
+        let checked = self.check_inputs(real, noise);
         let verdict = crate::distributed::step_vote(self, Ballot { stop, failed: false, refused: checked.is_err() })?;
         let noise = checked?;
         if !verdict.refused.is_empty() {
@@ -195,8 +195,7 @@ impl Gan {
         if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
             return Err(Error::Input("deferred step numbers are for one process: in a data-parallel group each step waits for its vote".into()));
         }
-        self.check_real(real)?;
-        let noise = self.check_noise(noise, real.size()[0])?;
+        let noise = self.check_inputs(real, noise)?;
         let values = self.checked_step(real, noise)?;
         // A non-blocking copy from a GPU lands in pinned host memory (libtorch's rule for `to`).
         let host = values.f_to_device_(tch::Device::Cpu, Kind::Float, true, false)?;
@@ -211,10 +210,12 @@ impl Gan {
         self.pending_stats.take().map(PendingStats::read).transpose()
     }
 
-    /// Noise given for a step of `n` images: one latent vector per image.
-    fn check_noise(&self, noise: Option<&Tensor>, n: i64) -> Result<Option<Tensor>> {
+    /// A step's real batch and the noise given for it (one latent vector per image), checked.
+    fn check_inputs(&self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<Tensor>> {
+        self.check_real(real)?;
         let Some(z) = noise else { return Ok(None) };
         let z = self.check_latent(z, "the noise batch")?;
+        let n = real.size()[0];
         if z.size()[0] != n {
             return Err(Error::Input(format!("the noise batch has {} vectors but the real batch {n} images: give one per image", z.size()[0])));
         }
