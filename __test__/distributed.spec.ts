@@ -28,7 +28,8 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, onStart?: (pid: number
     const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (code, signal) => resolve({ code, signal, stderr }))
+    // 'close', not 'exit': 'exit' can come before the last of stderr (the launcher's own error line) is read.
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }))
     onStart?.(child.pid!)
   })
 }
@@ -246,7 +247,7 @@ test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoi
     { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
-  const ended = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })))
+  const ended = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })))
   t.teardown(() => {
     try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ }
   })

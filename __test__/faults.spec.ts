@@ -132,7 +132,7 @@ test('SIGINT finishes the step, writes a checkpoint and exits 0; the run resumes
   const flags = ['--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0']
   const p = spawn(process.execPath, [cli, 'train', ...flags, '--steps', '100000', '--checkpoint-every', '100000', '--out', run], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
-  const exited = new Promise<number | null>((resolve) => p.on('exit', resolve))
+  const exited = new Promise<number | null>((resolve) => p.on('close', resolve))
   await new Promise<void>((resolve) => p.stderr.on('data', (d) => {
     stderr += d
     if (/step 1\//.test(stderr)) resolve()
