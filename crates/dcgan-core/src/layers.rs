@@ -181,6 +181,11 @@ impl Conv {
 pub enum Lowering {
     /// libtorch's convolutions, as PyTorch runs them.
     Convolution,
+    /// For float32 on the CPU: the two layers whose kernel covers their whole input or output
+    /// (G's first, 1×1 → 4×4; D's last, 4×4 → 1×1) as one matrix product each, the others as
+    /// convolutions. oneDNN runs those two as convolutions over a 1×1 or 4×4 image, 2.5–5× slower
+    /// forward and backward than the matrix product (measured at 32–512 channels, batch 32–128).
+    DenseMatmul,
     /// For bfloat16 under autocast, where oneDNN's weight gradients are slow for some shapes
     /// (measured: tens of ms for 0.1 GFLOP on the dense layers, 3–4× a matrix product's time on
     /// wide layers at a 4×4 side): a layer whose kernel covers its whole input or output (G's
@@ -203,7 +208,7 @@ impl Conv {
         if self.is_dense() {
             return self.dense_matmul(x);
         }
-        if self.matmul_weight_grad_pays(x) {
+        if how == Lowering::Bf16Matmul && self.matmul_weight_grad_pays(x) {
             let (x, w) = (x.f_to_kind(Kind::BFloat16)?, self.weight.f_to_kind(Kind::BFloat16)?);
             return ffi::conv_matmul_weight_grad(&x, &w, self.transposed);
         }

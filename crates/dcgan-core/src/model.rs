@@ -207,7 +207,12 @@ impl Discriminator {
 
     /// `x` is N×C×S×S; returns N probabilities that each image is real.
     pub fn forward(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
-        Ok(self.last_conv(x, mode)?.f_sigmoid()?.f_reshape([-1])?)
+        self.forward_with(x, mode, Lowering::Convolution)
+    }
+
+    /// `forward`, with the convolutions lowered as `how` says.
+    pub fn forward_with(&mut self, x: &Tensor, mode: NormMode, how: Lowering) -> Result<Tensor> {
+        Ok(self.logits(x, mode, how)?.f_sigmoid()?)
     }
 
     /// The N pre-sigmoid outputs (logits): what a loss that is safe in bfloat16 takes, with the
@@ -218,15 +223,6 @@ impl Discriminator {
             h = block.forward_with(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE), how)?;
         }
         Ok(self.out.forward_in(&h, mode, how)?.f_reshape([-1])?)
-    }
-
-    /// Every layer but the Sigmoid: N×1×1×1.
-    fn last_conv(&mut self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
-        let mut h = crate::ffi::leaky_relu(&self.input.forward_in(x, mode, Lowering::Convolution)?, LEAKY_SLOPE, true)?;
-        for block in &mut self.blocks {
-            h = block.forward(&h, mode, &Activation::LeakyRelu(LEAKY_SLOPE))?;
-        }
-        self.out.forward_in(&h, mode, Lowering::Convolution)
     }
 
     /// The input of the last convolution (N×8f×4×4 for the seed's sizes): the features that

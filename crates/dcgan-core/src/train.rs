@@ -95,6 +95,13 @@ fn mean_probability(precision: Precision, out: &Tensor) -> Result<Tensor> {
     Ok(p.f_mean(None)?.f_detach()?)
 }
 
+/// Whether fp32 on the CPU lowers the dense layers to matrix products (unless
+/// `DCGAN_DENSE_MATMUL=0`), read once per process.
+fn dense_matmul_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("DCGAN_DENSE_MATMUL").map_or(true, |v| v != "0"))
+}
+
 /// Gradients of `loss` with respect to `params` only: nothing else is computed or accumulated,
 /// so the generator update spends no work on the discriminator's weight gradients.
 fn gradients(loss: &Tensor, params: &[Tensor]) -> Result<Vec<Tensor>> {
@@ -275,16 +282,19 @@ impl Gan {
     /// D's training-mode output for the loss: probabilities in fp32, logits under autocast in bf16.
     fn discriminator_output(&mut self, x: &Tensor) -> Result<Tensor> {
         match self.train.precision {
-            Precision::Fp32 => self.discriminator.forward(x, NormMode::Train),
+            Precision::Fp32 => self.discriminator.forward_with(x, NormMode::Train, self.lowering()),
             Precision::Bf16 => self.discriminator.logits(x, NormMode::Train, self.lowering()),
         }
     }
 
-    /// How the convolutions run: as PyTorch runs them in fp32 (bit-for-bit parity) and on GPUs,
-    /// with matrix products where oneDNN's bfloat16 weight gradients are slow in bf16 on the CPU.
+    /// How the convolutions run: as PyTorch runs them on GPUs (cuDNN), with matrix products on
+    /// the CPU where oneDNN is slow: the dense first and last layers in both precisions, and in
+    /// bf16 the weight gradients of wide layers. `DCGAN_DENSE_MATMUL=0` keeps fp32 on the CPU on
+    /// libtorch's convolutions (for measuring what the matrix products give).
     fn lowering(&self) -> Lowering {
         match (self.train.precision, self.device) {
             (Precision::Bf16, tch::Device::Cpu) => Lowering::Bf16Matmul,
+            (Precision::Fp32, tch::Device::Cpu) if dense_matmul_enabled() => Lowering::DenseMatmul,
             _ => Lowering::Convolution,
         }
     }
@@ -360,7 +370,7 @@ impl Gan {
             let how = self.lowering();
             self.discriminator.logits(x, NormMode::Train, how)
         } else {
-            self.discriminator.forward(x, NormMode::Train)
+            self.discriminator.forward_with(x, NormMode::Train, self.lowering())
         }
     }
 
