@@ -205,7 +205,11 @@ def quantile(sorted_values, q):
 
 def summary(r):
     if "medianStepMs" in r:
-        return f"median {r['medianStepMs']:.2f} ms, {r['imagesPerSec']:.0f} images/s"
+        busy = r.get("deviceBusyAtReturn")
+        # With deferred numbers the GPU should still be working when a call returns; if it rarely
+        # is, something in the step waits for the GPU (a host read or a blocking copy).
+        busy = f", device busy at return {100 * busy:.0f}% of steps" if busy is not None else ""
+        return f"median {r['medianStepMs']:.2f} ms, {r['imagesPerSec']:.0f} images/s{busy}"
     return next(f"{k}: {r[k]}" for k in ("skipped", "error") if k in r)
 
 
@@ -270,7 +274,10 @@ def main():
           f"FlopCounterMode agrees); {peaks}")
     for name, r in parity.items():
         print(f"parity ({name}): " + (f"max |diff| state {r['maxStateDiff']:.3g} ({r['worstTensor']}), stats "
-                                       f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}: {'PASS' if r['pass'] else 'FAIL'}"
+                                       f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}"
+                                       + ("" if r.get("deviceBatchOutOfRangeRefused") is None else
+                                          f", a device batch of bytes refused: {r['deviceBatchOutOfRangeRefused']}")
+                                       + f": {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
     for name, r in dist.items():
         ranks = r.get("ranks", [])

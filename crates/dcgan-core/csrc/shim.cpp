@@ -179,6 +179,13 @@ const char *dcgan_event_synchronize(void *event) {
   )
 }
 
+// Whether the work before the event is done, without waiting for it.
+const char *dcgan_event_query(void *event, int *done) {
+  GUARD(
+    *done = static_cast<c10::Event *>(event)->query() ? 1 : 0;
+  )
+}
+
 void dcgan_event_free(void *event) { delete static_cast<c10::Event *>(event); }
 
 }  // extern "C"

@@ -118,6 +118,9 @@ fn bench(args: &Args) -> Res<Value> {
     let mut times = Vec::new();
     let mut first_ms = 0.0;
     let mut last = None;
+    // Steps after which the device still had work queued: what a call that does not wait for its
+    // own step leaves. Near 0 with deferred numbers means something in the step waits for the GPU.
+    let mut busy_at_return = 0usize;
     for i in 0..warmup + steps {
         let t = Instant::now();
         // Returns after one host read of the step's statistics: the step is complete on the device.
@@ -134,6 +137,9 @@ fn bench(args: &Args) -> Res<Value> {
         }
         if i >= warmup {
             times.push(ms);
+            if let Some(now) = dcgan_core::ffi::DeviceEvent::record(device).map_err(|e| e.to_string())? {
+                busy_at_return += usize::from(!now.done().map_err(|e| e.to_string())?);
+            }
         }
         last = stats.or(last);
     }
@@ -151,6 +157,7 @@ fn bench(args: &Args) -> Res<Value> {
         "medianStepMs": median, "p10StepMs": quantile(&times, 0.1), "p90StepMs": quantile(&times, 0.9),
         "imagesPerSec": batch as f64 * 1000.0 / median, "firstStepMs": first_ms,
         "lossesLastStep": [last.loss_d, last.loss_g],
+        "deviceBusyAtReturn": if device.is_cuda() { json!(busy_at_return as f64 / steps as f64) } else { Value::Null },
     }))
 }
 
@@ -226,9 +233,23 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     let (state_max, worst, compared) = state_diff(&gan, &after, &after_path, |_| false)?;
     let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
     let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
-    let pass = state_max <= tol && stats_max <= tol;
+    // A batch on the device with bytes (0…255) instead of [−1, 1] must still be refused when the
+    // numbers are deferred: on a GPU it is checked with them, so the error comes with them.
+    let range_refused = if defer {
+        let bad = tensor(&io, "real.1", &io_path)?.to_device(device) * 255.0;
+        let noise = tensor(&io, "noise.1", &io_path)?;
+        let error = match gan.train_step_deferred(&bad, Some(noise)) {
+            Err(e) => Some(e),
+            Ok(_) => gan.take_pending_stats().err(),
+        };
+        Some(error.is_some_and(|e| e.to_string().contains("scaled to [−1, 1]")))
+    } else {
+        None
+    };
+    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false);
     let report = json!({
         "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "deferStats": defer,
+        "deviceBatchOutOfRangeRefused": range_refused,
         "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
         "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
     });

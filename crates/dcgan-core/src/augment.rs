@@ -33,7 +33,7 @@ pub fn draw(rng: &mut impl Rng, _policy: Augment, shape: &[i64], device: Device)
         values.push(rng.random_range(0..offsets));
         values.push(rng.random_range(0..offsets));
     }
-    Ok(Tensor::f_from_slice(&values)?.f_view([n, 4])?.f_to_device(device)?)
+    crate::device::upload(&Tensor::f_from_slice(&values)?.f_view([n, 4])?, device)
 }
 
 /// `x` augmented by `policy` with `draws` (N×4 int64): translation, then cutout.

@@ -94,3 +94,16 @@ pub fn device_name(device: Device) -> String {
         _ => "cpu".into(),
     }
 }
+
+/// `x` on `device`. From the host to a GPU through pinned memory with a non-blocking copy, as a
+/// DataLoader with `pin_memory=True` and `.to(non_blocking=True)` does: a plain copy from pageable
+/// memory synchronises the stream, so the host would wait for all the GPU work enqueued before it
+/// (the previous step) at every batch and every noise draw. The caching host allocator keeps the
+/// pinned block until the copy is done; a plain copy if pinning fails.
+pub fn upload(x: &tch::Tensor, device: Device) -> Result<tch::Tensor> {
+    if !(device.is_cuda() && x.device() == Device::Cpu) {
+        return Ok(x.f_to_device(device)?);
+    }
+    let pinned = x.f_pin_memory(device).and_then(|p| p.f_to_device_(device, p.kind(), true, false));
+    Ok(pinned.or_else(|_| x.f_to_device(device))?)
+}

@@ -25,6 +25,7 @@ extern "C" {
     fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
     fn dcgan_event_record(device_index: c_int, out: *mut *mut std::ffi::c_void) -> *const c_char;
     fn dcgan_event_synchronize(event: *mut std::ffi::c_void) -> *const c_char;
+    fn dcgan_event_query(event: *mut std::ffi::c_void, done: *mut c_int) -> *const c_char;
     fn dcgan_event_free(event: *mut std::ffi::c_void);
     fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
 }
@@ -175,6 +176,13 @@ impl DeviceEvent {
     /// Blocks until the work before the event is done.
     pub fn wait(&self) -> Result<()> {
         check(unsafe { dcgan_event_synchronize(self.0) })
+    }
+
+    /// Whether the work before the event is done, without waiting.
+    pub fn done(&self) -> Result<bool> {
+        let mut done: c_int = 0;
+        check(unsafe { dcgan_event_query(self.0, &mut done) })?;
+        Ok(done != 0)
     }
 }
 

@@ -160,7 +160,7 @@ impl Gan {
             )));
         }
         crate::input::ensure_finite(z, what)?;
-        Ok(z.f_view([size[0], zd, 1, 1])?.f_to_device(self.device)?)
+        crate::device::upload(&z.f_view([size[0], zd, 1, 1])?, self.device)
     }
 
     /// Checks an image batch: n×C×S×S for this model, every value finite.
@@ -178,20 +178,8 @@ impl Gan {
 
     /// Images moved to the device in the layout the networks run on.
     pub fn prepare_images(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.upload(x)?;
+        let x = crate::device::upload(x, self.device)?;
         if self.channels_last { crate::ffi::channels_last(&x) } else { Ok(x) }
-    }
-
-    /// `x` on the model's device. From the host to a GPU through pinned memory with a
-    /// non-blocking copy, as a DataLoader with `pin_memory=True` and `.to(non_blocking=True)` does,
-    /// so that the host does not wait for the GPU's queue to reach the copy (the caching host
-    /// allocator keeps the pinned block until the copy is done); a plain copy if pinning fails.
-    fn upload(&self, x: &Tensor) -> Result<Tensor> {
-        if !(self.device.is_cuda() && x.device() == Device::Cpu) {
-            return Ok(x.f_to_device(self.device)?);
-        }
-        let pinned = x.f_pin_memory(self.device).and_then(|p| p.f_to_device_(self.device, p.kind(), true, false));
-        Ok(pinned.or_else(|_| x.f_to_device(self.device))?)
     }
 
     /// D(x) for each image of `x`, without tracking gradients.

@@ -95,11 +95,12 @@ pub struct BatchNorm {
     pub num_batches_tracked: i64,
 }
 
-/// Draws from `dist` into a new float tensor of `shape` on `device`.
+/// Draws from `dist` into a new float tensor of `shape` on `device` (uploaded without waiting for
+/// the GPU's queue: the noise of every step is drawn here).
 pub fn sample<D: Distribution<f32>>(rng: &mut impl Rng, dist: D, shape: &[i64], device: Device) -> Result<Tensor> {
     let n: i64 = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| dist.sample(rng)).collect();
-    Ok(Tensor::f_from_slice(&values)?.f_view(shape)?.f_to_device(device)?)
+    crate::device::upload(&Tensor::f_from_slice(&values)?.f_view(shape)?, device)
 }
 
 pub fn normal(rng: &mut impl Rng, mean: f32, std: f32, shape: &[i64], device: Device) -> Result<Tensor> {

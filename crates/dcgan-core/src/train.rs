@@ -35,13 +35,35 @@ pub struct PendingStats {
 }
 
 impl PendingStats {
-    /// (step, numbers), once the copy that brings them is done.
+    /// (step, numbers), once the copy that brings them is done. A sixth number is the largest
+    /// absolute value of a real batch that was on a GPU (`RangeCheck::WithNumbers`).
     fn read(self) -> Result<(i64, StepStats)> {
         if let Some(event) = &self.ready {
             event.wait()?;
         }
+        if self.host.size()[0] > 5 {
+            let worst = self.host.f_double_value(&[5])?;
+            if !(worst <= MAX_ABS_REAL) {
+                return Err(Error::Input(format!(
+                    "the real batch of step {}: its largest absolute value is {worst}; images must be scaled to [−1, 1] \
+                     (values beyond ±{MAX_ABS_REAL} are refused), as (x / 255 − 0.5) / 0.5 does for bytes. The batch was on \
+                     the GPU, so with deferred numbers it was checked with them, after the step was taken: resume from \
+                     the last checkpoint",
+                    self.step
+                )));
+            }
+        }
         Ok((self.step, stats_of(&self.host)?))
     }
+}
+
+/// When a real batch's range is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeCheck {
+    /// Before the step (reading the batch's largest value).
+    Now,
+    /// On the batch's device, read with the step's numbers.
+    WithNumbers,
 }
 
 /// The five numbers of a step from their host tensor.
@@ -128,13 +150,16 @@ fn check_real_range(real: &Tensor) -> Result<()> {
 }
 
 impl Gan {
-    /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps.
-    fn check_real(&self, real: &Tensor) -> Result<()> {
+    /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps,
+    /// values in range unless `range` says the range is checked later (see `train_step_deferred`).
+    fn check_real(&self, real: &Tensor, range: RangeCheck) -> Result<()> {
         self.check_images(real, "the real batch")?;
         let k = self.train.d_steps;
         let n = real.size()[0];
         self.check_work(n, true, "a training step")?;
-        check_real_range(real)?;
+        if range == RangeCheck::Now {
+            check_real_range(real)?;
+        }
         if n % k != 0 {
             return Err(Error::Input(format!(
                 "the real batch has {n} images, which dSteps = {k} cannot split evenly: give a multiple of {k}"
@@ -160,7 +185,7 @@ impl Gan {
     /// vote (see distributed::step_vote), each with its `stop` and whether its shard passed the
     /// checks; the step is taken only when no rank stops, failed or refused its shard.
     pub fn train_step_in_group(&mut self, real: &Tensor, noise: Option<&Tensor>, stop: bool) -> Result<GroupStep> {
-        let checked = self.check_inputs(real, noise);
+        let checked = self.check_inputs(real, noise, RangeCheck::Now);
         let verdict = crate::distributed::step_vote(self, Ballot { stop, failed: false, refused: checked.is_err() })?;
         let noise = checked?;
         if !verdict.refused.is_empty() {
@@ -202,8 +227,19 @@ impl Gan {
         if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
             return Err(Error::Input("deferred step numbers are for one process: in a data-parallel group each step waits for its vote".into()));
         }
-        let noise = self.check_inputs(real, noise)?;
+        // A batch already on a GPU is range-checked there and judged with the step's numbers:
+        // reading the check now would wait for the GPU's queue, the wait this call avoids.
+        let range = if real.device().is_cuda() { RangeCheck::WithNumbers } else { RangeCheck::Now };
+        let noise = self.check_inputs(real, noise, range)?;
+        let worst = match range {
+            RangeCheck::WithNumbers => Some(real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?),
+            RangeCheck::Now => None,
+        };
         let values = self.checked_step(real, noise)?;
+        let values = match worst {
+            Some(w) => Tensor::f_cat(&[&values, &w], 0)?,
+            None => values,
+        };
         // A non-blocking copy from a GPU lands in pinned host memory (libtorch's rule for `to`).
         let host = values.f_to_device_(tch::Device::Cpu, Kind::Float, true, false)?;
         let ready = crate::ffi::DeviceEvent::record(self.device)?;
@@ -218,8 +254,8 @@ impl Gan {
     }
 
     /// A step's real batch and the noise given for it (one latent vector per image), checked.
-    fn check_inputs(&self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<Tensor>> {
-        self.check_real(real)?;
+    fn check_inputs(&self, real: &Tensor, noise: Option<&Tensor>, range: RangeCheck) -> Result<Option<Tensor>> {
+        self.check_real(real, range)?;
         let Some(z) = noise else { return Ok(None) };
         let z = self.check_latent(z, "the noise batch")?;
         let n = real.size()[0];
@@ -459,5 +495,26 @@ impl Gan {
         let values = Tensor::f_stack(&[loss_d, loss.f_detach()?, d_real, d_fake, mean].map(|t| t.f_to_kind(Kind::Float)).into_iter().collect::<std::result::Result<Vec<_>, _>>()?, 0)?;
         let shared = self.opt_g.update_sharing(&grads, Some(&values))?;
         Ok(shared.unwrap_or(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(values: &[f32]) -> PendingStats {
+        PendingStats { step: 7, host: Tensor::from_slice(values), ready: None }
+    }
+
+    #[test]
+    fn deferred_numbers_refuse_a_device_batch_out_of_range() {
+        let error = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, 255.0]).read().unwrap_err().to_string();
+        assert!(error.contains("the real batch of step 7: its largest absolute value is 255;"), "{error}");
+        assert!(error.contains("after the step was taken"), "{error}");
+        assert!(pending(&[0.5, 1.0, 0.6, 0.4, 0.25, f32::NAN]).read().is_err(), "NaN passed the range check");
+        let (step, stats) = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, MAX_ABS_REAL as f32]).read().unwrap();
+        assert_eq!((step, stats.loss_d, stats.loss_g, stats.d_fake_after), (7, 0.5, 1.0, 0.25));
+        let (_, stats) = pending(&[0.5, 1.0, 0.6, 0.4, 0.25]).read().unwrap();
+        assert_eq!(stats.d_real as f32, 0.6);
     }
 }
