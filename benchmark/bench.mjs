@@ -295,7 +295,9 @@ console.log(table)
 const date = new Date().toISOString().slice(0, 10)
 const dir = join(ROOT, 'benchmark', 'results')
 mkdirSync(dir, { recursive: true })
-const out = args.out ?? join(dir, `${date}-${hostname()}.json`)
+// The JSON and, beside it, the same name with .md: a name without .json gets it, so that the
+// table never overwrites the JSON.
+const out = (args.out ?? join(dir, `${date}-${hostname()}`)).replace(/(\.json)?$/, '.json')
 const malloc = {
   ours: process.env.DCGAN_MALLOC_TUNING !== '0',
   python: pythonMallocTuning,
