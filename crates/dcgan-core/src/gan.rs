@@ -165,6 +165,12 @@ impl Gan {
 
     /// Checks an image batch: n×C×S×S for this model, every value finite.
     pub fn check_images(&self, x: &Tensor, what: &str) -> Result<()> {
+        self.check_image_shape(x, what)?;
+        crate::input::ensure_finite(x, what)
+    }
+
+    /// `check_images` without reading the values: the shape only.
+    pub fn check_image_shape(&self, x: &Tensor, what: &str) -> Result<()> {
         let m = &self.model;
         let size = x.size();
         if size.len() != 4 || size[1..] != [m.channels, m.image_size, m.image_size] || size[0] < 1 {
@@ -173,7 +179,7 @@ impl Gan {
                 m.channels, m.image_size, m.image_size
             )));
         }
-        crate::input::ensure_finite(x, what)
+        Ok(())
     }
 
     /// Images moved to the device in the layout the networks run on.

@@ -44,8 +44,9 @@ impl PendingStats {
         if self.host.size()[0] > 5 {
             let worst = self.host.f_double_value(&[5])?;
             if !(worst <= MAX_ABS_REAL) {
+                let found = if worst.is_nan() { "it holds NaN".to_string() } else { format!("its largest absolute value is {worst}") };
                 return Err(Error::Input(format!(
-                    "the real batch of step {}: its largest absolute value is {worst}; images must be scaled to [−1, 1] \
+                    "the real batch of step {}: {found}; images must be finite and scaled to [−1, 1] \
                      (values beyond ±{MAX_ABS_REAL} are refused), as (x / 255 − 0.5) / 0.5 does for bytes. The batch was on \
                      the GPU, so with deferred numbers it was checked with them, after the step was taken: resume from \
                      the last checkpoint",
@@ -60,9 +61,9 @@ impl PendingStats {
 /// When a real batch's range is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RangeCheck {
-    /// Before the step (reading the batch's largest value).
+    /// Before the step: every value finite, the largest within range (both read on the host).
     Now,
-    /// On the batch's device, read with the step's numbers.
+    /// On the batch's device, read with the step's numbers (a NaN or an infinity fails it too).
     WithNumbers,
 }
 
@@ -153,11 +154,12 @@ impl Gan {
     /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps,
     /// values in range unless `range` says the range is checked later (see `train_step_deferred`).
     fn check_real(&self, real: &Tensor, range: RangeCheck) -> Result<()> {
-        self.check_images(real, "the real batch")?;
+        self.check_image_shape(real, "the real batch")?;
         let k = self.train.d_steps;
         let n = real.size()[0];
         self.check_work(n, true, "a training step")?;
         if range == RangeCheck::Now {
+            crate::input::ensure_finite(real, "the real batch")?;
             check_real_range(real)?;
         }
         if n % k != 0 {
@@ -511,7 +513,10 @@ mod tests {
         let error = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, 255.0]).read().unwrap_err().to_string();
         assert!(error.contains("the real batch of step 7: its largest absolute value is 255;"), "{error}");
         assert!(error.contains("after the step was taken"), "{error}");
-        assert!(pending(&[0.5, 1.0, 0.6, 0.4, 0.25, f32::NAN]).read().is_err(), "NaN passed the range check");
+        let error = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, f32::NAN]).read().unwrap_err().to_string();
+        assert!(error.contains("the real batch of step 7: it holds NaN;"), "{error}");
+        let error = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, f32::INFINITY]).read().unwrap_err().to_string();
+        assert!(error.contains("its largest absolute value is inf;"), "{error}");
         let (step, stats) = pending(&[0.5, 1.0, 0.6, 0.4, 0.25, MAX_ABS_REAL as f32]).read().unwrap();
         assert_eq!((step, stats.loss_d, stats.loss_g, stats.d_fake_after), (7, 0.5, 1.0, 0.25));
         let (_, stats) = pending(&[0.5, 1.0, 0.6, 0.4, 0.25]).read().unwrap();
