@@ -37,6 +37,9 @@ OURS = {
     "ours+deferred": (["--defer-stats", "1"], {}),
     "ours+host-batch": (["--host-batch", "1"], {}),
     "ours+host-batch+deferred": (["--host-batch", "1", "--defer-stats", "1"], {}),
+    # The step captured once as a CUDA graph and replayed (libdcgan_cuda_graph.so, staged in lib/
+    # by prepare.sh and named by DCGAN_CUDA_GRAPH_LIB, which check.sh sets).
+    "ours+graph": (["--cuda-graph", "1"], {}),
 }
 # glibc's malloc as this library tunes it for itself (executor.rs), given to the Python workers.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
@@ -145,6 +148,8 @@ def parity_runs(a, budget):
             ("strict, deferred numbers", {"NVIDIA_TF32_OVERRIDE": "0"}, ["--defer-stats", "1"])]
     if a.device.startswith("cuda"):
         runs.append(("default TF32", {}, []))  # libtorch lets cuDNN convolutions use TF32 by default
+        # Step 1 eager, step 2 captured and replayed, step 3 replayed: the same three steps.
+        runs.append(("strict, CUDA graph", {"NVIDIA_TF32_OVERRIDE": "0"}, ["--cuda-graph", "1"]))
     out = {}
     for name, env, extra in runs:
         say(f"parity ({name})...")
@@ -260,7 +265,9 @@ def main():
     rows = bench_runs(a, budget)
     text = table(a, rows, count["stepFlopPerImage"])
     strict = parity.get("strict", {})
+    graph = parity.get("strict, CUDA graph")
     passed = (strict.get("pass") is True and parity.get("strict, deferred numbers", {}).get("pass") is True
+              and (graph is None or graph.get("pass") is True)
               and all(r.get("pass") is True for r in dist.values()))
     print()
     print(f"GPU check: {env.get('gpu', a.device)}; torch {env['torch']}; {a.image_size}px, {a.features} features; "

@@ -47,6 +47,13 @@ TORCH_LIB="$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(
 TORCH_VERSION="$("$PYTHON" -c 'import torch; print(torch.__version__)')"
 [[ "$TORCH_VERSION" == 2.11.0* ]] || echo "check.sh: warning: torch $TORCH_VERSION; the binary was built against 2.11.0" >&2
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# CUDA graph capture (the ours+graph rows and a parity run) needs this library from prepare.sh.
+GRAPH_LIB="$(first_existing "$HERE/lib/libdcgan_cuda_graph.so")"
+if [[ -n "$GRAPH_LIB" ]]; then
+  export DCGAN_CUDA_GRAPH_LIB="$GRAPH_LIB"
+else
+  echo "check.sh: no lib/libdcgan_cuda_graph.so beside check.sh: the CUDA graph rows will say so" >&2
+fi
 
 # Fails here, with the loader's message, when a library the binary needs is missing.
 if ! "$BINARY" >/dev/null 2>"${TMPDIR:-/tmp}/gpu_check_probe.$$"; then

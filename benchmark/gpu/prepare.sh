@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds our side of the GPU check (crates/dcgan-core/examples/gpu_check.rs, release) on this machine
 # and stages everything the GPU machine needs into one folder (default gpu-check/ at the repository
-# root, ignored by git): the binary, check.sh and its Python helpers, the reference loops and the
-# seed64 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
+# root, ignored by git): the binary, libdcgan_cuda_graph.so, check.sh and its Python helpers, the
+# reference loops and the seed64 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
 #
 #   benchmark/gpu/prepare.sh [STAGE_DIR]
 set -euo pipefail
@@ -19,6 +19,10 @@ TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dcgan/target}"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/bin" "$STAGE/reference" "$STAGE/fixtures/seed64" "$STAGE/fixtures/ddp32"
 cp "$TARGET_DIR/release/examples/gpu_check" "$STAGE/bin/"
+# CUDA graph capture needs libtorch_cuda.so: its own small library (build-cuda-graph.sh).
+if ! "$HERE/build-cuda-graph.sh" "$STAGE/lib"; then
+  echo "prepare.sh: warning: libdcgan_cuda_graph.so was not built; the GPU check runs without CUDA graphs" >&2
+fi
 cp "$HERE/check.sh" "$HERE/check.py" "$HERE/flops.py" "$STAGE/"
 cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
 cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"

@@ -102,6 +102,31 @@ const char *dcgan_adam_step(Tensor **params, Tensor **grads, Tensor **exp_avgs,
   )
 }
 
+// torch.optim.Adam's `capturable` single-tensor path: the step count is a tensor on the device
+// (incremented here) and the bias corrections are computed from it there, so that a captured
+// CUDA graph replays correct updates at every later step (host numbers would be frozen into it).
+const char *dcgan_adam_step_on_device(Tensor **params, Tensor **grads, Tensor **exp_avgs,
+                                      Tensor **exp_avg_sqs, int64_t n, double lr, double beta1,
+                                      double beta2, double eps, Tensor *step) {
+  GUARD(
+    at::NoGradGuard no_grad;
+    step->add_(1);
+    const Tensor bias_correction1 = 1 - at::pow(beta1, *step);
+    const Tensor bias_correction2 = 1 - at::pow(beta2, *step);
+    const Tensor step_size_neg = (bias_correction1.reciprocal() * lr).neg();
+    const Tensor bias_correction2_sqrt = bias_correction2.sqrt();
+    for (int64_t i = 0; i < n; ++i) {
+      Tensor &param = *params[i];
+      const Tensor &grad = *grads[i];
+      exp_avgs[i]->lerp_(grad, 1.0 - beta1);
+      exp_avg_sqs[i]->mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
+      Tensor denom = (exp_avg_sqs[i]->sqrt() / (bias_correction2_sqrt * step_size_neg))
+                         .add_(step_size_neg.reciprocal() * eps);
+      param.addcdiv_(*exp_avgs[i], denom);
+    }
+  )
+}
+
 // `ConvMatmulWeightGrad` on bfloat16 `x` and `w`.
 const char *dcgan_conv_matmul_weight_grad(Tensor *x, Tensor *w, int transposed, Tensor **out) {
   GUARD(

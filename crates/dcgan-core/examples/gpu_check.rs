@@ -109,8 +109,16 @@ fn bench(args: &Args) -> Res<Value> {
         return Err("--steps must be at least 1 and --warmup at least 0".into());
     }
     let (defer, host_batch) = (args.int("defer-stats", 0)? != 0, args.int("host-batch", 0)? != 0);
+    let graphed = args.int("cuda-graph", 0)? != 0;
+    if graphed && defer {
+        return Err("--cuda-graph 1 waits for each step's numbers: it does not combine with --defer-stats 1".into());
+    }
     let model = ModelConfig { image_size: size, features_g: features, features_d: features, channels: 1, ..Default::default() };
     let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
+    if graphed {
+        // 3 eager steps on the graph's stream, as PyTorch's recipe warms up, inside the warm-up.
+        gan.use_cuda_graph(3).map_err(|e| e.to_string())?;
+    }
     // Resident on the device, as the Python worker keeps its batch: the step is timed, not the copy.
     // With --host-batch 1 it stays on the host and each step uploads it, as training from Node does.
     let host = Tensor::rand([batch, 1, size, size], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
@@ -128,6 +136,8 @@ fn bench(args: &Args) -> Res<Value> {
         // steady state one call lasts one step of the device, without the device waiting for the host.
         let stats = if defer {
             gan.train_step_deferred(&real, None).map_err(|e| e.to_string())?.map(|(_, s)| s)
+        } else if graphed {
+            Some(gan.train_step_graphed(&real, None).map_err(|e| e.to_string())?)
         } else {
             Some(gan.train_step(&real, None).map_err(|e| e.to_string())?)
         };
@@ -153,7 +163,7 @@ fn bench(args: &Args) -> Res<Value> {
         "mode": "bench", "side": "ours", "device": device_name(device), "precision": precision,
         "channelsLast": gan.channels_last, "imageSize": size, "features": features, "batch": batch,
         "steps": steps, "warmup": warmup, "threads": tch::get_num_threads(),
-        "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0, "deferStats": defer, "hostBatch": host_batch,
+        "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0, "deferStats": defer, "hostBatch": host_batch, "cudaGraph": graphed,
         "medianStepMs": median, "p10StepMs": quantile(&times, 0.1), "p90StepMs": quantile(&times, 0.9),
         "imagesPerSec": batch as f64 * 1000.0 / median, "firstStepMs": first_ms,
         "lossesLastStep": [last.loss_d, last.loss_g],
@@ -212,6 +222,12 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     // With --defer-stats 1 the steps do not wait for their numbers (train_step_deferred: a
     // non-blocking copy into pinned memory and an event), which must still be the same numbers.
     let defer = args.int("defer-stats", 0)? != 0;
+    // With --cuda-graph 1: step 1 eager on the graph's stream, step 2 captured and replayed, step 3
+    // replayed with the fixture's batch and noise copied into the captured inputs.
+    let graphed = args.int("cuda-graph", 0)? != 0;
+    if graphed {
+        gan.use_cuda_graph(1).map_err(|e| e.to_string())?;
+    }
     let mut stats_max = 0.0f64;
     let mut reported = Vec::new();
     for step in 1..=3 {
@@ -219,6 +235,8 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
         let noise = tensor(&io, &format!("noise.{step}"), &io_path)?;
         if defer {
             reported.extend(gan.train_step_deferred(real, Some(noise)).map_err(|e| e.to_string())?);
+        } else if graphed {
+            reported.push((step, gan.train_step_graphed(real, Some(noise)).map_err(|e| e.to_string())?));
         } else {
             reported.push((step, gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?));
         }
@@ -246,10 +264,12 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     } else {
         None
     };
-    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false);
+    // The host's counters, which replays do not run (num_batches_tracked is in the state above).
+    let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
+    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false) && counters_ok;
     let report = json!({
         "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "deferStats": defer,
-        "deviceBatchOutOfRangeRefused": range_refused,
+        "deviceBatchOutOfRangeRefused": range_refused, "cudaGraph": graphed, "countersOk": counters_ok,
         "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
         "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
     });

@@ -22,6 +22,8 @@ pub struct Adam {
     flat_exp_avg: Tensor,
     flat_exp_avg_sq: Tensor,
     channels_last: bool,
+    /// `step` as a tensor on the device, while updates run through a CUDA graph (`count_on_device`).
+    device_step: Option<Tensor>,
 }
 
 /// Strides of a channels-last (NHWC in memory) tensor of NCHW `shape`.
@@ -79,6 +81,7 @@ impl Adam {
             flat_exp_avg,
             flat_exp_avg_sq,
             channels_last,
+            device_step: None,
         })
     }
 
@@ -106,14 +109,29 @@ impl Adam {
             None => (all, extra.map(|e| e.shallow_clone())),
         };
         self.step += 1;
+        let count = match &self.device_step {
+            Some(t) => ffi::StepCount::OnDevice(t),
+            None => ffi::StepCount::Host(self.step),
+        };
         ffi::adam_step(
             &[self.flat_params.shallow_clone()],
             &[flat_grad],
             &[self.flat_exp_avg.shallow_clone()],
             &[self.flat_exp_avg_sq.shallow_clone()],
             self.hyper,
-            self.step,
+            count,
         )?;
         Ok(averaged)
+    }
+
+    /// From now on the bias corrections come from a step count kept on the parameters' device
+    /// (torch.optim.Adam's `capturable` arithmetic), so that a captured CUDA graph replays
+    /// correct updates; `step` on the host still counts. Agrees with the host path within float
+    /// rounding.
+    pub fn count_on_device(&mut self) -> Result<()> {
+        // float64, unlike PyTorch's float32 count: 1 − 0.999ᵗ loses 1e-5 of itself in float32.
+        let t = Tensor::f_full([], self.step as f64, (Kind::Double, self.flat_params.device()))?;
+        self.device_step = Some(t);
+        Ok(())
     }
 }

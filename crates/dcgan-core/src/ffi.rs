@@ -20,6 +20,18 @@ extern "C" {
         eps: f64,
         step: i64,
     ) -> *const c_char;
+    fn dcgan_adam_step_on_device(
+        params: *const *mut C_tensor,
+        grads: *const *mut C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        n: i64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        step: *mut C_tensor,
+    ) -> *const c_char;
     fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
     fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
     fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
@@ -84,7 +96,7 @@ pub fn adam_step(
     exp_avgs: &[Tensor],
     exp_avg_sqs: &[Tensor],
     hyper: AdamHyper,
-    step: i64,
+    step: StepCount,
 ) -> Result<()> {
     let n = params.len();
     if grads.len() != n || exp_avgs.len() != n || exp_avg_sqs.len() != n {
@@ -97,20 +109,24 @@ pub fn adam_step(
     }
     let ptrs = |ts: &[Tensor]| ts.iter().map(raw).collect::<Vec<_>>();
     let (p, g, m, v) = (ptrs(params), ptrs(grads), ptrs(exp_avgs), ptrs(exp_avg_sqs));
+    let (lr, b1, b2, eps) = (hyper.lr, hyper.beta1, hyper.beta2, hyper.eps);
     check(unsafe {
-        dcgan_adam_step(
-            p.as_ptr(),
-            g.as_ptr(),
-            m.as_ptr(),
-            v.as_ptr(),
-            n as i64,
-            hyper.lr,
-            hyper.beta1,
-            hyper.beta2,
-            hyper.eps,
-            step,
-        )
+        match step {
+            StepCount::Host(step) => dcgan_adam_step(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, step),
+            StepCount::OnDevice(step) => {
+                dcgan_adam_step_on_device(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, raw(step))
+            }
+        }
     })
+}
+
+/// Adam's step count for an update: a host number (torch.optim.Adam's default path), or a float
+/// tensor on the parameters' device that the update increments (its `capturable` path).
+pub enum StepCount<'a> {
+    /// The count after this update.
+    Host(i64),
+    /// The count before this update.
+    OnDevice(&'a Tensor),
 }
 
 /// c10::DeviceType of the devices that autocast regions are opened for.

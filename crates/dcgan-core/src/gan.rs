@@ -39,6 +39,8 @@ pub struct Gan {
     pub fed_augment_draws: std::collections::VecDeque<Tensor>,
     /// The numbers of the last deferred step, on their way to the host (see `train_step_deferred`).
     pub pending_stats: Option<crate::train::PendingStats>,
+    /// The step as a CUDA graph, once `use_cuda_graph` turned it on.
+    pub cuda_graph: Option<crate::cuda_graph::GraphedStep>,
 }
 
 /// Models alive: incremented when one is built, decremented when one is dropped.
@@ -92,7 +94,7 @@ impl Gan {
         let ema = if train.ema_decay > 0.0 { Some(generator.copy()?) } else { None };
         let fed_augment_draws = Default::default();
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws, pending_stats: None })
+        Ok(Gan { model, train, device, generator, discriminator, opt_g, opt_d, channels_last, rng, steps_done: 0, ema, fed_augment_draws, pending_stats: None, cuda_graph: None })
     }
 
     /// The generator that samples: the moving average when there is one, else the trained one.

@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod augment;
 pub mod config;
+pub mod cuda_graph;
 pub mod cuda_lib;
 pub mod data;
 pub mod device;

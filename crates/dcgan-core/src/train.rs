@@ -60,7 +60,7 @@ impl PendingStats {
 
 /// When a real batch's range is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RangeCheck {
+pub(crate) enum RangeCheck {
     /// Before the step: every value finite, the largest within range (both read on the host).
     Now,
     /// On the batch's device, read with the step's numbers (a NaN or an infinity fails it too).
@@ -68,7 +68,7 @@ enum RangeCheck {
 }
 
 /// The five numbers of a step from their host tensor.
-fn stats_of(host: &Tensor) -> Result<StepStats> {
+pub(crate) fn stats_of(host: &Tensor) -> Result<StepStats> {
     let v: Vec<f64> = Vec::<f64>::try_from(host.f_to_kind(Kind::Double)?)?;
     Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
 }
@@ -204,7 +204,7 @@ impl Gan {
     }
 
     /// `step`, with a diverged model's failure said as such.
-    fn checked_step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
+    pub(crate) fn checked_step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
         self.step(real, noise).or_else(|e| match e {
             // An exchange of the synchronised BatchNorm's backward (inside autograd) failed.
             Error::Torch(m) if m.to_string().contains(crate::distributed::SYNC_BN_EXCHANGE_FAILED) => Err(crate::distributed::sync_bn_error(&m.to_string())),
@@ -256,7 +256,7 @@ impl Gan {
     }
 
     /// A step's real batch and the noise given for it (one latent vector per image), checked.
-    fn check_inputs(&self, real: &Tensor, noise: Option<&Tensor>, range: RangeCheck) -> Result<Option<Tensor>> {
+    pub(crate) fn check_inputs(&self, real: &Tensor, noise: Option<&Tensor>, range: RangeCheck) -> Result<Option<Tensor>> {
         self.check_real(real, range)?;
         let Some(z) = noise else { return Ok(None) };
         let z = self.check_latent(z, "the noise batch")?;
@@ -274,12 +274,7 @@ impl Gan {
         let n = real.size()[0];
         let noise = match noise {
             Some(z) => z,
-            None => {
-                let mut rng = self.rng.clone();
-                let z = crate::distributed::local_latent(self, &mut rng, n)?;
-                self.rng = rng;
-                z
-            }
+            None => self.step_noise(n)?,
         };
         let k = self.train.d_steps;
         let reals = real.f_chunk(k, 0)?;
@@ -306,6 +301,14 @@ impl Gan {
         self.update_ema()?;
         self.steps_done += 1;
         Ok(values)
+    }
+
+    /// The noise of a step of `n` images (this rank's share in a group), from the model's generator.
+    pub(crate) fn step_noise(&mut self, n: i64) -> Result<Tensor> {
+        let mut rng = self.rng.clone();
+        let z = crate::distributed::local_latent(self, &mut rng, n)?;
+        self.rng = rng;
+        Ok(z)
     }
 
     /// In bf16, an autocast region that lasts as long as the returned guard; nothing in fp32.

@@ -1,5 +1,5 @@
 //! Tests of the core that need no Node: the optimiser's arithmetic, validation, file formats.
-use dcgan_core::ffi::{adam_step, AdamHyper};
+use dcgan_core::ffi::{adam_step, AdamHyper, StepCount};
 use dcgan_core::model::Network;
 use dcgan_core::{device, data::idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
 use std::io::Write;
@@ -27,7 +27,7 @@ fn adam_shim_follows_torch_formula_over_steps() {
     let (m, v) = (param.zeros_like(), param.zeros_like());
     for (i, g) in grads.iter().enumerate() {
         let grad = Tensor::from_slice(&[*g]);
-        adam_step(&[param.shallow_clone()], &[grad], &[m.shallow_clone()], &[v.shallow_clone()], h, i as i64 + 1).unwrap();
+        adam_step(&[param.shallow_clone()], &[grad], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::Host(i as i64 + 1)).unwrap();
         if i == 0 {
             // The first step moves by lr·sign(g) (up to ε), as Adam does.
             let moved = 1.0 - param.double_value(&[0]);
@@ -37,6 +37,18 @@ fn adam_shim_follows_torch_formula_over_steps() {
     let got = param.double_value(&[0]);
     let want = adam_reference(1.0, &grads, h);
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    // The capturable arithmetic, its step count a float tensor that each update increments.
+    let param = Tensor::from_slice(&[1.0f64]);
+    let (m, v) = (param.zeros_like(), param.zeros_like());
+    let step = Tensor::from(0.0f64);
+    for g in grads {
+        adam_step(&[param.shallow_clone()], &[Tensor::from_slice(&[g])], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::OnDevice(&step)).unwrap();
+    }
+    assert_eq!(step.double_value(&[]), grads.len() as f64);
+    let got = param.double_value(&[0]);
+    // The same float64 numbers in another order. (A float32 count, as PyTorch's capturable Adam
+    // keeps it, is 1.1e-9 away here: 1 − 0.999ᵗ loses 1e-5 of itself in float32.)
+    assert!((got - want).abs() < 1e-12, "on-device count: {got} vs {want}");
 }
 
 /// The library's Adam (adam.rs: every parameter a view into one flat buffer, 4-d ones laid out
@@ -48,7 +60,8 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
     use tch::nn::{self, OptimizerConfig};
     let h = AdamHyper { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
     let shapes: [&[i64]; 4] = [&[3, 2, 4, 4], &[5], &[4, 3, 2, 5], &[2, 3]];
-    for channels_last in [false, true] {
+    // The count on the device (for CUDA graphs) from step 3 on, in the second round of each layout.
+    for (channels_last, count_on_device) in [(false, false), (true, false), (false, true), (true, true)] {
         tch::manual_seed(7);
         let init: Vec<Tensor> = shapes.iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
         let mut ours: Vec<Tensor> = init.iter().map(|t| t.copy()).collect();
@@ -57,6 +70,9 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
         let theirs: Vec<Tensor> = init.iter().enumerate().map(|(i, t)| vs.root().var_copy(&format!("p{i}"), t)).collect();
         let mut opt = nn::Adam { beta1: h.beta1, beta2: h.beta2, wd: 0.0, eps: h.eps, amsgrad: false }.build(&vs, h.lr).unwrap();
         for step in 1..=6 {
+            if count_on_device && step == 3 {
+                adam.count_on_device().unwrap();
+            }
             let grads: Vec<Tensor> = shapes.iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu)) * step as f64).collect();
             adam.update(&grads).unwrap();
             // Σ p·g has gradient g with respect to p.
@@ -79,7 +95,7 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
 fn adam_rejects_mismatched_lists() {
     let h = AdamHyper { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let p = Tensor::zeros([2], (Kind::Float, Device::Cpu));
-    let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, 1).unwrap_err();
+    let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, StepCount::Host(1)).unwrap_err();
     assert!(err.to_string().contains("1 parameters but 0 gradients"), "{err}");
 }
 

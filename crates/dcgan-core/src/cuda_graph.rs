@@ -1,0 +1,251 @@
+//! CUDA graphs: the training step captured once and replayed, so that the host enqueues one graph
+//! launch per step instead of some hundreds of kernels (see `Gan::train_step_graphed`).
+//!
+//! `at::cuda::CUDAGraph` lives in libtorch_cuda.so, which the addon does not link, so the capture
+//! calls are in a small library of their own (csrc/cuda_graph.cpp), built against a CUDA libtorch
+//! by benchmark/gpu/build-cuda-graph.sh and loaded here from the path in `DCGAN_CUDA_GRAPH_LIB`.
+use crate::error::{Error, Result};
+use crate::gan::Gan;
+use crate::layers::copy_of;
+use crate::model::Network;
+use crate::train::{stats_of, RangeCheck, StepStats};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::OnceLock;
+use tch::{Device, Tensor};
+
+/// The environment variable that names libdcgan_cuda_graph.so.
+pub const LIB_ENV: &str = "DCGAN_CUDA_GRAPH_LIB";
+
+type NewFn = unsafe extern "C" fn(c_int, *mut *mut c_void) -> *const c_char;
+type GraphFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+
+struct Library {
+    new: NewFn,
+    enter: GraphFn,
+    exit: GraphFn,
+    capture_begin: GraphFn,
+    capture_end: GraphFn,
+    replay: GraphFn,
+    free: FreeFn,
+}
+
+static LIBRARY: OnceLock<std::result::Result<Library, String>> = OnceLock::new();
+
+fn library() -> Result<&'static Library> {
+    LIBRARY.get_or_init(load).as_ref().map_err(|why| Error::Input(format!("CUDA graphs cannot be used: {why}")))
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns null or a C string valid until the next dl* call on this thread.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() { "unknown error".into() } else { CStr::from_ptr(e).to_string_lossy().into_owned() }
+    }
+}
+
+fn load() -> std::result::Result<Library, String> {
+    crate::cuda_lib::load()?;
+    let path = std::env::var(LIB_ENV).map_err(|_| {
+        format!("they need libdcgan_cuda_graph.so, built against this torch by benchmark/gpu/build-cuda-graph.sh; set {LIB_ENV} to its path")
+    })?;
+    let c_path = CString::new(path.clone()).map_err(|_| format!("{LIB_ENV} holds a NUL byte"))?;
+    // SAFETY: dlopen with a valid C string; the handle stays open for the life of the process.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(format!("{path} could not be loaded ({}); rebuild it against this torch", dl_error()));
+    }
+    let symbol = |name: &str| -> std::result::Result<*mut c_void, String> {
+        let c_name = CString::new(name).expect("a symbol name without NUL");
+        // SAFETY: dlsym on an open handle with a valid C string.
+        let f = unsafe { libc::dlsym(handle, c_name.as_ptr()) };
+        if f.is_null() { Err(format!("{path} lacks {name}: rebuild it from this version's csrc/cuda_graph.cpp")) } else { Ok(f) }
+    };
+    // SAFETY: each symbol is the extern "C" function of csrc/cuda_graph.cpp with this signature.
+    unsafe {
+        Ok(Library {
+            new: std::mem::transmute::<*mut c_void, NewFn>(symbol("dcgan_graph_new")?),
+            enter: std::mem::transmute::<*mut c_void, GraphFn>(symbol("dcgan_graph_enter")?),
+            exit: std::mem::transmute::<*mut c_void, GraphFn>(symbol("dcgan_graph_exit")?),
+            capture_begin: std::mem::transmute::<*mut c_void, GraphFn>(symbol("dcgan_graph_capture_begin")?),
+            capture_end: std::mem::transmute::<*mut c_void, GraphFn>(symbol("dcgan_graph_capture_end")?),
+            replay: std::mem::transmute::<*mut c_void, GraphFn>(symbol("dcgan_graph_replay")?),
+            free: std::mem::transmute::<*mut c_void, FreeFn>(symbol("dcgan_graph_free")?),
+        })
+    }
+}
+
+fn check(err: *const c_char, what: &str) -> Result<()> {
+    if err.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the library returns a NUL-terminated string valid until its next call on this thread.
+    let message = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    Err(Error::Input(format!("CUDA graph {what} failed: {message}")))
+}
+
+/// One captured step's graph and the side stream it is captured and warmed up on.
+pub struct Graph {
+    handle: *mut c_void,
+    library: &'static Library,
+}
+
+// SAFETY: the graph is used from one thread at a time (the model's), and CUDA allows that.
+unsafe impl Send for Graph {}
+
+impl Graph {
+    pub fn new(device_index: usize) -> Result<Graph> {
+        let library = library()?;
+        let mut handle = std::ptr::null_mut();
+        check(unsafe { (library.new)(device_index as c_int, &mut handle) }, "creation")?;
+        Ok(Graph { handle, library })
+    }
+
+    /// Runs `f` with the graph's side stream current (warm-up steps and the capture run there).
+    pub fn on_side_stream<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        check(unsafe { (self.library.enter)(self.handle) }, "stream switch")?;
+        let out = f();
+        let back = check(unsafe { (self.library.exit)(self.handle) }, "stream switch back");
+        let out = out?;
+        back.map(|_| out)
+    }
+
+    /// Captures the work `f` enqueues (on the side stream, inside `on_side_stream`). On an error
+    /// the capture is ended and the error of `f` returned.
+    pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        check(unsafe { (self.library.capture_begin)(self.handle) }, "capture")?;
+        let out = f();
+        let end = check(unsafe { (self.library.capture_end)(self.handle) }, "capture end");
+        let out = out?;
+        end.map(|_| out)
+    }
+
+    /// Launches the captured work on the current stream.
+    pub fn replay(&self) -> Result<()> {
+        check(unsafe { (self.library.replay)(self.handle) }, "replay")
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        unsafe { (self.library.free)(self.handle) }
+    }
+}
+
+/// A model's training step as a CUDA graph: the warm-up steps still to run eagerly, then the
+/// captured step with the tensors it reads (batch, noise) and writes (the step's numbers).
+pub struct GraphedStep {
+    graph: Graph,
+    warmup_left: usize,
+    captured: Option<Captured>,
+}
+
+struct Captured {
+    real: Tensor,
+    noise: Tensor,
+    values: Tensor,
+    /// What one step adds to the host's counters (`Gan::counters`), which a replay does not run.
+    counters: Vec<i64>,
+}
+
+impl Gan {
+    /// From now on `train_step_graphed` runs the training step as a CUDA graph: `warmup` steps
+    /// eagerly on the graph's stream (cuDNN's autotuning and lazy allocations must not happen in
+    /// a capture; PyTorch's recipe uses 3), then one step captured and replayed, then only replays.
+    /// Adam's step count moves to the GPU for it. Refused, each by name, on the CPU, in a
+    /// data-parallel group, and with options whose arithmetic changes from step to step on the
+    /// host (the moving average's decay, DiffAugment's draws, the lazy R1 penalty).
+    pub fn use_cuda_graph(&mut self, warmup: usize) -> Result<()> {
+        let Device::Cuda(index) = self.device else {
+            return Err(Error::Input("CUDA graphs need a model on a CUDA device; this one is on the CPU".into()));
+        };
+        let refuse = |why: &str| Err(Error::Input(format!("CUDA graphs cannot run {why}; train without them (train_step)")));
+        if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
+            return refuse("a data-parallel step (each step waits for its vote)");
+        }
+        if self.ema.is_some() {
+            return refuse("with emaDecay (the average's decay changes at every step)");
+        }
+        if self.train.augment != crate::config::Augment::None {
+            return refuse("with augment (its draws are made on the host at every step)");
+        }
+        if self.train.r1_gamma > 0.0 {
+            return refuse("with r1Gamma (the lazy penalty runs on some steps only)");
+        }
+        let graph = Graph::new(index)?;
+        self.opt_g.count_on_device()?;
+        self.opt_d.count_on_device()?;
+        self.cuda_graph = Some(GraphedStep { graph, warmup_left: warmup, captured: None });
+        Ok(())
+    }
+
+    /// `train_step` through the CUDA graph of `use_cuda_graph`; waits for the step's numbers.
+    /// A capture that fails turns graphs off for this model and says why.
+    pub fn train_step_graphed(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        let Some(mut graphed) = self.cuda_graph.take() else {
+            return Err(Error::Input("train_step_graphed needs use_cuda_graph first".into()));
+        };
+        let capturing = graphed.warmup_left == 0 && graphed.captured.is_none();
+        let out = self.graphed_step(&mut graphed, real, noise);
+        if !(capturing && out.is_err()) {
+            self.cuda_graph = Some(graphed);
+        }
+        out
+    }
+
+    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        let noise = match self.check_inputs(real, noise, RangeCheck::Now)? {
+            Some(z) => z,
+            None => self.step_noise(real.size()[0])?,
+        };
+        let real = self.prepare_images(real)?;
+        let graph = &graphed.graph;
+        if graphed.warmup_left > 0 {
+            graphed.warmup_left -= 1;
+            let values = graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?;
+            return stats_of(&values.f_to_device(Device::Cpu)?);
+        }
+        let values = match &graphed.captured {
+            None => {
+                // The captured step reads these copies; each later step's batch and noise are
+                // copied into them before its replay.
+                let (real, noise) = (copy_of(&real)?, copy_of(&noise)?);
+                let before = self.counters();
+                let values = graph.on_side_stream(|| graph.capture(|| self.checked_step(&real, Some(noise.shallow_clone()))))
+                    .map_err(|e| Error::Input(format!("the CUDA graph capture of the step failed, graphs are off for this model: {e}")))?;
+                // The capture ran the host's side of the step (counters) but no GPU work: the
+                // replay below is this step's work.
+                let counters = self.counters().iter().zip(&before).map(|(a, b)| a - b).collect();
+                let out = values.shallow_clone();
+                graphed.captured = Some(Captured { real, noise, values, counters });
+                out
+            }
+            Some(c) => {
+                c.real.shallow_clone().f_copy_(&real)?;
+                c.noise.shallow_clone().f_copy_(&noise)?;
+                self.advance_counters(&c.counters);
+                c.values.shallow_clone()
+            }
+        };
+        graph.replay()?;
+        stats_of(&values.f_to_device(Device::Cpu)?)
+    }
+
+    /// The host's counters a step advances: steps done, Adam's steps, BatchNorm's batches.
+    fn counters(&mut self) -> Vec<i64> {
+        let mut out = vec![self.steps_done, self.opt_g.step, self.opt_d.step];
+        out.extend(self.generator.blocks_mut().iter().map(|b| b.bn.num_batches_tracked));
+        out.extend(self.discriminator.blocks_mut().iter().map(|b| b.bn.num_batches_tracked));
+        out
+    }
+
+    fn advance_counters(&mut self, delta: &[i64]) {
+        self.steps_done += delta[0];
+        self.opt_g.step += delta[1];
+        self.opt_d.step += delta[2];
+        let blocks = self.generator.blocks_mut().into_iter().chain(self.discriminator.blocks_mut());
+        for (block, d) in blocks.zip(&delta[3..]) {
+            block.bn.num_batches_tracked += d;
+        }
+    }
+}
