@@ -283,7 +283,7 @@ def main():
         print(f"parity ({name}): " + (f"max |diff| state {r['maxStateDiff']:.3g} ({r['worstTensor']}), stats "
                                        f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}"
                                        + ("" if r.get("deviceBatchOutOfRangeRefused") is None else
-                                          f", a device batch of bytes refused: {r['deviceBatchOutOfRangeRefused']}")
+                                          f", device batches of bytes and with a NaN refused: {r['deviceBatchOutOfRangeRefused']}")
                                        + f": {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
     for name, r in dist.items():

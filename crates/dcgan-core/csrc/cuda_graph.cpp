@@ -13,6 +13,7 @@
 // call on the same thread.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -58,27 +59,33 @@ const char *dcgan_graph_new(int device, void **out) {
   return guarded([&] { *out = new Graph(static_cast<c10::DeviceIndex>(device)); });
 }
 
-// Makes the graph's side stream current, after the work enqueued so far (a device-wide wait:
-// this happens for the few warm-up steps and the capture only).
+// Makes the graph's side stream current, after the work enqueued so far on the graph's device
+// (a device-wide wait: this happens for the few warm-up steps and the capture only).
 const char *dcgan_graph_enter(void *g) {
   return guarded([&] {
     auto *graph = static_cast<Graph *>(g);
+    c10::cuda::CUDAGuard on_device(graph->device);
     c10::cuda::device_synchronize();
     graph->on_side.emplace(graph->side);
   });
 }
 
-// Back to the previous stream, after the side stream's work.
+// Back to the previous stream (first, whatever happens next), after the side stream's work.
 const char *dcgan_graph_exit(void *g) {
   return guarded([&] {
     auto *graph = static_cast<Graph *>(g);
-    graph->side.synchronize();
     graph->on_side.reset();
+    graph->side.synchronize();
   });
 }
 
+// As torch.cuda.graph does before a capture: the blocks cached for other streams (warm-up on the
+// side stream) are returned first, so that the graph's private pool does not come on top of them.
 const char *dcgan_graph_capture_begin(void *g) {
-  return guarded([&] { static_cast<Graph *>(g)->graph.capture_begin(); });
+  return guarded([&] {
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    static_cast<Graph *>(g)->graph.capture_begin();
+  });
 }
 
 const char *dcgan_graph_capture_end(void *g) {

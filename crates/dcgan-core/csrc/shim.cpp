@@ -127,6 +127,14 @@ const char *dcgan_adam_step_on_device(Tensor **params, Tensor **grads, Tensor **
   )
 }
 
+// A pinned copy of host tensor `x`. tch's pin_memory always passes a device, which libtorch 2.11
+// answers with two deprecation warnings on stderr at every call (every step's batch and noise).
+const char *dcgan_pin_memory(Tensor *x, Tensor **out) {
+  GUARD(
+    *out = new Tensor(x->pin_memory());
+  )
+}
+
 // `ConvMatmulWeightGrad` on bfloat16 `x` and `w`.
 const char *dcgan_conv_matmul_weight_grad(Tensor *x, Tensor *w, int transposed, Tensor **out) {
   GUARD(

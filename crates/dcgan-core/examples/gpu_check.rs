@@ -251,16 +251,22 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     let (state_max, worst, compared) = state_diff(&gan, &after, &after_path, |_| false)?;
     let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
     let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
-    // A batch on the device with bytes (0…255) instead of [−1, 1] must still be refused when the
-    // numbers are deferred: on a GPU it is checked with them, so the error comes with them.
+    // A batch on the device with bytes (0…255) instead of [−1, 1], or with a NaN, must still be
+    // refused when the numbers are deferred: on a GPU it is checked with them, so the error comes
+    // with them.
     let range_refused = if defer {
         let bad = tensor(&io, "real.1", &io_path)?.to_device(device) * 255.0;
         let noise = tensor(&io, "noise.1", &io_path)?;
-        let error = match gan.train_step_deferred(&bad, Some(noise)) {
-            Err(e) => Some(e),
-            Ok(_) => gan.take_pending_stats().err(),
+        let mut refused = |batch: &Tensor, says: &str| match gan.train_step_deferred(batch, Some(noise)) {
+            Err(e) => e.to_string().contains(says),
+            Ok(_) => gan.take_pending_stats().err().is_some_and(|e| e.to_string().contains(says)),
         };
-        Some(error.is_some_and(|e| e.to_string().contains("scaled to [−1, 1]")))
+        let bytes = refused(&bad, "scaled to [−1, 1]");
+        // One NaN: on a GPU it must come back as an error with the numbers, not as the device-side
+        // assert of CUDA's BCE kernel (which ends the process's CUDA context).
+        let nan = tensor(&io, "real.1", &io_path)?.to_device(device).copy();
+        let _ = nan.view([-1]).narrow(0, 0, 1).fill_(f64::NAN);
+        Some(bytes && refused(&nan, "NaN"))
     } else {
         None
     };

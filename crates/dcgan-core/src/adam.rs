@@ -134,4 +134,9 @@ impl Adam {
         self.device_step = Some(t);
         Ok(())
     }
+
+    /// Back to the host's step count (torch.optim.Adam's default arithmetic).
+    pub fn count_on_host(&mut self) {
+        self.device_step = None;
+    }
 }

@@ -81,7 +81,7 @@ fn check(err: *const c_char, what: &str) -> Result<()> {
     }
     // SAFETY: the library returns a NUL-terminated string valid until its next call on this thread.
     let message = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    Err(Error::Input(format!("CUDA graph {what} failed: {message}")))
+    Err(Error::Torch(tch::TchError::Torch(format!("CUDA graph {what} failed: {message}"))))
 }
 
 /// One captured step's graph and the side stream it is captured and warmed up on.
@@ -140,6 +140,18 @@ pub struct GraphedStep {
     captured: Option<Captured>,
 }
 
+/// How a graphed step failed: in its capture (graphs go off) or otherwise (they stay on).
+enum Failure {
+    Capture(Error),
+    Step(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Step(e)
+    }
+}
+
 struct Captured {
     real: Tensor,
     noise: Tensor,
@@ -156,6 +168,9 @@ impl Gan {
     /// data-parallel group, and with options whose arithmetic changes from step to step on the
     /// host (the moving average's decay, DiffAugment's draws, the lazy R1 penalty).
     pub fn use_cuda_graph(&mut self, warmup: usize) -> Result<()> {
+        if warmup < 1 {
+            return Err(Error::Input("use_cuda_graph needs at least 1 warm-up step (cuDNN's and cuBLAS's first use must not happen in a capture); PyTorch's recipe uses 3".into()));
+        }
         let Device::Cuda(index) = self.device else {
             return Err(Error::Input("CUDA graphs need a model on a CUDA device; this one is on the CPU".into()));
         };
@@ -180,21 +195,48 @@ impl Gan {
     }
 
     /// `train_step` through the CUDA graph of `use_cuda_graph`; waits for the step's numbers.
-    /// A capture that fails turns graphs off for this model and says why.
+    /// Every replay takes a batch of the captured step's size. A capture that fails turns graphs
+    /// off for this model (the step is not taken: counters, random draws and Adam as before it).
     pub fn train_step_graphed(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
         let Some(mut graphed) = self.cuda_graph.take() else {
             return Err(Error::Input("train_step_graphed needs use_cuda_graph first".into()));
         };
-        let capturing = graphed.warmup_left == 0 && graphed.captured.is_none();
         let out = self.graphed_step(&mut graphed, real, noise);
-        if !(capturing && out.is_err()) {
-            self.cuda_graph = Some(graphed);
+        match out {
+            Err(Failure::Capture(e)) => {
+                // The allocator may still hold the failed capture's pool and a filter that points
+                // into the graph object: leaving the object alive is the safe way out.
+                std::mem::forget(graphed.graph);
+                self.opt_g.count_on_host();
+                self.opt_d.count_on_host();
+                Err(Error::Torch(tch::TchError::Torch(format!(
+                    "the CUDA graph capture of the step failed, so CUDA graphs are off for this model (train_step works without them): {e}"
+                ))))
+            }
+            Err(Failure::Step(e)) => {
+                self.cuda_graph = Some(graphed);
+                Err(e)
+            }
+            Ok(stats) => {
+                self.cuda_graph = Some(graphed);
+                Ok(stats)
+            }
         }
-        out
     }
 
-    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
-        let noise = match self.check_inputs(real, noise, RangeCheck::Now)? {
+    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> std::result::Result<StepStats, Failure> {
+        let noise = self.check_inputs(real, noise, RangeCheck::Now)?;
+        if let Some(c) = &graphed.captured {
+            if real.size() != c.real.size() {
+                return Err(Failure::Step(Error::Input(format!(
+                    "the real batch has {} images but this model's CUDA graph was captured for {}: give batches of that size \
+                     (or train_step, without the graph)",
+                    real.size()[0],
+                    c.real.size()[0]
+                ))));
+            }
+        }
+        let noise = match noise {
             Some(z) => z,
             None => self.step_noise(real.size()[0])?,
         };
@@ -203,32 +245,43 @@ impl Gan {
         if graphed.warmup_left > 0 {
             graphed.warmup_left -= 1;
             let values = graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?;
-            return stats_of(&values.f_to_device(Device::Cpu)?);
+            return Ok(stats_of(&values.f_to_device(Device::Cpu).map_err(Error::from)?)?);
         }
-        let values = match &graphed.captured {
-            None => {
-                // The captured step reads these copies; each later step's batch and noise are
-                // copied into them before its replay.
-                let (real, noise) = (copy_of(&real)?, copy_of(&noise)?);
-                let before = self.counters();
-                let values = graph.on_side_stream(|| graph.capture(|| self.checked_step(&real, Some(noise.shallow_clone()))))
-                    .map_err(|e| Error::Input(format!("the CUDA graph capture of the step failed, graphs are off for this model: {e}")))?;
-                // The capture ran the host's side of the step (counters) but no GPU work: the
-                // replay below is this step's work.
-                let counters = self.counters().iter().zip(&before).map(|(a, b)| a - b).collect();
-                let out = values.shallow_clone();
-                graphed.captured = Some(Captured { real, noise, values, counters });
-                out
-            }
-            Some(c) => {
-                c.real.shallow_clone().f_copy_(&real)?;
-                c.noise.shallow_clone().f_copy_(&noise)?;
-                self.advance_counters(&c.counters);
-                c.values.shallow_clone()
+        let Some(c) = &graphed.captured else {
+            let captured = self.capture(graph, &real, &noise).map_err(Failure::Capture)?;
+            // The capture ran the host's side of the step (its counters) but no GPU work: the
+            // replay is this step's work.
+            graph.replay()?;
+            let stats = stats_of(&captured.values.f_to_device(Device::Cpu).map_err(Error::from)?)?;
+            graphed.captured = Some(captured);
+            return Ok(stats);
+        };
+        c.real.shallow_clone().f_copy_(&real).map_err(Error::from)?;
+        c.noise.shallow_clone().f_copy_(&noise).map_err(Error::from)?;
+        graph.replay()?;
+        self.advance_counters(&c.counters);
+        Ok(stats_of(&c.values.f_to_device(Device::Cpu).map_err(Error::from)?)?)
+    }
+
+    /// Captures one step on copies of `real` and `noise` (what later replays copy their inputs
+    /// into). On an error the host's state is put back as it was before.
+    fn capture(&mut self, graph: &Graph, real: &Tensor, noise: &Tensor) -> Result<Captured> {
+        let (real, noise) = (copy_of(real)?, copy_of(noise)?);
+        let before = self.counters();
+        let rng = self.rng.clone();
+        // `step`, not `checked_step`: explaining an error reads the weights, which a capture forbids.
+        let values = graph.on_side_stream(|| graph.capture(|| self.step(&real, Some(noise.shallow_clone()))));
+        let values = match values {
+            Ok(v) => v,
+            Err(e) => {
+                let undo: Vec<i64> = before.iter().zip(self.counters()).map(|(b, a)| b - a).collect();
+                self.advance_counters(&undo);
+                self.rng = rng;
+                return Err(e);
             }
         };
-        graph.replay()?;
-        stats_of(&values.f_to_device(Device::Cpu)?)
+        let counters = self.counters().iter().zip(&before).map(|(a, b)| a - b).collect();
+        Ok(Captured { real, noise, values, counters })
     }
 
     /// The host's counters a step advances: steps done, Adam's steps, BatchNorm's batches.

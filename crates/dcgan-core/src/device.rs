@@ -104,6 +104,6 @@ pub fn upload(x: &tch::Tensor, device: Device) -> Result<tch::Tensor> {
     if !(device.is_cuda() && x.device() == Device::Cpu) {
         return Ok(x.f_to_device(device)?);
     }
-    let pinned = x.f_pin_memory(device).and_then(|p| p.f_to_device_(device, p.kind(), true, false));
-    Ok(pinned.or_else(|_| x.f_to_device(device))?)
+    let pinned = crate::ffi::pin_memory(x).and_then(|p| Ok(p.f_to_device_(device, p.kind(), true, false)?));
+    pinned.or_else(|_| Ok(x.f_to_device(device)?))
 }

@@ -39,6 +39,7 @@ extern "C" {
     fn dcgan_event_synchronize(event: *mut std::ffi::c_void) -> *const c_char;
     fn dcgan_event_query(event: *mut std::ffi::c_void, done: *mut c_int) -> *const c_char;
     fn dcgan_event_free(event: *mut std::ffi::c_void);
+    fn dcgan_pin_memory(x: *mut C_tensor, out: *mut *mut C_tensor) -> *const c_char;
     fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
 }
 
@@ -76,6 +77,14 @@ pub fn channels_last(x: &Tensor) -> Result<Tensor> {
 pub fn conv_matmul_weight_grad(x: &Tensor, w: &Tensor, transposed: bool) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     check(unsafe { dcgan_conv_matmul_weight_grad(raw(x), raw(w), transposed as c_int, &mut out) })?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// A pinned (page-locked) copy of host tensor `x`, for non-blocking copies to a GPU.
+pub fn pin_memory(x: &Tensor) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(unsafe { dcgan_pin_memory(raw(x), &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }

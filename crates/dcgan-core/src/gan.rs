@@ -139,6 +139,12 @@ impl Gan {
             _ => {}
         }
         self.train = train;
+        // A captured graph holds the old options' arithmetic (learning rates, losses, dSteps):
+        // it is dropped, and use_cuda_graph checks the new options before capturing again.
+        if self.cuda_graph.take().is_some() {
+            self.opt_g.count_on_host();
+            self.opt_d.count_on_host();
+        }
         Ok(())
     }
 

@@ -237,7 +237,14 @@ impl Gan {
             RangeCheck::WithNumbers => Some(real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?),
             RangeCheck::Now => None,
         };
-        let values = self.checked_step(real, noise)?;
+        // Unchecked, NaN would reach CUDA's BCE kernel, whose device-side assert ends the context
+        // before the numbers could say what happened: the step sees the batch with NaN and ±inf
+        // as 0, and the numbers refuse it.
+        let cleaned = match range {
+            RangeCheck::WithNumbers => Some(real.f_nan_to_num(Some(0.0), Some(0.0), Some(0.0))?),
+            RangeCheck::Now => None,
+        };
+        let values = self.checked_step(cleaned.as_ref().unwrap_or(real), noise)?;
         let values = match worst {
             Some(w) => Tensor::f_cat(&[&values, &w], 0)?,
             None => values,
@@ -269,7 +276,7 @@ impl Gan {
 
     /// The step's work; returns its five numbers (loss D, loss G, D(x), D(G(z)) before and after
     /// the D update) as one tensor on the device, without waiting for them.
-    fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
+    pub(crate) fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
@@ -442,7 +449,7 @@ impl Gan {
             return Ok(x.shallow_clone());
         }
         let draws = match self.fed_augment_draws.pop_front() {
-            Some(d) => d.f_to_device(self.device)?,
+            Some(d) => crate::device::upload(&d, self.device)?,
             None => {
                 let mut rng = self.rng.clone();
                 let d = crate::augment::draw(&mut rng, policy, &x.size(), self.device)?;

@@ -257,3 +257,19 @@ fn image_folder_decodes_jpeg_and_png() {
     prepare_into(&folder.read(0).unwrap(), 3, 8, &mut out);
     assert_eq!((out[0], out[64], out[128]), (-1.0, 128.0 / 127.5 - 1.0, 1.0));
 }
+
+#[test]
+fn cuda_graphs_are_refused_where_they_cannot_run_each_saying_why() {
+    let mut gan = small_gan();
+    let real = Tensor::zeros([4, gan.model.channels, gan.model.image_size, gan.model.image_size], (Kind::Float, Device::Cpu));
+    let err = gan.train_step_graphed(&real, None).unwrap_err().to_string();
+    assert!(err.contains("needs use_cuda_graph first"), "{err}");
+    let err = gan.use_cuda_graph(0).unwrap_err().to_string();
+    assert!(err.contains("at least 1 warm-up step"), "{err}");
+    let err = gan.use_cuda_graph(3).unwrap_err().to_string();
+    assert!(err.contains("need a model on a CUDA device; this one is on the CPU"), "{err}");
+    // Nothing changed: the model still trains eagerly, Adam on its host count.
+    gan.train_step(&real, None).unwrap();
+    assert_eq!((gan.steps_done, gan.opt_g.step), (1, 1));
+    assert!(gan.cuda_graph.is_none());
+}
