@@ -198,6 +198,22 @@ impl Gan {
     /// Every replay takes a batch of the captured step's size. A capture that fails turns graphs
     /// off for this model (the step is not taken: counters, random draws and Adam as before it).
     pub fn train_step_graphed(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        let values = self.graphed_values(real, noise)?;
+        stats_of(&values.f_to_device(Device::Cpu)?)
+    }
+
+    /// `train_step_graphed` without waiting for the step's numbers, as `train_step_deferred`
+    /// returns them: (step, numbers) of the previous deferred step, None after the first;
+    /// `take_pending_stats` gives the last. With a batch from the host the host then never waits
+    /// for the GPU: one copy of batch and noise and one graph launch per step.
+    pub fn train_step_graphed_deferred(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<(i64, StepStats)>> {
+        let values = self.graphed_values(real, noise)?;
+        self.defer_numbers(&values)
+    }
+
+    /// The graphed step, its numbers left on the device (the captured output, which the next
+    /// replay overwrites: a copy of it enqueued before that replay is ordered before it).
+    fn graphed_values(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Tensor> {
         let Some(mut graphed) = self.cuda_graph.take() else {
             return Err(Error::Input("train_step_graphed needs use_cuda_graph first".into()));
         };
@@ -217,14 +233,14 @@ impl Gan {
                 self.cuda_graph = Some(graphed);
                 Err(e)
             }
-            Ok(stats) => {
+            Ok(values) => {
                 self.cuda_graph = Some(graphed);
-                Ok(stats)
+                Ok(values)
             }
         }
     }
 
-    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> std::result::Result<StepStats, Failure> {
+    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> std::result::Result<Tensor, Failure> {
         let noise = self.check_inputs(real, noise, RangeCheck::Now)?;
         if let Some(c) = &graphed.captured {
             if real.size() != c.real.size() {
@@ -244,23 +260,22 @@ impl Gan {
         let graph = &graphed.graph;
         if graphed.warmup_left > 0 {
             graphed.warmup_left -= 1;
-            let values = graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?;
-            return Ok(stats_of(&values.f_to_device(Device::Cpu).map_err(Error::from)?)?);
+            return Ok(graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?);
         }
         let Some(c) = &graphed.captured else {
             let captured = self.capture(graph, &real, &noise).map_err(Failure::Capture)?;
             // The capture ran the host's side of the step (its counters) but no GPU work: the
             // replay is this step's work.
             graph.replay()?;
-            let stats = stats_of(&captured.values.f_to_device(Device::Cpu).map_err(Error::from)?)?;
+            let values = captured.values.shallow_clone();
             graphed.captured = Some(captured);
-            return Ok(stats);
+            return Ok(values);
         };
         c.real.shallow_clone().f_copy_(&real).map_err(Error::from)?;
         c.noise.shallow_clone().f_copy_(&noise).map_err(Error::from)?;
         graph.replay()?;
         self.advance_counters(&c.counters);
-        Ok(stats_of(&c.values.f_to_device(Device::Cpu).map_err(Error::from)?)?)
+        Ok(c.values.shallow_clone())
     }
 
     /// Captures one step on copies of `real` and `noise` (what later replays copy their inputs

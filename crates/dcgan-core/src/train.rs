@@ -249,6 +249,12 @@ impl Gan {
             Some(w) => Tensor::f_cat(&[&values, &w], 0)?,
             None => values,
         };
+        self.defer_numbers(&values)
+    }
+
+    /// Starts the numbers of the step just enqueued (`values`, on the device) on their way to the
+    /// host and returns the previous deferred step's, waiting for that step only.
+    pub(crate) fn defer_numbers(&mut self, values: &Tensor) -> Result<Option<(i64, StepStats)>> {
         // A non-blocking copy from a GPU lands in pinned host memory (libtorch's rule for `to`).
         let host = values.f_to_device_(tch::Device::Cpu, Kind::Float, true, false)?;
         let ready = crate::ffi::DeviceEvent::record(self.device)?;
