@@ -43,7 +43,7 @@ impl PendingStats {
         }
         if self.host.size()[0] > 5 {
             let worst = self.host.f_double_value(&[5])?;
-            if !(worst <= MAX_ABS_REAL) {
+            if worst.is_nan() || worst > MAX_ABS_REAL {
                 let found = if worst.is_nan() { "it holds NaN".to_string() } else { format!("its largest absolute value is {worst}") };
                 return Err(Error::Input(format!(
                     "the real batch of step {}: {found}; images must be finite and scaled to [−1, 1] \
