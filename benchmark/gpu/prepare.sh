@@ -2,7 +2,7 @@
 # Builds our side of the GPU check (crates/dcgan-core/examples/gpu_check.rs, release) on this machine
 # and stages everything the GPU machine needs into one folder (default gpu-check/ at the repository
 # root, ignored by git): the binary, libdcgan_cuda_graph.so, check.sh and its Python helpers, the
-# reference loops and the seed64 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
+# reference loops and the seed64, dsteps2, sn32 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
 #
 #   benchmark/gpu/prepare.sh [STAGE_DIR]
 set -euo pipefail
@@ -26,6 +26,9 @@ fi
 cp "$HERE/check.sh" "$HERE/check.py" "$HERE/flops.py" "$STAGE/"
 cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
 cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"
+for f in dsteps2 sn32; do
+  mkdir -p "$STAGE/fixtures/$f" && cp __test__/fixtures/$f/{init,io,after3}.safetensors "$STAGE/fixtures/$f/"
+done
 cp __test__/fixtures/ddp32/{init,io,after3,after3.rank1,after3.global}.safetensors "$STAGE/fixtures/ddp32/"
 {
   echo "dcgan GPU check, staged $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"

@@ -177,8 +177,7 @@ fn tensor<'a>(file: &'a weights::Loaded, name: &str, path: &Path) -> Res<&'a Ten
 
 /// The model configuration that make_fixtures.py stores in the fixture's metadata.
 fn fixture_model(io: &weights::Loaded, path: &Path) -> Res<ModelConfig> {
-    let text = io.metadata.get("config").ok_or_else(|| format!("{} has no 'config' metadata", path.display()))?;
-    let c: Value = serde_json::from_str(text).map_err(|e| format!("bad 'config' metadata: {e}"))?;
+    let c = fixture_config(io, path)?;
     let field = |k: &str| c[k].as_i64().ok_or_else(|| format!("'config' metadata lacks {k}"));
     Ok(ModelConfig {
         z_dim: field("zDim")?,
@@ -186,8 +185,26 @@ fn fixture_model(io: &weights::Loaded, path: &Path) -> Res<ModelConfig> {
         features_g: field("featuresG")?,
         features_d: field("featuresD")?,
         image_size: field("imageSize")?,
+        spectral_norm: c["spectralNorm"].as_bool().unwrap_or(false),
         ..Default::default()
     })
+}
+
+fn fixture_config(io: &weights::Loaded, path: &Path) -> Res<Value> {
+    let text = io.metadata.get("config").ok_or_else(|| format!("{} has no 'config' metadata", path.display()))?;
+    serde_json::from_str(text).map_err(|e| format!("bad 'config' metadata: {e}"))
+}
+
+/// `--precision` with the training options the fixture was made with (dSteps, loss), when given.
+fn fixture_train(args: &Args, io: &weights::Loaded, path: &Path) -> Res<TrainOptions> {
+    let c = fixture_config(io, path)?;
+    let mut options = json!({ "precision": args.str("precision", "fp32") });
+    for key in ["dSteps", "loss"] {
+        if !c[key].is_null() {
+            options[key] = c[key].clone();
+        }
+    }
+    TrainOptions::from_json(&options.to_string()).map_err(|e| e.to_string())
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> Res<f64> {
@@ -206,11 +223,11 @@ fn stats_diff(stats: &StepStats, expected: &Tensor) -> Res<f64> {
 
 fn parity(args: &Args) -> Res<(Value, bool)> {
     let device = device(args)?;
-    let train = train_options(args)?;
     let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
     let (io_path, init_path, after_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"), dir.join("after3.safetensors"));
     let (io, init, after) = (load(&io_path)?, load(&init_path)?, load(&after_path)?);
     let model = fixture_model(&io, &io_path)?;
+    let train = fixture_train(args, &io, &io_path)?;
     let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
     gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
     gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
