@@ -103,21 +103,23 @@ impl Graph {
 
     /// Runs `f` with the graph's side stream current (warm-up steps and the capture run there).
     pub fn on_side_stream<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        check(unsafe { (self.library.enter)(self.handle) }, "stream switch")?;
-        let out = f();
-        let back = check(unsafe { (self.library.exit)(self.handle) }, "stream switch back");
-        let out = out?;
-        back.map(|_| out)
+        self.between((self.library.enter, "stream switch"), (self.library.exit, "stream switch back"), f)
     }
 
     /// Captures the work `f` enqueues (on the side stream, inside `on_side_stream`). On an error
     /// the capture is ended and the error of `f` returned.
     pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        check(unsafe { (self.library.capture_begin)(self.handle) }, "capture")?;
+        self.between((self.library.capture_begin, "capture"), (self.library.capture_end, "capture end"), f)
+    }
+
+    /// `f` between two calls of the library: the closing one runs even when `f` fails, whose
+    /// error then comes first.
+    fn between<T>(&self, (open, opening): (GraphFn, &str), (close, closing): (GraphFn, &str), f: impl FnOnce() -> Result<T>) -> Result<T> {
+        check(unsafe { open(self.handle) }, opening)?;
         let out = f();
-        let end = check(unsafe { (self.library.capture_end)(self.handle) }, "capture end");
+        let closed = check(unsafe { close(self.handle) }, closing);
         let out = out?;
-        end.map(|_| out)
+        closed.map(|_| out)
     }
 
     /// Launches the captured work on the current stream.
@@ -252,6 +254,7 @@ impl Gan {
                 ))));
             }
         }
+        let rng = self.rng.clone();
         let noise = match noise {
             Some(z) => z,
             None => self.step_noise(real.size()[0])?,
@@ -263,7 +266,10 @@ impl Gan {
             return Ok(graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?);
         }
         let Some(c) = &graphed.captured else {
-            let captured = self.capture(graph, &real, &noise).map_err(Failure::Capture)?;
+            let captured = self.capture(graph, &real, &noise).map_err(|e| {
+                self.rng = rng; // the step was not taken: its noise is drawn again
+                Failure::Capture(e)
+            })?;
             // The capture ran the host's side of the step (its counters) but no GPU work: the
             // replay is this step's work.
             graph.replay()?;
@@ -279,24 +285,20 @@ impl Gan {
     }
 
     /// Captures one step on copies of `real` and `noise` (what later replays copy their inputs
-    /// into). On an error the host's state is put back as it was before.
+    /// into). On an error the host's counters are put back as they were before.
     fn capture(&mut self, graph: &Graph, real: &Tensor, noise: &Tensor) -> Result<Captured> {
         let (real, noise) = (copy_of(real)?, copy_of(noise)?);
         let before = self.counters();
-        let rng = self.rng.clone();
         // `step`, not `checked_step`: explaining an error reads the weights, which a capture forbids.
         let values = graph.on_side_stream(|| graph.capture(|| self.step(&real, Some(noise.shallow_clone()))));
-        let values = match values {
-            Ok(v) => v,
+        let added: Vec<i64> = self.counters().iter().zip(&before).map(|(a, b)| a - b).collect();
+        match values {
+            Ok(values) => Ok(Captured { real, noise, values, counters: added }),
             Err(e) => {
-                let undo: Vec<i64> = before.iter().zip(self.counters()).map(|(b, a)| b - a).collect();
-                self.advance_counters(&undo);
-                self.rng = rng;
-                return Err(e);
+                self.advance_counters(&added.iter().map(|d| -d).collect::<Vec<_>>());
+                Err(e)
             }
-        };
-        let counters = self.counters().iter().zip(&before).map(|(a, b)| a - b).collect();
-        Ok(Captured { real, noise, values, counters })
+        }
     }
 
     /// The host's counters a step advances: steps done, Adam's steps, BatchNorm's batches.

@@ -41,8 +41,8 @@ impl PendingStats {
         if let Some(event) = &self.ready {
             event.wait()?;
         }
-        if self.host.size()[0] > 5 {
-            let worst = self.host.f_double_value(&[5])?;
+        let values: Vec<f64> = Vec::<f64>::try_from(self.host.f_to_kind(Kind::Double)?)?;
+        if let Some(&worst) = values.get(5) {
             if worst.is_nan() || worst > MAX_ABS_REAL {
                 let found = if worst.is_nan() { "it holds NaN".to_string() } else { format!("its largest absolute value is {worst}") };
                 return Err(Error::Input(format!(
@@ -54,7 +54,7 @@ impl PendingStats {
                 )));
             }
         }
-        Ok((self.step, stats_of(&self.host)?))
+        Ok((self.step, stats_from(&values)))
     }
 }
 
@@ -69,8 +69,12 @@ pub(crate) enum RangeCheck {
 
 /// The five numbers of a step from their host tensor.
 pub(crate) fn stats_of(host: &Tensor) -> Result<StepStats> {
-    let v: Vec<f64> = Vec::<f64>::try_from(host.f_to_kind(Kind::Double)?)?;
-    Ok(StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] })
+    Ok(stats_from(&Vec::<f64>::try_from(host.f_to_kind(Kind::Double)?)?))
+}
+
+/// The five numbers of a step from the first five values.
+fn stats_from(v: &[f64]) -> StepStats {
+    StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3], d_fake_after: v[4] }
 }
 
 /// What one step measured, as the seed logs it.
@@ -233,16 +237,15 @@ impl Gan {
         // reading the check now would wait for the GPU's queue, the wait this call avoids.
         let range = if real.device().is_cuda() { RangeCheck::WithNumbers } else { RangeCheck::Now };
         let noise = self.check_inputs(real, noise, range)?;
-        let worst = match range {
-            RangeCheck::WithNumbers => Some(real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?),
-            RangeCheck::Now => None,
-        };
         // Unchecked, NaN would reach CUDA's BCE kernel, whose device-side assert ends the context
         // before the numbers could say what happened: the step sees the batch with NaN and ±inf
         // as 0, and the numbers refuse it.
-        let cleaned = match range {
-            RangeCheck::WithNumbers => Some(real.f_nan_to_num(Some(0.0), Some(0.0), Some(0.0))?),
-            RangeCheck::Now => None,
+        let (cleaned, worst) = match range {
+            RangeCheck::WithNumbers => (
+                Some(real.f_nan_to_num(Some(0.0), Some(0.0), Some(0.0))?),
+                Some(real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?),
+            ),
+            RangeCheck::Now => (None, None),
         };
         let values = self.checked_step(cleaned.as_ref().unwrap_or(real), noise)?;
         let values = match worst {
