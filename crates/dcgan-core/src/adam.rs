@@ -3,10 +3,11 @@
 //!
 //! All parameters of a network live in one flat buffer (each parameter a view into it), and so do
 //! both moments: an update is then a handful of large element-wise ops instead of seven per
-//! parameter. Element-wise arithmetic does not depend on layout, so the numbers are exactly those
-//! of PyTorch's per-parameter loop.
+//! parameter. Element-wise arithmetic does not depend on layout. The update itself is ATen's fused
+//! kernel (torch.optim.Adam(fused=True)); `DCGAN_FUSED_ADAM=0` switches to the per-op arithmetic,
+//! whose numbers are exactly those of PyTorch's default per-parameter loop.
 use crate::error::Result;
-use crate::ffi::{self, AdamHyper};
+use crate::ffi::{self, AdamHyper, AdamKernel};
 use tch::{Kind, Tensor};
 
 pub struct Adam {
@@ -22,6 +23,7 @@ pub struct Adam {
     flat_exp_avg: Tensor,
     flat_exp_avg_sq: Tensor,
     channels_last: bool,
+    kernel: AdamKernel,
     /// `step` as a tensor on the device, while updates run through a CUDA graph (`count_on_device`).
     device_step: Option<Tensor>,
 }
@@ -81,8 +83,20 @@ impl Adam {
             flat_exp_avg,
             flat_exp_avg_sq,
             channels_last,
+            kernel: default_kernel(),
             device_step: None,
         })
+    }
+
+    /// The same optimiser computing its updates with `kernel` (the default is the process's:
+    /// fused unless `DCGAN_FUSED_ADAM=0`). Call before the first update or `count_on_device`.
+    pub fn with_kernel(mut self, kernel: AdamKernel) -> Adam {
+        self.kernel = kernel;
+        self
+    }
+
+    pub fn kernel(&self) -> AdamKernel {
+        self.kernel
     }
 
     /// Updates the parameters in place with `grads` (one per parameter, in order).
@@ -120,6 +134,7 @@ impl Adam {
             &[self.flat_exp_avg_sq.shallow_clone()],
             self.hyper,
             count,
+            self.kernel,
         )?;
         Ok(averaged)
     }
@@ -129,8 +144,13 @@ impl Adam {
     /// correct updates; `step` on the host still counts. Agrees with the host path within float
     /// rounding.
     pub fn count_on_device(&mut self) -> Result<()> {
-        // float64, unlike PyTorch's float32 count: 1 − 0.999ᵗ loses 1e-5 of itself in float32.
-        let t = Tensor::f_full([], self.step as f64, (Kind::Double, self.flat_params.device()))?;
+        // The per-op arithmetic counts in float64, unlike PyTorch's float32 count: 1 − 0.999ᵗ loses
+        // 1e-5 of itself in float32. The fused kernel reads a float32 count (exact to 2²⁴ steps).
+        let kind = match self.kernel {
+            AdamKernel::PerOp => Kind::Double,
+            AdamKernel::Fused => Kind::Float,
+        };
+        let t = Tensor::f_full([], self.step as f64, (kind, self.flat_params.device()))?;
         self.device_step = Some(t);
         Ok(())
     }
@@ -139,4 +159,14 @@ impl Adam {
     pub fn count_on_host(&mut self) {
         self.device_step = None;
     }
+}
+
+/// Fused unless `DCGAN_FUSED_ADAM=0` (kept for measuring and for bit-for-bit runs), read once per
+/// process.
+fn default_kernel() -> AdamKernel {
+    static KERNEL: std::sync::OnceLock<AdamKernel> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| match std::env::var("DCGAN_FUSED_ADAM") {
+        Ok(v) if v == "0" => AdamKernel::PerOp,
+        _ => AdamKernel::Fused,
+    })
 }

@@ -32,6 +32,19 @@ extern "C" {
         eps: f64,
         step: *mut C_tensor,
     ) -> *const c_char;
+    fn dcgan_adam_step_fused(
+        params: *const *mut C_tensor,
+        grads: *const *mut C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        n: i64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        step: *mut C_tensor,
+        host_step: i64,
+    ) -> *const c_char;
     fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
     fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
     fn dcgan_cpu_bf16_supported(out: *mut c_int) -> *const c_char;
@@ -98,7 +111,17 @@ pub struct AdamHyper {
     pub eps: f64,
 }
 
-/// Applies Adam step number `step` (1-based) to every parameter, in place.
+/// How an Adam update is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdamKernel {
+    /// torch.optim.Adam's default single-tensor arithmetic, op for op: bit for bit with PyTorch.
+    PerOp,
+    /// torch.optim.Adam(fused=True): one ATen kernel (`_fused_adam_`), 3-4× faster on the CPU and
+    /// one launch per network on CUDA. Agrees with `PerOp` to float rounding (1e-8 here).
+    Fused,
+}
+
+/// Applies one Adam update to every parameter, in place.
 pub fn adam_step(
     params: &[Tensor],
     grads: &[Tensor],
@@ -106,6 +129,7 @@ pub fn adam_step(
     exp_avg_sqs: &[Tensor],
     hyper: AdamHyper,
     step: StepCount,
+    kernel: AdamKernel,
 ) -> Result<()> {
     let n = params.len();
     if grads.len() != n || exp_avgs.len() != n || exp_avg_sqs.len() != n {
@@ -119,6 +143,20 @@ pub fn adam_step(
     let ptrs = |ts: &[Tensor]| ts.iter().map(raw).collect::<Vec<_>>();
     let (p, g, m, v) = (ptrs(params), ptrs(grads), ptrs(exp_avgs), ptrs(exp_avg_sqs));
     let (lr, b1, b2, eps) = (hyper.lr, hyper.beta1, hyper.beta2, hyper.eps);
+    if kernel == AdamKernel::Fused {
+        let (count, host_step) = match step {
+            StepCount::Host(s) if s < 1 => return Err(Error::Input(format!("Adam's step count must be 1 or more, got {s}"))),
+            // The fused kernel reads its count from the device; a fresh scalar there costs no wait.
+            StepCount::Host(s) => {
+                let device = params.first().map_or(Device::Cpu, |t| t.device());
+                (Tensor::f_zeros([], (tch::Kind::Float, device))?, s)
+            }
+            StepCount::OnDevice(t) => (t.shallow_clone(), 0),
+        };
+        return check(unsafe {
+            dcgan_adam_step_fused(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, raw(&count), host_step)
+        });
+    }
     check(unsafe {
         match step {
             StepCount::Host(step) => dcgan_adam_step(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, step),
@@ -130,7 +168,8 @@ pub fn adam_step(
 }
 
 /// Adam's step count for an update: a host number (torch.optim.Adam's default path), or a float
-/// tensor on the parameters' device that the update increments (its `capturable` path).
+/// tensor on the parameters' device that the update increments (its `capturable` path; float32
+/// for `AdamKernel::Fused`, whose kernel reads it as such).
 pub enum StepCount<'a> {
     /// The count after this update.
     Host(i64),

@@ -1,5 +1,5 @@
 //! Tests of the core that need no Node: the optimiser's arithmetic, validation, file formats.
-use dcgan_core::ffi::{adam_step, AdamHyper, StepCount};
+use dcgan_core::ffi::{adam_step, AdamHyper, AdamKernel, StepCount};
 use dcgan_core::model::Network;
 use dcgan_core::{device, data::idx::IdxImages, image, Error, Gan, ModelConfig, NormMode, TrainOptions};
 use std::io::Write;
@@ -23,32 +23,39 @@ fn adam_reference(mut p: f64, grads: &[f64], h: AdamHyper) -> f64 {
 fn adam_shim_follows_torch_formula_over_steps() {
     let h = AdamHyper { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
     let grads = [0.3, -1.2, 0.05, 2.0, -0.7];
-    let param = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-    let (m, v) = (param.zeros_like(), param.zeros_like());
-    for (i, g) in grads.iter().enumerate() {
-        let grad = Tensor::from_slice(&[*g]);
-        adam_step(&[param.shallow_clone()], &[grad], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::Host(i as i64 + 1)).unwrap();
-        if i == 0 {
-            // The first step moves by lr·sign(g) (up to ε), as Adam does.
-            let moved = 1.0 - param.double_value(&[0]);
-            assert!((moved - 2e-4).abs() < 1e-9, "first step moved {moved}");
-        }
-    }
-    let got = param.double_value(&[0]);
     let want = adam_reference(1.0, &grads, h);
-    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-    // The capturable arithmetic, its step count a float tensor that each update increments.
-    let param = Tensor::from_slice(&[1.0f64]);
-    let (m, v) = (param.zeros_like(), param.zeros_like());
-    let step = Tensor::from(0.0f64);
-    for g in grads {
-        adam_step(&[param.shallow_clone()], &[Tensor::from_slice(&[g])], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::OnDevice(&step)).unwrap();
+    for kernel in [AdamKernel::PerOp, AdamKernel::Fused] {
+        let param = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let (m, v) = (param.zeros_like(), param.zeros_like());
+        for (i, g) in grads.iter().enumerate() {
+            let grad = Tensor::from_slice(&[*g]);
+            adam_step(&[param.shallow_clone()], &[grad], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::Host(i as i64 + 1), kernel).unwrap();
+            if i == 0 {
+                // The first step moves by lr·sign(g) (up to ε), as Adam does.
+                let moved = 1.0 - param.double_value(&[0]);
+                assert!((moved - 2e-4).abs() < 1e-9, "{kernel:?}: first step moved {moved}");
+            }
+        }
+        let got = param.double_value(&[0]);
+        assert!((got - want).abs() < 1e-12, "{kernel:?}: {got} vs {want}");
+        // The capturable arithmetic, its step count a float tensor that each update increments
+        // (float32 for the fused kernel, which reads it as such).
+        let param = Tensor::from_slice(&[1.0f64]);
+        let (m, v) = (param.zeros_like(), param.zeros_like());
+        let step = match kernel {
+            AdamKernel::PerOp => Tensor::from(0.0f64),
+            AdamKernel::Fused => Tensor::from(0.0f32),
+        };
+        for g in grads {
+            adam_step(&[param.shallow_clone()], &[Tensor::from_slice(&[g])], &[m.shallow_clone()], &[v.shallow_clone()], h, StepCount::OnDevice(&step), kernel).unwrap();
+        }
+        assert_eq!(step.double_value(&[]), grads.len() as f64, "{kernel:?}");
+        let got = param.double_value(&[0]);
+        // The same float64 numbers in another order. (A float32 count, as PyTorch's capturable Adam
+        // keeps it, is 1.1e-9 away in the per-op arithmetic: 1 − 0.999ᵗ loses 1e-5 of itself in
+        // float32; the fused kernel takes only the integer count from it.)
+        assert!((got - want).abs() < 1e-12, "{kernel:?}, on-device count: {got} vs {want}");
     }
-    assert_eq!(step.double_value(&[]), grads.len() as f64);
-    let got = param.double_value(&[0]);
-    // The same float64 numbers in another order. (A float32 count, as PyTorch's capturable Adam
-    // keeps it, is 1.1e-9 away here: 1 − 0.999ᵗ loses 1e-5 of itself in float32.)
-    assert!((got - want).abs() < 1e-12, "on-device count: {got} vs {want}");
 }
 
 /// The library's Adam (adam.rs: every parameter a view into one flat buffer, 4-d ones laid out
@@ -61,11 +68,12 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
     let h = AdamHyper { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
     let shapes: [&[i64]; 4] = [&[3, 2, 4, 4], &[5], &[4, 3, 2, 5], &[2, 3]];
     // The count on the device (for CUDA graphs) from step 3 on, in the second round of each layout.
-    for (channels_last, count_on_device) in [(false, false), (true, false), (false, true), (true, true)] {
+    let rounds = [(false, false), (true, false), (false, true), (true, true)];
+    for (kernel, (channels_last, count_on_device)) in [AdamKernel::PerOp, AdamKernel::Fused].into_iter().flat_map(|k| rounds.map(|r| (k, r))) {
         tch::manual_seed(7);
         let init: Vec<Tensor> = shapes.iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
         let mut ours: Vec<Tensor> = init.iter().map(|t| t.copy()).collect();
-        let mut adam = Adam::new(ours.iter_mut().collect(), h, channels_last).unwrap();
+        let mut adam = Adam::new(ours.iter_mut().collect(), h, channels_last).unwrap().with_kernel(kernel);
         let vs = nn::VarStore::new(Device::Cpu);
         let theirs: Vec<Tensor> = init.iter().enumerate().map(|(i, t)| vs.root().var_copy(&format!("p{i}"), t)).collect();
         let mut opt = nn::Adam { beta1: h.beta1, beta2: h.beta2, wd: 0.0, eps: h.eps, amsgrad: false }.build(&vs, h.lr).unwrap();
@@ -83,10 +91,11 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
         for (i, ((o, t), p0)) in ours.iter().zip(&theirs).zip(&init).enumerate() {
             let diff = (o - t).abs().max().double_value(&[]);
             let moved = (t - p0).abs().mean(Kind::Float).double_value(&[]);
-            // Six steps of up to lr each. Measured: 0 difference, both layouts. Planted and caught:
-            // gradients not reordered for channels-last (2.4e-3), the step counted twice.
+            // Six steps of up to lr each. Measured: 0 difference, both kernels, both layouts.
+            // Planted and caught: gradients not reordered for channels-last (2.4e-3), the step
+            // counted twice.
             assert!(moved > 1e-4, "parameter {i} moved {moved} on average: the reference did not train");
-            assert!(diff < 1e-6, "parameter {i} (channels_last {channels_last}): max |ours − libtorch| {diff}");
+            assert!(diff < 1e-6, "parameter {i} ({kernel:?}, channels_last {channels_last}): max |ours − libtorch| {diff}");
         }
     }
 }
@@ -95,7 +104,7 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
 fn adam_rejects_mismatched_lists() {
     let h = AdamHyper { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let p = Tensor::zeros([2], (Kind::Float, Device::Cpu));
-    let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, StepCount::Host(1)).unwrap_err();
+    let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, StepCount::Host(1), AdamKernel::Fused).unwrap_err();
     assert!(err.to_string().contains("1 parameters but 0 gradients"), "{err}");
 }
 
