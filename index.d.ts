@@ -42,6 +42,13 @@ export declare class NativeGan {
    * resolves with the previous deferred step's numbers and step, or null after the first.
    */
   trainStepDeferred(real: Float32Array, shape: Array<number>): Promise<DeferredStats | null>
+  /**
+   * From now on `trainStep` and `trainStepDeferred` run the step as a CUDA graph
+   * (dcgan_core's `use_cuda_graph`): `warmup` eager steps, then one captured and replayed.
+   */
+  useCudaGraph(warmup: number): Promise<void>
+  /** Steps taken by replaying the CUDA graph; null while graphs are off. */
+  cudaGraphReplays(): Promise<number | null>
   /** The last deferred step's numbers and step (waiting for it), once; null when none is pending. */
   flushStats(): Promise<DeferredStats | null>
   /**

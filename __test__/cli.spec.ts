@@ -36,6 +36,7 @@ test('bad input exits non-zero with a one-line reason', (t) => {
     [['train', '--image-size', '48', '--out', tmp()], /^dcgan: invalid imageSize: got 48; allowed: a power of two/],
     [['train', '--batch-size', 'many'], /^dcgan: option '--batch-size <n>' argument 'many' is invalid. 'many' is not an integer. \(see --help\)$/],
     [['train', '--preset', 'fast'], /argument 'fast' is invalid. Allowed choices are paper, quick/],
+    [['train', ...TINY, '--cuda-graph', '--out', tmp()], /^dcgan: invalid cudaGraph: got true, but device is 'cpu': CUDA graphs need a GPU/],
     [['train', '--config', '/nonexistent/c.json'], /^dcgan: \/nonexistent\/c.json: cannot read the config file/],
     [['generate', '--checkpoint', '/nonexistent/run', '--grid', 'x.png'], /^dcgan: \/nonexistent\/run: no such file or folder/],
     [['generate', '--checkpoint', tmp()], /^dcgan: say where the images go/],

@@ -3,7 +3,7 @@ import test from 'ava'
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, IterableDataset, NonFiniteError, Trainer, listCheckpoints, resolveTrainConfig, type TrainConfig } from '../src/index'
+import { DCGAN, IterableDataset, NonFiniteError, Trainer, cudaAvailable, listCheckpoints, resolveTrainConfig, type TrainConfig } from '../src/index'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-trainer-'))
 // A tiny run on 200 MNIST images: 12 batches of 16 per epoch, so 30 steps cross two epoch ends.
@@ -192,4 +192,41 @@ test('resuming from a path without checkpoints says so', async (t) => {
   await new DCGAN({ imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu' }).save(model)
   await t.throwsAsync(Trainer.resume(model), { message: /is a model file without training state/ })
   t.false(existsSync(join(dir, 'checkpoints')))
+})
+
+test('cudaGraph: refused by name where it cannot run, before any step; on CUDA the steps replay the graph', async (t) => {
+  const refused = (extra: Partial<TrainConfig>) => t.throws(() => resolveTrainConfig({ cudaGraph: true, ...extra }), { code: 'ERR_DCGAN_INVALID_OPTION' })?.message
+  t.regex(refused({ device: 'cpu' }) ?? '', /^invalid cudaGraph: got true, but device is 'cpu': CUDA graphs need a GPU/)
+  t.regex(refused({ emaDecay: 0.999 }) ?? '', /^invalid cudaGraph: got true, with emaDecay 0.999 /)
+  t.regex(refused({ augment: 'translation' }) ?? '', /^invalid cudaGraph: got true, with augment /)
+  t.regex(refused({ r1Gamma: 1 }) ?? '', /^invalid cudaGraph: got true, with r1Gamma 1 /)
+  t.false(resolveTrainConfig({}).cudaGraph)
+  // Not in a data-parallel run: refused before joining a group (nobody listens on that port).
+  const dist = new Trainer(tiny(tmp(), { device: 'auto', cudaGraph: true, steps: 2 }))
+  await t.throwsAsync(dist.fit({ progress: false, distributed: { rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 1 } }), { message: /^cudaGraph: got true in a data-parallel run/ })
+  const dir = tmp()
+  const trainer = new Trainer(tiny(dir, { device: 'auto', cudaGraph: true, steps: 6 }))
+  if (!(await cudaAvailable())) {
+    await t.throwsAsync(trainer.fit({ progress: false }), { code: 'ERR_DCGAN_INVALID_OPTION', message: /^cudaGraph: got true, but CUDA graphs need a model on a CUDA device; this one is on the CPU/ })
+    t.is(trainer.step, 0)
+    t.false(existsSync(join(dir, 'metrics.jsonl')) && readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim() !== '')
+    return
+  }
+  if (!process.env.DCGAN_CUDA_GRAPH_LIB) {
+    await t.throwsAsync(trainer.fit({ progress: false }), { message: /DCGAN_CUDA_GRAPH_LIB/ })
+    return
+  }
+  // 3 eager warm-up steps, the capture's step, 2 more replays.
+  await trainer.fit({ progress: false })
+  t.is(await trainer.gan.cudaGraphReplays(), 3)
+})
+
+test('useCudaGraph on a model on the CPU: refused with the reason, and the model still trains', async (t) => {
+  const gan = new DCGAN({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu', seed: 1 })
+  await t.throwsAsync(gan.useCudaGraph({ warmup: 0 }), { code: 'ERR_DCGAN_INVALID_OPTION', message: /^warmup: got 0; allowed: an integer from 1 to 1000/ })
+  await t.throwsAsync(gan.useCudaGraph(), { message: 'CUDA graphs need a model on a CUDA device; this one is on the CPU' })
+  t.is(await gan.cudaGraphReplays(), null)
+  const stats = await gan.trainStep({ data: new Float32Array(4 * 256), shape: [4, 1, 16, 16] })
+  t.true(Number.isFinite(stats.lossD))
+  t.is(gan.config.stepsDone, 1)
 })

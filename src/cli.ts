@@ -76,6 +76,7 @@ const FIELDS: Array<[keyof TrainConfig, string, ((v: string) => unknown) | null,
   ['sampleEvery', '--sample-every <n>', int, 'steps between sample grids (0: never)'],
   ['sampleCount', '--sample-count <n>', int, 'images per sample grid'],
   ['deferStats', '--defer-stats', null, "report each step's numbers one step late (the host does not wait for the GPU each step)"],
+  ['cudaGraph', '--cuda-graph', null, 'run the training step as a CUDA graph (CUDA only; needs DCGAN_CUDA_GRAPH_LIB)'],
 ]
 
 function readJson(path: string): Partial<TrainConfig> {

@@ -165,6 +165,28 @@ export class DCGAN {
     return this.#native.trainStepDeferred(data, shape)
   }
 
+  /**
+   * From now on {@link trainStep} and {@link trainStepDeferred} run the training step as a CUDA
+   * graph: `warmup` steps (default 3) eagerly, then one step captured and replayed at every later
+   * step, so that the host launches one graph instead of some hundreds of kernels. A batch of
+   * another size than the captured one (an epoch's shorter last batch) trains eagerly. Needs a
+   * model on a CUDA device and `DCGAN_CUDA_GRAPH_LIB` naming `libdcgan_cuda_graph.so` (built by
+   * `benchmark/gpu/build-cuda-graph.sh`); refused in a data-parallel group and with `emaDecay`,
+   * `augment` or `r1Gamma`. Changing the optimiser settings turns graphs off again.
+   */
+  async useCudaGraph(options: { warmup?: number } = {}): Promise<void> {
+    const warmup = options?.warmup ?? 3
+    if (!Number.isInteger(warmup) || warmup < 1 || warmup > 1000) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, `warmup: got ${String(warmup)}; allowed: an integer from 1 to 1000 (cuDNN's and cuBLAS's first use must not happen in a capture)`)
+    }
+    return this.#native.useCudaGraph(warmup)
+  }
+
+  /** Steps taken by replaying the CUDA graph of {@link useCudaGraph}; null while graphs are off. */
+  async cudaGraphReplays(): Promise<number | null> {
+    return this.#native.cudaGraphReplays()
+  }
+
   /** The numbers of the last {@link trainStepDeferred} step, waiting for it; null when none is pending. */
   async flushStats(): Promise<DeferredStats | null> {
     return this.#native.flushStats()

@@ -33,6 +33,11 @@ export interface TrainConfig extends ModelConfig, OptimizerConfig {
    * (`DCGAN.trainStepDeferred`). Before a sample grid, a checkpoint and at the end the numbers are
    * caught up, so callbacks see every step in order. One process only. Default false. */
   deferStats: boolean
+  /** Run the training step as a CUDA graph ({@link DCGAN.useCudaGraph}): 3 warm-up steps, then
+   * one capture replayed at every step. CUDA only (`device` 'auto' or 'cuda', and
+   * `DCGAN_CUDA_GRAPH_LIB` set), one process, and not with `emaDecay`, `augment` or `r1Gamma`.
+   * Default false. */
+  cudaGraph: boolean
 }
 
 /** The name of a preset: `'paper'` (the seed's settings: 64×64, 64 features, batch 128, 5 epochs; minutes per

@@ -170,6 +170,9 @@ export class Trainer {
   async fit(options: FitOptions = {}): Promise<FitResult> {
     const c = this.config
     const started = Date.now()
+    if (c.cudaGraph && options.distributed) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, 'cudaGraph: got true in a data-parallel run, but CUDA graphs run in one process (each step of a group waits for its vote); leave cudaGraph off')
+    }
     const dist = options.distributed ? await DistributedRun.join(options.distributed, this.gan, c.batchSize) : null
     try {
       // Each rank decodes only its own rows of every batch.
@@ -183,6 +186,12 @@ export class Trainer {
         this.#claimFolder(options.overwrite === true)
         // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
         if (this.#step > 0) await this.#run.trimMetrics(this.#step)
+        // Once per model: a later fit() replays the graph already captured.
+        if (c.cudaGraph && (await this.gan.cudaGraphReplays()) === null) {
+          await this.gan.useCudaGraph().catch((e: Error) => {
+            throw new DcganError(ErrorCode.INVALID_OPTION, `cudaGraph: got true, but ${e.message}`)
+          })
+        }
         return await this.#fit(options, dataset, total, started, dist)
       } finally {
         unlock()

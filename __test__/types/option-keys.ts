@@ -10,7 +10,7 @@ export const TRAIN_CONFIG_KEYS = {
   lrD: true, lrG: true, realLabel: true, loss: true, r1Gamma: true, r1Every: true, augment: true, emaDecay: true,
   device: true, threads: true, seed: true,
   batchSize: true, steps: true, epochs: true, outDir: true, checkpointEvery: true, keepCheckpoints: true,
-  sampleEvery: true, sampleCount: true, dataset: true, deferStats: true,
+  sampleEvery: true, sampleCount: true, dataset: true, deferStats: true, cudaGraph: true,
 } satisfies Record<keyof TrainConfig, true>
 
 export const GAN_OPTION_KEYS = {

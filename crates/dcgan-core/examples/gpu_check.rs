@@ -246,13 +246,15 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     for step in 1..=3 {
         let real = tensor(&io, &format!("real.{step}"), &io_path)?;
         let noise = tensor(&io, &format!("noise.{step}"), &io_path)?;
-        match (defer, graphed) {
-            (true, true) => reported.extend(gan.train_step_graphed_deferred(real, Some(noise)).map_err(|e| e.to_string())?),
-            (true, false) => reported.extend(gan.train_step_deferred(real, Some(noise)).map_err(|e| e.to_string())?),
-            (false, true) => reported.push((step, gan.train_step_graphed(real, Some(noise)).map_err(|e| e.to_string())?)),
-            (false, false) => reported.push((step, gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?)),
+        // After use_cuda_graph, train_step and train_step_deferred go through the graph (the path
+        // the Node option takes); the replay count below proves they did.
+        if defer {
+            reported.extend(gan.train_step_deferred(real, Some(noise)).map_err(|e| e.to_string())?);
+        } else {
+            reported.push((step, gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?));
         }
     }
+    let replays = gan.cuda_graph_replays();
     reported.extend(gan.take_pending_stats().map_err(|e| e.to_string())?);
     if reported.iter().map(|r| r.0).collect::<Vec<_>>() != [1, 2, 3] {
         return Err(format!("the steps' numbers came for steps {:?}, not 1, 2, 3", reported.iter().map(|r| r.0).collect::<Vec<_>>()));
@@ -284,10 +286,12 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     };
     // The host's counters, which replays do not run (num_batches_tracked is in the state above).
     let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
-    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false) && counters_ok;
+    // Steps 2 (the capture's) and 3 ran as replays.
+    let replays_ok = replays == graphed.then_some(2);
+    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false) && counters_ok && replays_ok;
     let report = json!({
         "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "deferStats": defer,
-        "deviceBatchOutOfRangeRefused": range_refused, "cudaGraph": graphed, "countersOk": counters_ok,
+        "deviceBatchOutOfRangeRefused": range_refused, "cudaGraph": graphed, "graphReplays": replays, "countersOk": counters_ok,
         "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
         "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
     });

@@ -140,6 +140,16 @@ pub struct GraphedStep {
     graph: Graph,
     warmup_left: usize,
     captured: Option<Captured>,
+    /// Steps taken by replaying the graph (the capture's step included).
+    replays: u64,
+}
+
+impl GraphedStep {
+    /// Whether the graph takes a step on `real`: before its capture any batch, after it only a
+    /// batch of the captured size.
+    fn takes(&self, real: &Tensor) -> bool {
+        self.captured.as_ref().is_none_or(|c| c.real.size() == real.size())
+    }
 }
 
 /// How a graphed step failed: in its capture (graphs go off) or otherwise (they stay on).
@@ -192,8 +202,20 @@ impl Gan {
         let graph = Graph::new(index)?;
         self.opt_g.count_on_device()?;
         self.opt_d.count_on_device()?;
-        self.cuda_graph = Some(GraphedStep { graph, warmup_left: warmup, captured: None });
+        self.cuda_graph = Some(GraphedStep { graph, warmup_left: warmup, captured: None, replays: 0 });
         Ok(())
+    }
+
+    /// Steps this model took by replaying its CUDA graph; None while graphs are off.
+    pub fn cuda_graph_replays(&self) -> Option<u64> {
+        self.cuda_graph.as_ref().map(|g| g.replays)
+    }
+
+    /// Whether `train_step` and `train_step_deferred` hand a step on `real` to the graph: graphs
+    /// are on and `real` has the captured step's shape (or none was captured yet). Any other
+    /// batch, such as an epoch's shorter last one, is trained eagerly on the same weights.
+    pub(crate) fn graph_takes(&self, real: &Tensor) -> bool {
+        self.cuda_graph.as_ref().is_some_and(|g| g.takes(real))
     }
 
     /// `train_step` through the CUDA graph of `use_cuda_graph`; waits for the step's numbers.
@@ -273,6 +295,7 @@ impl Gan {
             // The capture ran the host's side of the step (its counters) but no GPU work: the
             // replay is this step's work.
             graph.replay()?;
+            graphed.replays += 1;
             let values = captured.values.shallow_clone();
             graphed.captured = Some(captured);
             return Ok(values);
@@ -280,6 +303,7 @@ impl Gan {
         c.real.shallow_clone().f_copy_(&real).map_err(Error::from)?;
         c.noise.shallow_clone().f_copy_(&noise).map_err(Error::from)?;
         graph.replay()?;
+        graphed.replays += 1;
         self.advance_counters(&c.counters);
         Ok(c.values.shallow_clone())
     }

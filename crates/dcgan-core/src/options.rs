@@ -305,6 +305,10 @@ pub struct RunOptions {
     /// Report each step's numbers one step late, so that the host does not wait for the GPU at
     /// every step (Gan::train_step_deferred); one process only.
     pub defer_stats: bool,
+    /// Run the training step as a CUDA graph (Gan::use_cuda_graph): captured once after 3 eager
+    /// warm-up steps, then replayed. CUDA only, one process, and not with emaDecay, augment or
+    /// r1Gamma.
+    pub cuda_graph: bool,
 }
 
 impl Default for RunOptions {
@@ -320,6 +324,7 @@ impl Default for RunOptions {
             sample_count: 64,
             dataset: DatasetSpec::default(),
             defer_stats: false,
+            cuda_graph: false,
         }
     }
 }
@@ -400,6 +405,29 @@ fn preset(name: &str) -> Result<Map<String, Value>> {
     Ok(fields.as_object().cloned().unwrap_or_default())
 }
 
+/// `cudaGraph` with what it cannot run, refused before the run starts (Gan::use_cuda_graph
+/// refuses the same when it is called).
+fn check_cuda_graph(gan: &GanOptions, run: &RunOptions) -> Result<()> {
+    if !run.cuda_graph {
+        return Ok(());
+    }
+    let refuse = |why: String| Err(Error::config("cudaGraph", format!("got true, {why}; leave cudaGraph off")));
+    if DeviceSpec::parse(&gan.runtime.device)? == DeviceSpec::Cpu {
+        return refuse("but device is 'cpu': CUDA graphs need a GPU ('auto' or 'cuda')".into());
+    }
+    let t = &gan.train;
+    if t.ema_decay > 0.0 {
+        return refuse(format!("with emaDecay {} (the average's decay changes at every step)", t.ema_decay));
+    }
+    if t.augment != crate::config::Augment::None {
+        return refuse("with augment (its draws are made on the host at every step)".into());
+    }
+    if t.r1_gamma > 0.0 {
+        return refuse(format!("with r1Gamma {} (the lazy penalty runs on some steps only)", t.r1_gamma));
+    }
+    Ok(())
+}
+
 /// A run's model trained on its batch size, and the batches its loader prepares ahead, must fit
 /// the memory limit together (crate::limits).
 fn check_run_memory(model: &ModelConfig, run: &RunOptions) -> Result<()> {
@@ -429,6 +457,7 @@ impl TrainConfig {
         let mut gan = GanOptions::from_fields(&map)?;
         let run: RunOptions = part(&map, "")?;
         run.validate(gan.train.d_steps)?;
+        check_cuda_graph(&gan, &run)?;
         check_run_memory(&gan.model, &run)?;
         gan.runtime.seed.get_or_insert(DEFAULT_RUN_SEED);
         Ok(TrainConfig { gan, run })

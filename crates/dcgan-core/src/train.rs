@@ -177,8 +177,12 @@ impl Gan {
     /// One iteration on `real` (n×C×S×S in [−1, 1]). With dSteps = k the batch is split in k
     /// parts, one per discriminator update. `noise` (n×zDim[×1×1]) replaces the drawn noise.
     /// In a group, a rank that failed outside a step or asked to stop ends it with an error here;
-    /// `train_step_in_group` reports them instead.
+    /// `train_step_in_group` reports them instead. After `use_cuda_graph` the step runs through
+    /// the graph whenever the batch has its shape (`graph_takes`).
     pub fn train_step(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
+        if self.graph_takes(real) {
+            return self.train_step_graphed(real, noise);
+        }
         match self.train_step_in_group(real, noise, false)? {
             GroupStep::Done(stats) => Ok(stats),
             GroupStep::Stopped => Err(Error::Distributed("another rank asked to stop: this step was not taken".into())),
@@ -228,10 +232,14 @@ impl Gan {
     /// the caller's own work overlaps the GPU's. Returns (step number, its numbers), None after
     /// the first deferred step; `take_pending_stats` gives the last one. On the CPU the step is
     /// done when the call returns and only the reporting is deferred. One process only (a
-    /// group's step votes first; see `train_step_in_group`).
+    /// group's step votes first; see `train_step_in_group`). Through the CUDA graph as
+    /// `train_step` is.
     pub fn train_step_deferred(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<(i64, StepStats)>> {
         if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
             return Err(Error::Input("deferred step numbers are for one process: in a data-parallel group each step waits for its vote".into()));
+        }
+        if self.graph_takes(real) {
+            return self.train_step_graphed_deferred(real, noise);
         }
         // A batch already on a GPU is range-checked there and judged with the step's numbers:
         // reading the check now would wait for the GPU's queue, the wait this call avoids.

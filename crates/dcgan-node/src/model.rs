@@ -288,6 +288,19 @@ impl NativeGan {
         })
     }
 
+    /// From now on `trainStep` and `trainStepDeferred` run the step as a CUDA graph
+    /// (dcgan_core's `use_cuda_graph`): `warmup` eager steps, then one captured and replayed.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn use_cuda_graph<'e>(&self, env: &'e Env, warmup: u32) -> Result<Object<'e>> {
+        self.call(env, "useCudaGraph", same, move |g| g.use_cuda_graph(warmup as usize))
+    }
+
+    /// Steps taken by replaying the CUDA graph; null while graphs are off.
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub fn cuda_graph_replays<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        self.call(env, "cudaGraphReplays", same, |g| Ok(g.cuda_graph_replays().map(|n| n as f64)))
+    }
+
     /// The last deferred step's numbers and step (waiting for it), once; null when none is pending.
     #[napi(ts_return_type = "Promise<DeferredStats | null>")]
     pub fn flush_stats<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
