@@ -298,6 +298,8 @@ def main():
                                        f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}"
                                        + ("" if r.get("deviceBatchOutOfRangeRefused") is None else
                                           f", device batches of bytes and with a NaN refused: {r['deviceBatchOutOfRangeRefused']}")
+                                       + ("" if r.get("divergedSaid") is None else f", NaN weights said: {r['divergedSaid']}")
+                                       + ("" if r.get("graphReplays") is None else f", graph replays: {r['graphReplays']}")
                                        + f": {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
     for name, r in dist.items():

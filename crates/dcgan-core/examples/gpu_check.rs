@@ -288,10 +288,26 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
     // Steps 2 (the capture's) and 3 ran as replays.
     let replays_ok = replays == graphed.then_some(2);
-    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false) && counters_ok && replays_ok;
+    // Weights that diverged to NaN, with the seed's BCE: the step must say so (an error, or a NaN
+    // loss that the trainer reports), not fail CUDA's BCE assert, after which the process's CUDA
+    // context answers nothing more. Last, since it spoils the weights.
+    let diverged_said = if train.loss == dcgan_core::config::AdversarialLoss::Bce {
+        let real = tensor(&io, "real.1", &io_path)?;
+        let noise = tensor(&io, "noise.1", &io_path)?;
+        let _ = tch::no_grad(|| gan.opt_d.params[0].narrow(0, 0, 1).fill_(f64::NAN));
+        let said = match gan.train_step(real, Some(noise)) {
+            Err(e) => e.to_string().contains("NaN"),
+            Ok(s) => !s.loss_d.is_finite(),
+        };
+        let alive = Tensor::ones([2], (Kind::Float, device)).sum(Kind::Float).double_value(&[]) == 2.0;
+        Some(said && alive)
+    } else {
+        None
+    };
+    let pass = state_max <= tol && stats_max <= tol && range_refused != Some(false) && counters_ok && replays_ok && diverged_said != Some(false);
     let report = json!({
         "mode": "parity", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "deferStats": defer,
-        "deviceBatchOutOfRangeRefused": range_refused, "cudaGraph": graphed, "graphReplays": replays, "countersOk": counters_ok,
+        "deviceBatchOutOfRangeRefused": range_refused, "cudaGraph": graphed, "graphReplays": replays, "countersOk": counters_ok, "divergedSaid": diverged_said,
         "channelsLast": gan.channels_last, "tensorsCompared": compared, "maxStateDiff": state_max,
         "worstTensor": worst, "maxStatsDiff": stats_max, "tolerance": tol, "pass": pass,
     });

@@ -94,7 +94,21 @@ pub struct StepStats {
 
 fn bce(p: &Tensor, target: f64) -> Result<Tensor> {
     let t = p.f_full_like(target)?;
+    if p.device().is_cuda() {
+        return nan_safe_bce(p, &t);
+    }
+    // On the CPU a NaN probability is an error, which `checked_step` explains.
     Ok(p.f_binary_cross_entropy::<Tensor>(&t, None, Reduction::Mean)?)
+}
+
+/// BCE that a NaN probability (weights that diverged) turns into a NaN loss, where CUDA's BCE
+/// kernel would fail a device-side assert, which ends the process's CUDA context: the
+/// probabilities go in with NaN as ½, and 0·Σp adds exactly 0 (and a zero gradient) to the loss
+/// while every p is finite, NaN once one is not. Otherwise bit for bit `binary_cross_entropy`.
+pub(crate) fn nan_safe_bce(p: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let cleaned = p.f_nan_to_num(Some(0.5), Some(1.0), Some(0.0))?;
+    let loss = cleaned.f_binary_cross_entropy::<Tensor>(target, None, Reduction::Mean)?;
+    Ok(loss.f_add(&p.f_sum(Kind::Float)?.f_mul_scalar(0.0)?)?)
 }
 
 /// The same loss as `bce(sigmoid(logits))`, computed in float32 from bfloat16 logits without
@@ -533,6 +547,34 @@ mod tests {
 
     fn pending(values: &[f32]) -> PendingStats {
         PendingStats { step: 7, host: Tensor::from_slice(values), ready: None }
+    }
+
+    /// The BCE used on CUDA against libtorch's: the same loss and gradient bits for probabilities
+    /// in [0, 1] (0 and 1 included: the log clamp), and a NaN loss, not an error, for a NaN.
+    #[test]
+    fn nan_safe_bce_is_bce_until_a_probability_is_nan() {
+        tch::manual_seed(3);
+        let p0 = Tensor::rand([64, 1], (Kind::Float, tch::Device::Cpu));
+        let _ = p0.narrow(0, 0, 2).fill_(0.0);
+        let _ = p0.narrow(0, 2, 2).fill_(1.0);
+        for target in [0.0, 0.9, 1.0] {
+            let t = p0.full_like(target);
+            let grad_of = |f: &dyn Fn(&Tensor) -> Tensor| {
+                let p = p0.copy().set_requires_grad(true);
+                let loss = f(&p);
+                let g = Tensor::run_backward(&[&loss], &[&p], false, false).remove(0);
+                (loss.double_value(&[]), g)
+            };
+            let (want, want_g) = grad_of(&|p| p.binary_cross_entropy::<Tensor>(&t, None, Reduction::Mean));
+            let (got, got_g) = grad_of(&|p| nan_safe_bce(p, &t).unwrap());
+            assert_eq!(got.to_bits(), want.to_bits(), "target {target}: {got} vs {want}");
+            assert!(got_g.equal(&want_g), "target {target}: the gradients differ");
+        }
+        let p = p0.copy();
+        let _ = p.narrow(0, 5, 1).fill_(f64::NAN);
+        let t = p.full_like(1.0);
+        assert!(p.f_binary_cross_entropy::<Tensor>(&t, None, Reduction::Mean).is_err(), "libtorch's CPU BCE accepts NaN now: the guard may be unneeded");
+        assert!(nan_safe_bce(&p, &t).unwrap().double_value(&[]).is_nan());
     }
 
     #[test]
