@@ -72,7 +72,9 @@ test('train, resume, generate, interpolate, arithmetic, inspect', (t) => {
   // stderr is a pipe here, not a terminal: plain progress lines, the first and the last step at least.
   t.regex(first.stderr, /^step 1\/3 \(33%\) \| D \d\.\d{3} G \d+\.\d{3} D\(x\) \d\.\d\d D\(G\(z\)\) \d\.\d\d \| \d+ img\/s \| ETA \S+$/m)
   t.regex(first.stderr, /^step 3\/3 \(100%\) .* \| ETA 0s$/m)
-  const resumed = dcgan('train', '--resume', run, '--steps', '5')
+  // Flags reach a resumed run's config: --cuda-graph is refused here (no GPU), --no-cuda-graph taken.
+  t.regex(dcgan('train', '--resume', run, '--steps', '5', '--cuda-graph').stderr, /^dcgan: invalid cudaGraph: got true, but device is 'cpu'/)
+  const resumed = dcgan('train', '--resume', run, '--steps', '5', '--no-cuda-graph')
   t.is(resumed.code, 0, resumed.stderr)
   t.regex(resumed.stderr, /resuming .* at step 3/)
   t.regex(resumed.stderr, /^step 4\/5 /m)

@@ -204,20 +204,25 @@ test('cudaGraph: refused by name where it cannot run, before any step; on CUDA t
   // Not in a data-parallel run: refused before joining a group (nobody listens on that port).
   const dist = new Trainer(tiny(tmp(), { device: 'auto', cudaGraph: true, steps: 2 }))
   await t.throwsAsync(dist.fit({ progress: false, distributed: { rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 1 } }), { message: /^cudaGraph: got true in a data-parallel run/ })
+  // A run already in the folder, which a refused fit({ overwrite: true }) must leave alone.
   const dir = tmp()
+  await new Trainer(tiny(dir, { steps: 2 })).fit({ progress: false })
+  const before = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
   const trainer = new Trainer(tiny(dir, { device: 'auto', cudaGraph: true, steps: 6 }))
   if (!(await cudaAvailable())) {
-    await t.throwsAsync(trainer.fit({ progress: false }), { code: 'ERR_DCGAN_INVALID_OPTION', message: /^cudaGraph: got true, but CUDA graphs need a model on a CUDA device; this one is on the CPU/ })
+    await t.throwsAsync(trainer.fit({ progress: false, overwrite: true }), { code: 'ERR_DCGAN_INVALID_OPTION', message: /^cudaGraph: got true, but CUDA graphs need a model on a CUDA device; this one is on the CPU/ })
     t.is(trainer.step, 0)
-    t.false(existsSync(join(dir, 'metrics.jsonl')) && readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim() !== '')
+    t.is(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'), before)
+    t.deepEqual(listCheckpoints(dir).map((c) => c.step), [2])
     return
   }
   if (!process.env.DCGAN_CUDA_GRAPH_LIB) {
-    await t.throwsAsync(trainer.fit({ progress: false }), { message: /DCGAN_CUDA_GRAPH_LIB/ })
+    await t.throwsAsync(trainer.fit({ progress: false, overwrite: true }), { message: /DCGAN_CUDA_GRAPH_LIB/ })
+    t.is(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'), before)
     return
   }
   // 3 eager warm-up steps, the capture's step, 2 more replays.
-  await trainer.fit({ progress: false })
+  await trainer.fit({ progress: false, overwrite: true })
   t.is(await trainer.gan.cudaGraphReplays(), 3)
 })
 

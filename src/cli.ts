@@ -285,6 +285,8 @@ export function program(): Command {
     if (parser) o.argParser(parser as (v: string) => unknown)
     t.addOption(o)
   }
+  // A run's config keeps cudaGraph: resuming it where there is no GPU needs a way to say no.
+  t.addOption(new Option('--no-cuda-graph', 'train without a CUDA graph (e.g. to resume a --cuda-graph run elsewhere)'))
   t.action((opts) => train(renameFlags(opts)))
   p.command('generate')
     .description('write generated images: one grid PNG and/or one PNG each')

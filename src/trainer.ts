@@ -183,15 +183,16 @@ export class Trainer {
       if (dist && !dist.writes) return await this.#fitRank(options, dataset, total, started, dist)
       const unlock = this.#run.lock()
       try {
-        this.#claimFolder(options.overwrite === true)
-        // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
-        if (this.#step > 0) await this.#run.trimMetrics(this.#step)
-        // Once per model: a later fit() replays the graph already captured.
+        // Once per model (a later fit() replays the graph already captured), and before the run
+        // folder is touched: a refusal must not cost an old run.
         if (c.cudaGraph && (await this.gan.cudaGraphReplays()) === null) {
           await this.gan.useCudaGraph().catch((e: Error) => {
             throw new DcganError(ErrorCode.INVALID_OPTION, `cudaGraph: got true, but ${e.message}`)
           })
         }
+        this.#claimFolder(options.overwrite === true)
+        // After a kill, the log may hold steps past the checkpoint resumed from: they are redone.
+        if (this.#step > 0) await this.#run.trimMetrics(this.#step)
         return await this.#fit(options, dataset, total, started, dist)
       } finally {
         unlock()

@@ -89,10 +89,13 @@ impl Adam {
     }
 
     /// The same optimiser computing its updates with `kernel` (the default is the process's:
-    /// fused unless `DCGAN_FUSED_ADAM=0`). Call before the first update or `count_on_device`.
-    pub fn with_kernel(mut self, kernel: AdamKernel) -> Adam {
+    /// fused unless `DCGAN_FUSED_ADAM=0`); a count on the device is remade in the kernel's type.
+    pub fn with_kernel(mut self, kernel: AdamKernel) -> Result<Adam> {
         self.kernel = kernel;
-        self
+        if self.device_step.is_some() {
+            self.count_on_device()?;
+        }
+        Ok(self)
     }
 
     pub fn kernel(&self) -> AdamKernel {
@@ -145,7 +148,8 @@ impl Adam {
     /// rounding.
     pub fn count_on_device(&mut self) -> Result<()> {
         // The per-op arithmetic counts in float64, unlike PyTorch's float32 count: 1 − 0.999ᵗ loses
-        // 1e-5 of itself in float32. The fused kernel reads a float32 count (exact to 2²⁴ steps).
+        // 1e-5 of itself in float32. The fused kernel reads a float32 count (exact to 2²⁴ steps)
+        // and, on CUDA, computes 1 − βᵗ in the weights' float32, as torch's fused Adam does.
         let kind = match self.kernel {
             AdamKernel::PerOp => Kind::Double,
             AdamKernel::Fused => Kind::Float,

@@ -140,15 +140,17 @@ pub struct GraphedStep {
     graph: Graph,
     warmup_left: usize,
     captured: Option<Captured>,
+    /// The batch shape of the first step given to the graph: warm-up, capture and replays all run
+    /// on it (cuDNN tunes for a shape in the warm-up, and a capture must not tune).
+    shape: Option<Vec<i64>>,
     /// Steps taken by replaying the graph (the capture's step included).
     replays: u64,
 }
 
 impl GraphedStep {
-    /// Whether the graph takes a step on `real`: before its capture any batch, after it only a
-    /// batch of the captured size.
+    /// Whether the graph takes a step on `real`: a batch of the shape of its first step.
     fn takes(&self, real: &Tensor) -> bool {
-        self.captured.as_ref().is_none_or(|c| c.real.size() == real.size())
+        self.shape.as_ref().is_none_or(|s| *s == real.size())
     }
 }
 
@@ -202,7 +204,7 @@ impl Gan {
         let graph = Graph::new(index)?;
         self.opt_g.count_on_device()?;
         self.opt_d.count_on_device()?;
-        self.cuda_graph = Some(GraphedStep { graph, warmup_left: warmup, captured: None, replays: 0 });
+        self.cuda_graph = Some(GraphedStep { graph, warmup_left: warmup, captured: None, shape: None, replays: 0 });
         Ok(())
     }
 
@@ -212,10 +214,20 @@ impl Gan {
     }
 
     /// Whether `train_step` and `train_step_deferred` hand a step on `real` to the graph: graphs
-    /// are on and `real` has the captured step's shape (or none was captured yet). Any other
-    /// batch, such as an epoch's shorter last one, is trained eagerly on the same weights.
+    /// are on and `real` has the shape of the graph's first step (any shape before that). Any
+    /// other batch, such as an epoch's shorter last one, is trained eagerly on the same weights.
     pub(crate) fn graph_takes(&self, real: &Tensor) -> bool {
-        self.cuda_graph.as_ref().is_some_and(|g| g.takes(real))
+        let in_group = crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1);
+        !in_group && self.cuda_graph.as_ref().is_some_and(|g| g.takes(real))
+    }
+
+    /// Graphs off (Adam's count back on the host), as for a model that joins a data-parallel
+    /// group, whose steps vote and exchange gradients outside any graph.
+    pub fn stop_cuda_graph(&mut self) {
+        if self.cuda_graph.take().is_some() {
+            self.opt_g.count_on_host();
+            self.opt_d.count_on_host();
+        }
     }
 
     /// `train_step` through the CUDA graph of `use_cuda_graph`; waits for the step's numbers.
@@ -266,15 +278,16 @@ impl Gan {
 
     fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> std::result::Result<Tensor, Failure> {
         let noise = self.check_inputs(real, noise, RangeCheck::Now)?;
-        if let Some(c) = &graphed.captured {
-            if real.size() != c.real.size() {
+        match &graphed.shape {
+            Some(shape) if *shape != real.size() => {
                 return Err(Failure::Step(Error::Input(format!(
-                    "the real batch has {} images but this model's CUDA graph was captured for {}: give batches of that size \
-                     (or train_step, without the graph)",
-                    real.size()[0],
-                    c.real.size()[0]
+                    "the real batch has shape {:?} but this model's CUDA graph runs on {shape:?}, the shape of its first \
+                     step: give batches of that shape (train_step trains others eagerly)",
+                    real.size()
                 ))));
             }
+            Some(_) => {}
+            None => graphed.shape = Some(real.size()),
         }
         let rng = self.rng.clone();
         let noise = match noise {

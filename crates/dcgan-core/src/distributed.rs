@@ -408,6 +408,9 @@ fn check_sync_batch_norm(gan: &Gan) -> Result<()> {
 /// Rank 0's whole training state on every rank: what DDP does when it wraps a module, plus what
 /// our step needs the same everywhere (Adam's moments and step, the noise generator).
 pub fn sync_from_rank0(gan: &mut Gan) -> Result<()> {
+    // A group's steps vote and exchange gradients, which no captured graph does; the device's
+    // Adam count would also miss rank 0's step count set below.
+    gan.stop_cuda_graph();
     let slot = group();
     let g = match &*slot {
         Some(g) if g.options.world_size > 1 => g,

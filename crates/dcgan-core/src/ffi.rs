@@ -151,7 +151,19 @@ pub fn adam_step(
                 let device = params.first().map_or(Device::Cpu, |t| t.device());
                 (Tensor::f_zeros([], (tch::Kind::Float, device))?, s)
             }
-            StepCount::OnDevice(t) => (t.shallow_clone(), 0),
+            // The kernel reads the count through a float pointer on the parameters' device.
+            StepCount::OnDevice(t) => {
+                let device = params.first().map_or(t.device(), |p| p.device());
+                if t.kind() != tch::Kind::Float || t.device() != device || t.numel() != 1 {
+                    return Err(Error::Input(format!(
+                        "the fused Adam's step count must be one float32 value on {device:?}, got {:?} {:?} on {:?}",
+                        t.kind(),
+                        t.size(),
+                        t.device()
+                    )));
+                }
+                (t.shallow_clone(), 0)
+            }
         };
         return check(unsafe {
             dcgan_adam_step_fused(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, raw(&count), host_step)

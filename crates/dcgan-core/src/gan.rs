@@ -141,10 +141,7 @@ impl Gan {
         self.train = train;
         // A captured graph holds the old options' arithmetic (learning rates, losses, dSteps):
         // it is dropped, and use_cuda_graph checks the new options before capturing again.
-        if self.cuda_graph.take().is_some() {
-            self.opt_g.count_on_host();
-            self.opt_d.count_on_host();
-        }
+        self.stop_cuda_graph();
         Ok(())
     }
 

@@ -73,7 +73,7 @@ fn adam_matches_libtorchs_own_adam_over_steps() {
         tch::manual_seed(7);
         let init: Vec<Tensor> = shapes.iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
         let mut ours: Vec<Tensor> = init.iter().map(|t| t.copy()).collect();
-        let mut adam = Adam::new(ours.iter_mut().collect(), h, channels_last).unwrap().with_kernel(kernel);
+        let mut adam = Adam::new(ours.iter_mut().collect(), h, channels_last).unwrap().with_kernel(kernel).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let theirs: Vec<Tensor> = init.iter().enumerate().map(|(i, t)| vs.root().var_copy(&format!("p{i}"), t)).collect();
         let mut opt = nn::Adam { beta1: h.beta1, beta2: h.beta2, wd: 0.0, eps: h.eps, amsgrad: false }.build(&vs, h.lr).unwrap();
@@ -106,6 +106,13 @@ fn adam_rejects_mismatched_lists() {
     let p = Tensor::zeros([2], (Kind::Float, Device::Cpu));
     let err = adam_step(&[p.shallow_clone()], &[], &[], &[], h, StepCount::Host(1), AdamKernel::Fused).unwrap_err();
     assert!(err.to_string().contains("1 parameters but 0 gradients"), "{err}");
+    // The fused kernel reads its count as one float32 on the parameters' device: a float64 count
+    // (what the per-op path keeps) would be read as garbage on CUDA.
+    let count = Tensor::from(0.0f64);
+    let (m, v) = (p.zeros_like(), p.zeros_like());
+    let err = adam_step(&[p.shallow_clone()], &[p.ones_like()], &[m], &[v], h, StepCount::OnDevice(&count), AdamKernel::Fused).unwrap_err();
+    assert!(err.to_string().contains("must be one float32 value on Cpu, got Double [] on Cpu"), "{err}");
+    assert_eq!(count.double_value(&[]), 0.0, "the refused update moved the count");
 }
 
 #[test]
