@@ -45,7 +45,7 @@ pub fn on_torch_thread<'e, T: Send + 'static, J: ToNapiValue + 'static>(
     work: impl FnOnce() -> dcgan_core::Result<T> + Send + 'static,
     to_js: impl FnOnce(Env, T) -> Result<J> + Send + 'static,
 ) -> Result<Object<'e>> {
-    settled_by(env, what, work, to_js, |job| executor::spawn(job))
+    settled_by(env, what, work, to_js, executor::spawn)
 }
 
 /// A promise of `work`'s result, run on a thread of its own: for waiting and file work that
