@@ -130,11 +130,11 @@ const char *dcgan_adam_step_on_device(Tensor **params, Tensor **grads, Tensor **
 
 // torch.optim.Adam(fused=True): libtorch's one-kernel update per tensor list (ATen's
 // _fused_adam_, on the CPU and on CUDA), 3-4× faster than the seven element-wise passes above.
-// Its step count is a float32 tensor on the parameters' device: set to `host_step` first when that
-// is positive, otherwise incremented there (graph-safe, like the capturable path).
+// Its step count is a float32 tensor on the parameters' device, incremented there (graph-safe,
+// like the capturable path) before the kernel reads it, as torch.optim.Adam does.
 const char *dcgan_adam_step_fused(Tensor **params, Tensor **grads, Tensor **exp_avgs,
                                   Tensor **exp_avg_sqs, int64_t n, double lr, double beta1,
-                                  double beta2, double eps, Tensor *step, int64_t host_step) {
+                                  double beta2, double eps, Tensor *step) {
   GUARD(
     at::NoGradGuard no_grad;
     std::vector<Tensor> p, g, m, v, steps;
@@ -145,7 +145,7 @@ const char *dcgan_adam_step_fused(Tensor **params, Tensor **grads, Tensor **exp_
       v.push_back(*exp_avg_sqs[i]);
       steps.push_back(*step);
     }
-    if (host_step > 0) step->fill_((double)host_step); else step->add_(1);
+    step->add_(1);
     at::_fused_adam_(p, g, m, v, {}, steps, lr, beta1, beta2, /*weight_decay=*/0.0, eps,
                      /*amsgrad=*/false, /*maximize=*/false);
   )

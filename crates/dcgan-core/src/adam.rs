@@ -98,10 +98,6 @@ impl Adam {
         Ok(self)
     }
 
-    pub fn kernel(&self) -> AdamKernel {
-        self.kernel
-    }
-
     /// Updates the parameters in place with `grads` (one per parameter, in order).
     pub fn update(&mut self, grads: &[Tensor]) -> Result<()> {
         self.update_sharing(grads, None).map(|_| ())

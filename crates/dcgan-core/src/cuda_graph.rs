@@ -4,6 +4,7 @@
 //! `at::cuda::CUDAGraph` lives in libtorch_cuda.so, which the addon does not link, so the capture
 //! calls are in a small library of their own (csrc/cuda_graph.cpp), built against a CUDA libtorch
 //! by benchmark/gpu/build-cuda-graph.sh and loaded here from the path in `DCGAN_CUDA_GRAPH_LIB`.
+use crate::config::TrainOptions;
 use crate::error::{Error, Result};
 use crate::gan::Gan;
 use crate::layers::copy_of;
@@ -174,6 +175,21 @@ struct Captured {
     counters: Vec<i64>,
 }
 
+/// The training option a CUDA graph cannot run, and why, if any: each changes its arithmetic from
+/// step to step on the host, which a replay would freeze.
+pub(crate) fn option_without_graphs(t: &TrainOptions) -> Option<String> {
+    if t.ema_decay > 0.0 {
+        return Some(format!("with emaDecay {} (the average's decay changes at every step)", t.ema_decay));
+    }
+    if t.augment != crate::config::Augment::None {
+        return Some("with augment (its draws are made on the host at every step)".into());
+    }
+    if t.r1_gamma > 0.0 {
+        return Some(format!("with r1Gamma {} (the lazy penalty runs on some steps only)", t.r1_gamma));
+    }
+    None
+}
+
 impl Gan {
     /// From now on `train_step_graphed` runs the training step as a CUDA graph: `warmup` steps
     /// eagerly on the graph's stream (cuDNN's autotuning and lazy allocations must not happen in
@@ -192,14 +208,8 @@ impl Gan {
         if crate::distributed::rank_and_world().is_some_and(|(_, world)| world > 1) {
             return refuse("a data-parallel step (each step waits for its vote)");
         }
-        if self.ema.is_some() {
-            return refuse("with emaDecay (the average's decay changes at every step)");
-        }
-        if self.train.augment != crate::config::Augment::None {
-            return refuse("with augment (its draws are made on the host at every step)");
-        }
-        if self.train.r1_gamma > 0.0 {
-            return refuse("with r1Gamma (the lazy penalty runs on some steps only)");
+        if let Some(why) = option_without_graphs(&self.train) {
+            return refuse(&why);
         }
         let graph = Graph::new(index)?;
         self.opt_g.count_on_device()?;

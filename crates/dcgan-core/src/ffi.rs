@@ -43,7 +43,6 @@ extern "C" {
         beta2: f64,
         eps: f64,
         step: *mut C_tensor,
-        host_step: i64,
     ) -> *const c_char;
     fn dcgan_autocast_enter_bf16(device_type: c_int, prev: *mut c_int) -> *const c_char;
     fn dcgan_autocast_exit(device_type: c_int, prev: *const c_int) -> *const c_char;
@@ -144,30 +143,8 @@ pub fn adam_step(
     let (p, g, m, v) = (ptrs(params), ptrs(grads), ptrs(exp_avgs), ptrs(exp_avg_sqs));
     let (lr, b1, b2, eps) = (hyper.lr, hyper.beta1, hyper.beta2, hyper.eps);
     if kernel == AdamKernel::Fused {
-        let (count, host_step) = match step {
-            StepCount::Host(s) if s < 1 => return Err(Error::Input(format!("Adam's step count must be 1 or more, got {s}"))),
-            // The fused kernel reads its count from the device; a fresh scalar there costs no wait.
-            StepCount::Host(s) => {
-                let device = params.first().map_or(Device::Cpu, |t| t.device());
-                (Tensor::f_zeros([], (tch::Kind::Float, device))?, s)
-            }
-            // The kernel reads the count through a float pointer on the parameters' device.
-            StepCount::OnDevice(t) => {
-                let device = params.first().map_or(t.device(), |p| p.device());
-                if t.kind() != tch::Kind::Float || t.device() != device || t.numel() != 1 {
-                    return Err(Error::Input(format!(
-                        "the fused Adam's step count must be one float32 value on {device:?}, got {:?} {:?} on {:?}",
-                        t.kind(),
-                        t.size(),
-                        t.device()
-                    )));
-                }
-                (t.shallow_clone(), 0)
-            }
-        };
-        return check(unsafe {
-            dcgan_adam_step_fused(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, raw(&count), host_step)
-        });
+        let count = fused_count(params, step)?;
+        return check(unsafe { dcgan_adam_step_fused(p.as_ptr(), g.as_ptr(), m.as_ptr(), v.as_ptr(), n as i64, lr, b1, b2, eps, raw(&count)) });
     }
     check(unsafe {
         match step {
@@ -177,6 +154,29 @@ pub fn adam_step(
             }
         }
     })
+}
+
+/// The count the fused kernel increments and then reads: one float32 on the parameters' device,
+/// which it reads through a pointer there. A host count comes as a fresh scalar one below it (no
+/// wait); a device count must already be such a scalar.
+fn fused_count(params: &[Tensor], step: StepCount) -> Result<Tensor> {
+    let device = |fallback: Device| params.first().map_or(fallback, |p| p.device());
+    match step {
+        StepCount::Host(s) if s < 1 => Err(Error::Input(format!("Adam's step count must be 1 or more, got {s}"))),
+        StepCount::Host(s) => Ok(Tensor::f_full([], (s - 1) as f64, (tch::Kind::Float, device(Device::Cpu)))?),
+        StepCount::OnDevice(t) => {
+            let device = device(t.device());
+            if t.kind() != tch::Kind::Float || t.device() != device || t.numel() != 1 {
+                return Err(Error::Input(format!(
+                    "the fused Adam's step count must be one float32 value on {device:?}, got {:?} {:?} on {:?}",
+                    t.kind(),
+                    t.size(),
+                    t.device()
+                )));
+            }
+            Ok(t.shallow_clone())
+        }
+    }
 }
 
 /// Adam's step count for an update: a host number (torch.optim.Adam's default path), or a float

@@ -415,17 +415,10 @@ fn check_cuda_graph(gan: &GanOptions, run: &RunOptions) -> Result<()> {
     if DeviceSpec::parse(&gan.runtime.device)? == DeviceSpec::Cpu {
         return refuse("but device is 'cpu': CUDA graphs need a GPU ('auto' or 'cuda')".into());
     }
-    let t = &gan.train;
-    if t.ema_decay > 0.0 {
-        return refuse(format!("with emaDecay {} (the average's decay changes at every step)", t.ema_decay));
+    match crate::cuda_graph::option_without_graphs(&gan.train) {
+        Some(why) => refuse(why),
+        None => Ok(()),
     }
-    if t.augment != crate::config::Augment::None {
-        return refuse("with augment (its draws are made on the host at every step)".into());
-    }
-    if t.r1_gamma > 0.0 {
-        return refuse(format!("with r1Gamma {} (the lazy penalty runs on some steps only)", t.r1_gamma));
-    }
-    Ok(())
 }
 
 /// A run's model trained on its batch size, and the batches its loader prepares ahead, must fit
