@@ -16,31 +16,84 @@
 using at::Tensor;
 
 
-// The weight gradient of a 4×4, stride-2, padding-1 (transposed) convolution as one matrix
-// product: grad_w[a, b, kh, kw] = Σ_{n,y,x} small[n, a, y, x] · pad(big)[n, b, 2y + kh, 2x + kw],
-// where `small` is the side with half the resolution (the output of a convolution, the input of a
-// transposed one). Returned Cs×Cb×4×4 with channels-last strides.
-static at::Tensor weight_grad_by_matmul(const at::Tensor &small, const at::Tensor &big) {
-  const int64_t n = small.size(0), cs = small.size(1), h = small.size(2), w = small.size(3);
-  const int64_t cb = big.size(1);
-  at::Tensor s = small.permute({0, 2, 3, 1}).reshape({n * h * w, cs});
-  at::Tensor padded = at::constant_pad_nd(big, {1, 1, 1, 1});
-  at::Tensor cols = padded.unfold(2, 4, 2).unfold(3, 4, 2)            // n, cb, h, w, 4, 4
-                        .permute({0, 2, 3, 4, 5, 1})                   // n, h, w, 4, 4, cb
-                        .reshape({n * h * w, 16 * cb});
-  return at::mm(s.t(), cols).view({cs, 4, 4, cb}).permute({0, 3, 1, 2});
+// A 4×4, stride-2, padding-1 (transposed) convolution links a "small" side (half the resolution)
+// and a "big" side: a convolution maps big → small, a transposed one small → big. Every part of it
+// is a matrix product between the small side's rows (one per pixel, channels-last) and either the
+// weight or the big side's 4×4 patches ("cols"), plus a gather (unfold) or scatter-add (fold):
+//   gather:  small = cols(big) · Wᵀ         a convolution's forward, a transposed one's input gradient
+//   scatter: big = fold(small · W)          a transposed convolution's forward, a convolution's input gradient
+//   weight:  grad_w = smallᵀ · cols(big)    both
+// with W the Cs×Cb×4×4 weight as a Cs×(4·4·Cb) matrix, columns in (kh, kw, Cb) order, which is
+// the memory order of a channels-last weight.
+
+// Small-side pixels as rows: N·H·W × C (a view when `t` is channels-last).
+static at::Tensor rows_of(const at::Tensor &t) {
+  return t.permute({0, 2, 3, 1}).reshape({t.size(0) * t.size(2) * t.size(3), t.size(1)});
 }
 
-// A bfloat16 4×4 stride-2 padding-1 (transposed) convolution without bias whose forward and input
-// gradient are libtorch's (oneDNN) and whose weight gradient is `weight_grad_by_matmul`: for
-// layers with many channels at a 4×4 side oneDNN's bfloat16 weight gradient runs far below the
-// speed of a bfloat16 matrix product.
-struct ConvMatmulWeightGrad : public torch::autograd::Function<ConvMatmulWeightGrad> {
+// The weight as Cs × (kh, kw, Cb).
+static at::Tensor weight_matrix(const at::Tensor &w) {
+  return w.permute({0, 2, 3, 1}).reshape({w.size(0), 16 * w.size(1)});
+}
+
+// The 4×4 patch of padded `big` under each small-side pixel: N·h·w × (kh, kw, Cb).
+static at::Tensor cols_of(const at::Tensor &big) {
+  const int64_t n = big.size(0), cb = big.size(1), h = big.size(2) / 2, w = big.size(3) / 2;
+  at::Tensor padded = at::constant_pad_nd(big, {1, 1, 1, 1});
+  return padded.unfold(2, 4, 2).unfold(3, 4, 2)        // n, cb, h, w, 4, 4
+      .permute({0, 2, 3, 4, 5, 1})                       // n, h, w, 4, 4, cb
+      .reshape({n * h * w, 16 * cb});
+}
+
+// `small` (N×Cs×h×w) times W, each pixel's 4×4×Cb patch added onto the big side: N×Cb×2h×2w,
+// channels-last.
+static at::Tensor scatter(const at::Tensor &small, const at::Tensor &w) {
+  const int64_t n = small.size(0), h = small.size(2), wd = small.size(3), cb = w.size(1);
+  at::Tensor patches = at::mm(rows_of(small), weight_matrix(w))   // n·h·w × (kh, kw, cb)
+                           .view({n, h * wd, 16, cb})
+                           .permute({0, 3, 2, 1})                  // n, cb, (kh, kw), h·w: col2im's order
+                           .reshape({n, cb * 16, h * wd});
+  return at::col2im(patches, {2 * h, 2 * wd}, {4, 4}, {1, 1}, {1, 1}, {2, 2})
+      .contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// The gradient with respect to the small side, from the big side's patches: N×Cs×h×w, channels-last.
+static at::Tensor gather(const at::Tensor &cols, const at::Tensor &w, const at::Tensor &like) {
+  return at::mm(cols, weight_matrix(w).t())
+      .view({like.size(0), like.size(2), like.size(3), w.size(0)})
+      .permute({0, 3, 1, 2});
+}
+
+// grad_w = smallᵀ · cols(big), returned Cs×Cb×4×4 with channels-last strides.
+static at::Tensor weight_grad(const at::Tensor &small, const at::Tensor &cols, int64_t cb) {
+  return at::mm(rows_of(small).t(), cols).view({small.size(1), 4, 4, cb}).permute({0, 3, 1, 2});
+}
+
+// Which parts `ConvByMatmul` computes as matrix products (bit flags; values shared with ffi.rs).
+enum MatmulPart : int64_t {
+  kWeightGrad = 1,  // the weight gradient
+  kGatherGrad = 2,  // a transposed convolution's input gradient (shares cols with kWeightGrad)
+  kScatter = 4,     // a transposed convolution's forward, a convolution's input gradient
+};
+
+// A 4×4 stride-2 padding-1 (transposed) convolution whose `parts` run as matrix products and the
+// rest as libtorch's (oneDNN) convolutions: oneDNN is far below a matrix product's speed for
+// some shapes (weight gradients of wide layers at a 4×4 side; the image-side layers with 1 or 3
+// channels), and these give the same sums in another order.
+struct ConvByMatmul : public torch::autograd::Function<ConvByMatmul> {
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x,
-                            const at::Tensor &w, bool transposed) {
+                            const at::Tensor &w, const std::optional<at::Tensor> &bias,
+                            bool transposed, int64_t parts) {
     ctx->save_for_backward({x, w});
     ctx->saved_data["transposed"] = transposed;
-    return transposed ? at::conv_transpose2d(x, w, {}, 2, 1) : at::conv2d(x, w, {}, 2, 1);
+    ctx->saved_data["parts"] = parts;
+    // An absent bias is no input of the autograd node: it has edges for x and w only.
+    ctx->saved_data["has_bias"] = bias.has_value();
+    if (transposed && (parts & kScatter)) {
+      at::Tensor y = scatter(x, w);
+      return bias ? y.add_(bias->view({1, -1, 1, 1})) : y;
+    }
+    return transposed ? at::conv_transpose2d(x, w, bias, 2, 1) : at::conv2d(x, w, bias, 2, 1);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
@@ -48,16 +101,28 @@ struct ConvMatmulWeightGrad : public torch::autograd::Function<ConvMatmulWeightG
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1];
     const bool transposed = ctx->saved_data["transposed"].toBool();
-    const at::Tensor go = grads[0].contiguous(x.suggest_memory_format());
-    at::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) {
-      gx = std::get<0>(at::convolution_backward(go, x, w, std::nullopt, {2, 2}, {1, 1}, {1, 1},
-                                                transposed, {0, 0}, 1, {true, false, false}));
+    const int64_t parts = ctx->saved_data["parts"].toInt();
+    // Channels-last, where the rows of the products are views; not x's suggested format, which
+    // is ambiguous for the image side's single channel.
+    const at::Tensor go = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor &small = transposed ? x : go, &big = transposed ? go : x;
+    const bool want_x = ctx->needs_input_grad(0), want_w = ctx->needs_input_grad(1);
+    const bool x_by_matmul = want_x && (parts & (transposed ? kGatherGrad : kScatter));
+    const bool w_by_matmul = want_w && (parts & kWeightGrad);
+    at::Tensor gx, gw, gb;
+    at::Tensor cols;
+    if (w_by_matmul || (x_by_matmul && transposed)) cols = cols_of(big);
+    if (x_by_matmul) gx = transposed ? gather(cols, w, x) : scatter(go, w);
+    if (w_by_matmul) gw = weight_grad(small, cols, w.size(1));
+    const bool x_by_onednn = want_x && !x_by_matmul, w_by_onednn = want_w && !w_by_matmul;
+    if (x_by_onednn || w_by_onednn) {
+      auto g = at::convolution_backward(go, x, w, std::nullopt, {2, 2}, {1, 1}, {1, 1}, transposed,
+                                        {0, 0}, 1, {x_by_onednn, w_by_onednn, false});
+      if (x_by_onednn) gx = std::get<0>(g);
+      if (w_by_onednn) gw = std::get<1>(g);
     }
-    if (ctx->needs_input_grad(1)) {
-      gw = transposed ? weight_grad_by_matmul(x, go) : weight_grad_by_matmul(go, x);
-    }
-    return {gx, gw, at::Tensor()};
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = go.sum({0, 2, 3});
+    return {gx, gw, gb, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -159,10 +224,12 @@ const char *dcgan_pin_memory(Tensor *x, Tensor **out) {
   )
 }
 
-// `ConvMatmulWeightGrad` on bfloat16 `x` and `w`.
-const char *dcgan_conv_matmul_weight_grad(Tensor *x, Tensor *w, int transposed, Tensor **out) {
+// `ConvByMatmul` of `x` and `w` (and `bias`, which may be null) with `parts` as matrix products.
+const char *dcgan_conv_by_matmul(Tensor *x, Tensor *w, Tensor *bias, int transposed, int64_t parts,
+                                 Tensor **out) {
   GUARD(
-    *out = new Tensor(ConvMatmulWeightGrad::apply(*x, *w, transposed != 0));
+    const std::optional<at::Tensor> b = bias ? std::optional<at::Tensor>(*bias) : std::nullopt;
+    *out = new Tensor(ConvByMatmul::apply(*x, *w, b, transposed != 0, parts));
   )
 }
 

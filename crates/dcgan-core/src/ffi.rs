@@ -52,7 +52,14 @@ extern "C" {
     fn dcgan_event_query(event: *mut std::ffi::c_void, done: *mut c_int) -> *const c_char;
     fn dcgan_event_free(event: *mut std::ffi::c_void);
     fn dcgan_pin_memory(x: *mut C_tensor, out: *mut *mut C_tensor) -> *const c_char;
-    fn dcgan_conv_matmul_weight_grad(x: *mut C_tensor, w: *mut C_tensor, transposed: c_int, out: *mut *mut C_tensor) -> *const c_char;
+    fn dcgan_conv_by_matmul(
+        x: *mut C_tensor,
+        w: *mut C_tensor,
+        bias: *mut C_tensor,
+        transposed: c_int,
+        parts: i64,
+        out: *mut *mut C_tensor,
+    ) -> *const c_char;
 }
 
 fn check(err: *const c_char) -> Result<()> {
@@ -84,11 +91,39 @@ pub fn channels_last(x: &Tensor) -> Result<Tensor> {
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
-/// A 4×4, stride-2, padding-1 (transposed) convolution without bias of bfloat16 `x` and `w`:
-/// libtorch's forward and input gradient, the weight gradient as one matrix product.
-pub fn conv_matmul_weight_grad(x: &Tensor, w: &Tensor, transposed: bool) -> Result<Tensor> {
+/// Which parts of a 4×4 stride-2 padding-1 (transposed) convolution [`conv_by_matmul`] computes as
+/// matrix products (bit flags, the values of `MatmulPart` in `csrc/shim.cpp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MatmulParts(i64);
+
+impl MatmulParts {
+    pub const NONE: MatmulParts = MatmulParts(0);
+    /// The weight gradient.
+    pub const WEIGHT_GRAD: MatmulParts = MatmulParts(1);
+    /// A transposed convolution's input gradient (from the same 4×4 patches as `WEIGHT_GRAD`).
+    pub const GATHER_GRAD: MatmulParts = MatmulParts(2);
+    /// A transposed convolution's forward and a convolution's input gradient: a product folded
+    /// onto the high-resolution side.
+    pub const SCATTER: MatmulParts = MatmulParts(4);
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for MatmulParts {
+    type Output = MatmulParts;
+    fn bitor(self, other: MatmulParts) -> MatmulParts {
+        MatmulParts(self.0 | other.0)
+    }
+}
+
+/// A 4×4, stride-2, padding-1 (transposed) convolution of `x` and `w` (plus `bias`) whose `parts`
+/// run as matrix products and the rest as libtorch's convolutions: the same sums in another order.
+pub fn conv_by_matmul(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, transposed: bool, parts: MatmulParts) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
-    check(unsafe { dcgan_conv_matmul_weight_grad(raw(x), raw(w), transposed as c_int, &mut out) })?;
+    let bias = bias.map_or(std::ptr::null_mut(), raw);
+    check(unsafe { dcgan_conv_by_matmul(raw(x), raw(w), bias, transposed as c_int, parts.0, &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }

@@ -1,6 +1,6 @@
 //! The two layer kinds the networks are made of, named as PyTorch names them in a `state_dict`.
 use crate::error::Result;
-use crate::ffi;
+use crate::ffi::{self, MatmulParts};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use tch::{Device, Kind, Tensor};
@@ -187,6 +187,13 @@ pub enum Lowering {
     /// convolutions. oneDNN runs those two as convolutions over a 1×1 or 4×4 image, 2.5–5× slower
     /// forward and backward than the matrix product (measured at 32–512 channels, batch 32–128).
     DenseMatmul,
+    /// For float32 on the CPU: `DenseMatmul`, and in the strided layers the parts that oneDNN runs
+    /// far below a matrix product's speed (2 threads, batch 128, AVX-512; `Conv::fp32_matmul_parts`):
+    /// the weight gradient (and, transposed, the input gradient) of a wide layer at a 4×4 side
+    /// (1024/512 channels: 237 against 494 ms), and the scatter of an image-side layer with 1–3
+    /// channels, i.e. G's output forward and D's input gradient (128→1 channels at 32×32: 11
+    /// against 43 ms).
+    Fp32Matmul,
     /// For bfloat16 under autocast, where oneDNN's weight gradients are slow for some shapes
     /// (measured: tens of ms for 0.1 GFLOP on the dense layers, 3–4× a matrix product's time on
     /// wide layers at a 4×4 side): a layer whose kernel covers its whole input or output (G's
@@ -200,6 +207,16 @@ pub enum Lowering {
 /// vs 856 ms, 128/256 channels 25 vs 32 ms, 64/128 channels 10 vs 7 ms).
 const MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 128;
 
+/// The same in float32 (AMD EPYC, AVX-512, 2 threads, batch 128): 768/384 channels 124 vs 234 ms,
+/// 1024/512 channels 237 vs 494 ms, but 512/256 channels 61 vs 47 ms.
+const FP32_MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 384;
+
+/// The most channels on an image side (grey or RGB) for which oneDNN's float32 scatter (a
+/// transposed convolution's forward, a convolution's input gradient) is slower than a matrix
+/// product and a fold: 128→1 channels at 32×32 43 vs 11 ms, 128→3 43 vs 24 ms; 1→64 input
+/// gradient 44 vs 6 ms.
+const FP32_SCATTER_MAX_CHANNELS: i64 = 3;
+
 impl Conv {
     /// `forward`, lowered as `how` says.
     pub fn forward_lowered(&self, x: &Tensor, how: Lowering) -> Result<Tensor> {
@@ -209,21 +226,48 @@ impl Conv {
         if self.is_dense() {
             return self.dense_matmul(x);
         }
-        if how == Lowering::Bf16Matmul && self.matmul_weight_grad_pays(x) {
+        if how == Lowering::Bf16Matmul && self.bias.is_none() && self.matmul_weight_grad_pays(x, MATMUL_WEIGHT_GRAD_MIN_CHANNELS) {
             let (x, w) = (x.f_to_kind(Kind::BFloat16)?, self.weight.f_to_kind(Kind::BFloat16)?);
-            return ffi::conv_matmul_weight_grad(&x, &w, self.transposed);
+            return ffi::conv_by_matmul(&x, &w, None, self.transposed, MatmulParts::WEIGHT_GRAD);
+        }
+        if how == Lowering::Fp32Matmul {
+            let parts = self.fp32_matmul_parts(x);
+            if !parts.is_empty() {
+                return ffi::conv_by_matmul(x, &self.weight, self.bias.as_ref(), self.transposed, parts);
+            }
         }
         self.convolve(x, &self.weight)
     }
 
-    /// Whether this is a stride-2 layer without bias whose half-resolution side is 4×4 and whose
-    /// channels are many on both sides.
-    fn matmul_weight_grad_pays(&self, x: &Tensor) -> bool {
+    /// Whether this is a stride-2 layer whose half-resolution side is 4×4 and whose channels are
+    /// `min_channels` or more on both sides.
+    fn matmul_weight_grad_pays(&self, x: &Tensor, min_channels: i64) -> bool {
         let size = x.size();
         let small_side = if self.transposed { size[2] } else { size[2] / 2 };
         let (a, b) = (self.weight.size()[0], self.weight.size()[1]);
-        self.stride == 2 && self.padding == 1 && self.bias.is_none() && small_side <= 4
-            && a.min(b) >= MATMUL_WEIGHT_GRAD_MIN_CHANNELS
+        self.is_strided() && small_side <= 4 && a.min(b) >= min_channels
+    }
+
+    /// What `Lowering::Fp32Matmul` computes as matrix products in this layer for input `x`.
+    fn fp32_matmul_parts(&self, x: &Tensor) -> MatmulParts {
+        if !self.is_strided() {
+            return MatmulParts::NONE;
+        }
+        // Dimension 1 of the weight is the high-resolution side in both kinds of layer.
+        let image_side = self.weight.size()[1] <= FP32_SCATTER_MAX_CHANNELS;
+        let mut parts = if image_side { MatmulParts::SCATTER } else { MatmulParts::NONE };
+        if self.matmul_weight_grad_pays(x, FP32_MATMUL_WEIGHT_GRAD_MIN_CHANNELS) {
+            parts = parts | MatmulParts::WEIGHT_GRAD;
+            if self.transposed {
+                parts = parts | MatmulParts::GATHER_GRAD;
+            }
+        }
+        parts
+    }
+
+    /// Whether this is a 4×4, stride-2, padding-1 layer: one that halves or doubles the side.
+    fn is_strided(&self) -> bool {
+        self.stride == 2 && self.padding == 1
     }
 
     /// The map of a dense layer as one matrix product on channels-last views (no copies when

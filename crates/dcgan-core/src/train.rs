@@ -136,11 +136,21 @@ fn mean_probability(precision: Precision, out: &Tensor) -> Result<Tensor> {
     Ok(p.f_mean(None)?.f_detach()?)
 }
 
-/// Whether fp32 on the CPU lowers the dense layers to matrix products (unless
-/// `DCGAN_DENSE_MATMUL=0`), read once per process.
-fn dense_matmul_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("DCGAN_DENSE_MATMUL").map_or(true, |v| v != "0"))
+/// Whether environment variable `name` is not "0", read once per process by each caller.
+fn switched_on(name: &str) -> bool {
+    std::env::var(name).map_or(true, |v| v != "0")
+}
+
+/// How fp32 on the CPU lowers its convolutions: `DCGAN_DENSE_MATMUL=0` keeps every layer on
+/// libtorch's convolutions, `DCGAN_CONV_MATMUL=0` the strided ones (for measuring what the
+/// matrix products give).
+fn fp32_cpu_lowering() -> Lowering {
+    static LOWERING: std::sync::OnceLock<Lowering> = std::sync::OnceLock::new();
+    *LOWERING.get_or_init(|| match (switched_on("DCGAN_DENSE_MATMUL"), switched_on("DCGAN_CONV_MATMUL")) {
+        (false, _) => Lowering::Convolution,
+        (true, false) => Lowering::DenseMatmul,
+        (true, true) => Lowering::Fp32Matmul,
+    })
 }
 
 /// Gradients of `loss` with respect to `params` only: nothing else is computed or accumulated,
@@ -367,13 +377,13 @@ impl Gan {
     }
 
     /// How the convolutions run: as PyTorch runs them on GPUs (cuDNN), with matrix products on
-    /// the CPU where oneDNN is slow: the dense first and last layers in both precisions, and in
-    /// bf16 the weight gradients of wide layers. `DCGAN_DENSE_MATMUL=0` keeps fp32 on the CPU on
-    /// libtorch's convolutions (for measuring what the matrix products give).
+    /// the CPU where oneDNN is slow: the dense first and last layers in both precisions, the
+    /// weight gradients of wide layers, and in fp32 the image-side layers' scatters (see
+    /// `Lowering`).
     fn lowering(&self) -> Lowering {
         match (self.train.precision, self.device) {
             (Precision::Bf16, tch::Device::Cpu) => Lowering::Bf16Matmul,
-            (Precision::Fp32, tch::Device::Cpu) if dense_matmul_enabled() => Lowering::DenseMatmul,
+            (Precision::Fp32, tch::Device::Cpu) => fp32_cpu_lowering(),
             _ => Lowering::Convolution,
         }
     }

@@ -308,7 +308,7 @@ fn matmul_weight_gradient_agrees_with_onednns() {
             }
         });
         let ours = conv_and_grads(transposed, |x, w| {
-            dcgan_core::ffi::conv_matmul_weight_grad(&bf16(x), &bf16(w), transposed).unwrap()
+            dcgan_core::ffi::conv_by_matmul(&bf16(x), &bf16(w), None, transposed, dcgan_core::ffi::MatmulParts::WEIGHT_GRAD).unwrap()
         });
         assert_eq!(max_abs_diff(&ours.0, &torch.0), 0.0, "output");
         assert_eq!(max_abs_diff(&ours.1, &torch.1), 0.0, "input gradient");

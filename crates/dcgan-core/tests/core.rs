@@ -289,3 +289,57 @@ fn cuda_graphs_are_refused_where_they_cannot_run_each_saying_why() {
     assert_eq!((gan.steps_done, gan.opt_g.step), (1, 1));
     assert!(gan.cuda_graph.is_none());
 }
+
+/// Output and gradients (input, weight, bias) of a 4×4 stride-2 padding-1 (transposed)
+/// convolution computed by `compute(x, w, b)` from float32 channels-last leaves.
+fn strided_conv_and_grads(
+    transposed: bool,
+    (small, big): (i64, i64),
+    with_bias: bool,
+    compute: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) -> Vec<Tensor> {
+    tch::manual_seed(11);
+    let opts = (Kind::Float, Device::Cpu);
+    let x_shape = if transposed { [3, small, 4, 4] } else { [3, big, 8, 8] };
+    let cl = |t: Tensor| dcgan_core::ffi::channels_last(&t).unwrap().set_requires_grad(true);
+    let x = cl(Tensor::randn(x_shape, opts));
+    let w = cl(Tensor::randn([small, big, 4, 4], opts) * 0.02);
+    let b = Tensor::randn([if transposed { big } else { small }], opts).set_requires_grad(true);
+    let y = compute(&x, &w, &b);
+    let up = Tensor::randn(y.size(), opts);
+    let leaves = if with_bias { vec![&x, &w, &b] } else { vec![&x, &w] };
+    let mut out = Tensor::run_backward(&[(&y * &up).sum(Kind::Float)], &leaves, false, false);
+    out.insert(0, y.detach());
+    out
+}
+
+#[test]
+fn convolution_parts_by_matrix_products_agree_with_libtorchs() {
+    use dcgan_core::ffi::{conv_by_matmul, MatmulParts as P};
+    let every = [P::NONE, P::WEIGHT_GRAD, P::SCATTER, P::WEIGHT_GRAD | P::GATHER_GRAD, P::WEIGHT_GRAD | P::GATHER_GRAD | P::SCATTER];
+    for (transposed, with_bias) in [(false, true), (true, true), (false, false), (true, false)] {
+        // 3 channels on the image side (RGB), 5 on the other: unequal, so that a swapped
+        // channel or patch order cannot go unnoticed.
+        let torch = strided_conv_and_grads(transposed, (5, 3), with_bias, |x, w, b| {
+            let b = if with_bias { Some(b) } else { None };
+            if transposed {
+                x.conv_transpose2d(w, b, [2, 2], [1, 1], [0, 0], 1, [1, 1])
+            } else {
+                x.conv2d(w, b, [2, 2], [1, 1], [1, 1], 1)
+            }
+        });
+        for parts in every {
+            let ours = strided_conv_and_grads(transposed, (5, 3), with_bias, |x, w, b| {
+                conv_by_matmul(x, w, if with_bias { Some(b) } else { None }, transposed, parts).unwrap()
+            });
+            assert_eq!(ours.len(), torch.len());
+            for (i, what) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().take(torch.len()).enumerate() {
+                assert_eq!(ours[i].size(), torch[i].size(), "{what}");
+                let scale = torch[i].abs().max().double_value(&[]);
+                let diff = (&ours[i] - &torch[i]).abs().max().double_value(&[]);
+                // The same float32 products summed in another order: a few ulps of the largest value.
+                assert!(diff <= 1e-5 * scale, "transposed {transposed}, bias {with_bias}, {parts:?}: {what} differs by {diff:e} (scale {scale:e})");
+            }
+        }
+    }
+}
