@@ -192,7 +192,7 @@ pub enum Lowering {
     /// the weight gradient (and, transposed, the input gradient) of a wide layer at a 4×4 side
     /// (1024/512 channels: 237 against 494 ms), and the scatter of an image-side layer with 1–3
     /// channels, i.e. G's output forward and D's input gradient (128→1 channels at 32×32: 11
-    /// against 43 ms).
+    /// against 43 ms), and D's input weight gradient on one-channel images.
     Fp32Matmul,
     /// For bfloat16 under autocast, where oneDNN's weight gradients are slow for some shapes
     /// (measured: tens of ms for 0.1 GFLOP on the dense layers, 3–4× a matrix product's time on
@@ -216,6 +216,12 @@ const FP32_MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 384;
 /// product and a fold: 128→1 channels at 32×32 43 vs 11 ms, 128→3 43 vs 24 ms; 1→64 input
 /// gradient 44 vs 6 ms.
 const FP32_SCATTER_MAX_CHANNELS: i64 = 3;
+
+/// The fewest output channels of D's input layer on a one-channel image for which a matrix
+/// product beats oneDNN's float32 weight gradient (all gradients of the layer, batch 128: 64
+/// channels at 64×64 33–29 vs 58–64 ms, 32 at 32×32 3.0–3.1 vs 3.5–4.8 ms; but 16 channels 17.6 vs
+/// 14.3 ms, and 3 image channels 48 vs 39 ms).
+const FP32_GREY_INPUT_WEIGHT_GRAD_MIN_CHANNELS: i64 = 32;
 
 impl Conv {
     /// `forward`, lowered as `how` says.
@@ -254,8 +260,11 @@ impl Conv {
             return MatmulParts::NONE;
         }
         // Dimension 1 of the weight is the high-resolution side in both kinds of layer.
-        let image_side = self.weight.size()[1] <= FP32_SCATTER_MAX_CHANNELS;
-        let mut parts = if image_side { MatmulParts::SCATTER } else { MatmulParts::NONE };
+        let (small, big) = (self.weight.size()[0], self.weight.size()[1]);
+        let mut parts = if big <= FP32_SCATTER_MAX_CHANNELS { MatmulParts::SCATTER } else { MatmulParts::NONE };
+        if !self.transposed && big == 1 && small >= FP32_GREY_INPUT_WEIGHT_GRAD_MIN_CHANNELS {
+            parts = parts | MatmulParts::WEIGHT_GRAD;
+        }
         if self.matmul_weight_grad_pays(x, FP32_MATMUL_WEIGHT_GRAD_MIN_CHANNELS) {
             parts = parts | MatmulParts::WEIGHT_GRAD;
             if self.transposed {
