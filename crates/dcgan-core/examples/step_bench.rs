@@ -52,6 +52,8 @@ fn main() {
         eprintln!("step_bench: {e}");
         std::process::exit(2)
     });
+    // The heap kept as the library keeps it (its libtorch thread does this on start).
+    dcgan_core::executor::tune_malloc();
     set_threads(a.threads).unwrap();
     let model = ModelConfig { image_size: a.image_size, features_g: a.features, features_d: a.features, ..Default::default() };
     let train = TrainOptions { precision: a.precision, ..Default::default() };
