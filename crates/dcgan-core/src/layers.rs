@@ -190,9 +190,9 @@ pub enum Lowering {
     /// For float32 on the CPU: `DenseMatmul`, and in the strided layers the parts that oneDNN runs
     /// far below a matrix product's speed (2 threads, batch 128, AVX-512; `Conv::fp32_matmul_parts`):
     /// the weight gradient (and, transposed, the input gradient) of a wide layer at a 4×4 side
-    /// (1024/512 channels: 237 against 494 ms), and the scatter of an image-side layer with 1–3
-    /// channels, i.e. G's output forward and D's input gradient (128→1 channels at 32×32: 11
-    /// against 43 ms), and D's input weight gradient on one-channel images.
+    /// (1024/512 channels: 237 against 494 ms), and the scatter of an image-side layer: G's
+    /// output forward with 1–3 channels (128→1 channels at 32×32: 11 against 43 ms), D's input
+    /// gradient and weight gradient on one-channel images.
     Fp32Matmul,
     /// For bfloat16 under autocast, where oneDNN's weight gradients are slow for some shapes
     /// (measured: tens of ms for 0.1 GFLOP on the dense layers, 3–4× a matrix product's time on
@@ -211,11 +211,15 @@ const MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 128;
 /// 1024/512 channels 237 vs 494 ms, but 512/256 channels 61 vs 47 ms.
 const FP32_MATMUL_WEIGHT_GRAD_MIN_CHANNELS: i64 = 384;
 
-/// The most channels on an image side (grey or RGB) for which oneDNN's float32 scatter (a
-/// transposed convolution's forward, a convolution's input gradient) is slower than a matrix
-/// product and a fold: 128→1 channels at 32×32 43 vs 11 ms, 128→3 43 vs 24 ms; 1→64 input
-/// gradient 44 vs 6 ms.
+/// The most output channels of G's output layer (grey or RGB) for which oneDNN's float32
+/// transposed convolution forward is slower than a matrix product and a fold (batch 128, 2
+/// threads): 128→1 channels at 64×64 43 vs 12 ms, 128→3 76 vs 26 ms, 64→3 at 32×32 6.7 vs 5.3 ms.
 const FP32_SCATTER_MAX_CHANNELS: i64 = 3;
+
+/// The same for D's input gradient, needed in the generator update (all gradients of the
+/// layer): on grey images 1→64 channels at 64×64 83 vs 51 ms, 1→32 at 32×32 7.8–10.1 vs 3.1–3.5
+/// ms; not on RGB images at 32×32 (4.7–7.9 vs 7.3–10.7 ms).
+const FP32_INPUT_SCATTER_MAX_CHANNELS: i64 = 1;
 
 /// The fewest output channels of D's input layer on a one-channel image for which a matrix
 /// product beats oneDNN's float32 weight gradient (all gradients of the layer, batch 128: 64
@@ -261,7 +265,8 @@ impl Conv {
         }
         // Dimension 1 of the weight is the high-resolution side in both kinds of layer.
         let (small, big) = (self.weight.size()[0], self.weight.size()[1]);
-        let mut parts = if big <= FP32_SCATTER_MAX_CHANNELS { MatmulParts::SCATTER } else { MatmulParts::NONE };
+        let scatter_max = if self.transposed { FP32_SCATTER_MAX_CHANNELS } else { FP32_INPUT_SCATTER_MAX_CHANNELS };
+        let mut parts = if big <= scatter_max { MatmulParts::SCATTER } else { MatmulParts::NONE };
         if !self.transposed && big == 1 && small >= FP32_GREY_INPUT_WEIGHT_GRAD_MIN_CHANNELS {
             parts = parts | MatmulParts::WEIGHT_GRAD;
         }
@@ -361,5 +366,43 @@ impl Block {
             Activation::Relu => Ok(y.f_relu_()?),
             Activation::LeakyRelu(slope) => ffi::leaky_relu(&y, *slope, true),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The parts `Fp32Matmul` picks for a (transposed) layer with `c_in` → `c_out` channels on
+    /// an input of side `side`. The weight's dimensions differ between the two kinds of layer
+    /// (transposed: in × out; convolution: out × in), which the choice must see through.
+    fn parts(transposed: bool, (c_in, c_out): (i64, i64), geometry: (i64, i64), bias: bool, side: i64) -> MatmulParts {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let conv = Conv::new(&mut rng, (c_in, c_out), geometry, transposed, bias, Device::Cpu).unwrap();
+        conv.fp32_matmul_parts(&Tensor::zeros([2, c_in, side, side], (Kind::Float, Device::Cpu)))
+    }
+
+    #[test]
+    fn fp32_lowering_takes_the_matrix_products_only_where_they_were_measured_faster() {
+        use MatmulParts as P;
+        // G's output layer, grey and RGB: the forward's scatter.
+        assert_eq!(parts(true, (128, 1), (2, 1), true, 32), P::SCATTER);
+        assert_eq!(parts(true, (64, 3), (2, 1), true, 16), P::SCATTER);
+        // D's input layer: grey from 32 channels scatter and weight gradient, fewer channels the
+        // scatter alone; RGB neither.
+        assert_eq!(parts(false, (1, 64), (2, 1), true, 64), P::SCATTER | P::WEIGHT_GRAD);
+        assert_eq!(parts(false, (1, 16), (2, 1), true, 32), P::SCATTER);
+        assert_eq!(parts(false, (3, 64), (2, 1), true, 64), P::NONE);
+        // Wide layers at a 4×4 side: G's 1024→512 both gradients, D's 512→1024 the weight's;
+        // 512/256 channels or an 8×8 side neither.
+        assert_eq!(parts(true, (1024, 512), (2, 1), false, 4), P::WEIGHT_GRAD | P::GATHER_GRAD);
+        assert_eq!(parts(false, (512, 1024), (2, 1), false, 8), P::WEIGHT_GRAD);
+        assert_eq!(parts(true, (512, 256), (2, 1), false, 4), P::NONE);
+        assert_eq!(parts(true, (1024, 512), (2, 1), false, 8), P::NONE);
+        assert_eq!(parts(false, (256, 512), (2, 1), false, 8), P::NONE);
+        // The dense layers are not strided: they have their own matrix product.
+        assert_eq!(parts(true, (100, 1024), (1, 0), false, 1), P::NONE);
+        assert_eq!(parts(false, (512, 1), (2, 0), true, 4), P::NONE);
     }
 }
