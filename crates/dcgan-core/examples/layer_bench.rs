@@ -27,13 +27,11 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let int = |i: usize| a[i].parse::<i64>().expect("an integer");
     let (n, small, big, side, transposed) = (int(0), int(1), int(2), int(3), a[4] == "transposed");
-    let parts = [1, 2, 4].iter().filter(|&&b| int(5) & b != 0).fold(MatmulParts::NONE, |p, &b| {
-        p | match b {
-            1 => MatmulParts::WEIGHT_GRAD,
-            2 => MatmulParts::GATHER_GRAD,
-            _ => MatmulParts::SCATTER,
-        }
-    });
+    let bits = int(5);
+    let parts = [(1, MatmulParts::WEIGHT_GRAD), (2, MatmulParts::GATHER_GRAD), (4, MatmulParts::SCATTER)]
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .fold(MatmulParts::NONE, |all, (_, part)| all | part);
     tch::set_num_threads(a.get(6).map_or(2, |t| t.parse().expect("threads")));
     let opts = (Kind::Float, Device::Cpu);
     let leaf = |t: Tensor| channels_last(&t).unwrap().set_requires_grad(true);

@@ -165,8 +165,5 @@ impl Adam {
 /// process.
 fn default_kernel() -> AdamKernel {
     static KERNEL: std::sync::OnceLock<AdamKernel> = std::sync::OnceLock::new();
-    *KERNEL.get_or_init(|| match std::env::var("DCGAN_FUSED_ADAM") {
-        Ok(v) if v == "0" => AdamKernel::PerOp,
-        _ => AdamKernel::Fused,
-    })
+    *KERNEL.get_or_init(|| if crate::env_switch("DCGAN_FUSED_ADAM", true) { AdamKernel::Fused } else { AdamKernel::PerOp })
 }

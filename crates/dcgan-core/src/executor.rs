@@ -22,7 +22,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub fn tune_malloc() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if std::env::var("DCGAN_MALLOC_TUNING").is_ok_and(|v| v == "0") {
+        if !crate::env_switch("DCGAN_MALLOC_TUNING", true) {
             return;
         }
         #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -71,7 +71,7 @@ struct RngState {
 /// Whether to lay weights and images out channels-last: on the CPU oneDNN's convolutions are
 /// faster so (measured in the benchmark), and the results stay within 1e-5 of PyTorch's.
 fn channels_last_on(device: Device) -> bool {
-    std::env::var("DCGAN_CHANNELS_LAST").map(|v| v != "0").unwrap_or(device == Device::Cpu)
+    crate::env_switch("DCGAN_CHANNELS_LAST", device == Device::Cpu)
 }
 
 fn hyper(t: &TrainOptions, lr: f64) -> AdamHyper {

@@ -29,6 +29,13 @@ pub use gan::Gan;
 pub use layers::NormMode;
 pub use train::{GroupStep, StepStats};
 
+/// The switches that measurements and bit-for-bit runs use (`DCGAN_FUSED_ADAM`,
+/// `DCGAN_CONV_MATMUL`, …): on when environment variable `name` is set to anything but "0",
+/// off when it is "0", `default` when it is unset.
+pub(crate) fn env_switch(name: &str, default: bool) -> bool {
+    std::env::var(name).map_or(default, |v| v != "0")
+}
+
 /// Sets the number of threads libtorch uses for intra-op parallelism on the CPU (process-wide).
 pub fn set_threads(n: i32) -> Result<()> {
     if !(1..=1024).contains(&n) {

@@ -136,17 +136,12 @@ fn mean_probability(precision: Precision, out: &Tensor) -> Result<Tensor> {
     Ok(p.f_mean(None)?.f_detach()?)
 }
 
-/// Whether environment variable `name` is not "0", read once per process by each caller.
-fn switched_on(name: &str) -> bool {
-    std::env::var(name).map_or(true, |v| v != "0")
-}
-
 /// How fp32 on the CPU lowers its convolutions: `DCGAN_DENSE_MATMUL=0` keeps every layer on
 /// libtorch's convolutions, `DCGAN_CONV_MATMUL=0` the strided ones (for measuring what the
 /// matrix products give).
 fn fp32_cpu_lowering() -> Lowering {
     static LOWERING: std::sync::OnceLock<Lowering> = std::sync::OnceLock::new();
-    *LOWERING.get_or_init(|| match (switched_on("DCGAN_DENSE_MATMUL"), switched_on("DCGAN_CONV_MATMUL")) {
+    *LOWERING.get_or_init(|| match (crate::env_switch("DCGAN_DENSE_MATMUL", true), crate::env_switch("DCGAN_CONV_MATMUL", true)) {
         (false, _) => Lowering::Convolution,
         (true, false) => Lowering::DenseMatmul,
         (true, true) => Lowering::Fp32Matmul,
