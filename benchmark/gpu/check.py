@@ -38,6 +38,9 @@ OURS = {
     "ours+deferred": (["--defer-stats", "1"], {}),
     "ours+host-batch": (["--host-batch", "1"], {}),
     "ours+host-batch+deferred": (["--host-batch", "1", "--defer-stats", "1"], {}),
+    # The same with each batch uploaded on a copy stream of its own (DCGAN_COPY_STREAM=1, device.rs),
+    # overlapping the step still running instead of queueing behind it.
+    "ours+host-batch+deferred+copy-stream": (["--host-batch", "1", "--defer-stats", "1"], {"DCGAN_COPY_STREAM": "1"}),
     # The step captured once as a CUDA graph and replayed (libdcgan_cuda_graph.so, staged in lib/
     # by prepare.sh and named by DCGAN_CUDA_GRAPH_LIB, which check.sh sets).
     "ours+graph": (["--cuda-graph", "1"], {}),
@@ -155,6 +158,8 @@ def parity_runs(a, budget):
         # Step 1 eager, step 2 captured and replayed, step 3 replayed: the same three steps.
         runs.append(("strict, CUDA graph", {"NVIDIA_TF32_OVERRIDE": "0"}, ["--cuda-graph", "1"]))
         runs.append(("strict, CUDA graph, deferred numbers", {"NVIDIA_TF32_OVERRIDE": "0"}, ["--cuda-graph", "1", "--defer-stats", "1"]))
+        # Host batches uploaded on the copy stream while the previous step runs: the same numbers.
+        runs.append(("strict, copy stream, deferred numbers", {"NVIDIA_TF32_OVERRIDE": "0", "DCGAN_COPY_STREAM": "1"}, ["--defer-stats", "1"]))
     # Fixtures beside seed64 with other training options: two D updates per step, and spectral
     # normalisation (power iterations in place), each eagerly and, on a GPU, through a graph.
     for fixture, what in (("dsteps2", "dSteps 2"), ("sn32", "spectral norm")):

@@ -6,9 +6,13 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/Event.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -311,5 +315,40 @@ const char *dcgan_event_query(void *event, int *done) {
 }
 
 void dcgan_event_free(void *event) { delete static_cast<c10::Event *>(event); }
+
+// The stream that uploads batches to GPU `device`: one per device, from libtorch's pool.
+static c10::Stream copy_stream(const c10::impl::VirtualGuardImpl &impl, const c10::Device &device) {
+  static std::mutex mutex;
+  static std::map<c10::DeviceIndex, c10::Stream> streams;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = streams.find(device.index());
+  if (found == streams.end()) found = streams.emplace(device.index(), impl.getStreamFromGlobalPool(device)).first;
+  return found->second;
+}
+
+// Host tensor `pinned` (page-locked) copied to GPU `device_index` on a copy stream of its own, and
+// the current stream made to wait for that copy: enqueued while the GPU still runs the previous
+// step (the host runs a step ahead when it does not wait for the step's numbers), the copy overlaps
+// that step instead of queueing behind it on the step's stream.
+const char *dcgan_upload_on_copy_stream(Tensor *pinned, int device_index, Tensor **out) {
+  GUARD(
+    const c10::Device device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_index));
+    const c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
+    const c10::Stream compute = impl.getStream(device);
+    const c10::Stream copy = copy_stream(impl, device);
+    at::Tensor uploaded;
+    {
+      const c10::StreamGuard on_copy_stream(copy);
+      uploaded = pinned->to(device, pinned->scalar_type(), /*non_blocking=*/true);
+    }
+    c10::Event copied(c10::DeviceType::CUDA);
+    copied.record(copy);
+    copied.block(compute);
+    // The caching allocator ties the block to the copy stream, where it was allocated; without
+    // this it could hand the block to the next batch's copy while the step still reads it.
+    impl.recordDataPtrOnStream(uploaded.storage().data_ptr(), compute);
+    *out = new Tensor(uploaded);
+  )
+}
 
 }  // extern "C"

@@ -160,6 +160,7 @@ fn bench(args: &Args) -> Res<Value> {
         "channelsLast": gan.channels_last, "imageSize": size, "features": features, "batch": batch,
         "steps": steps, "warmup": warmup, "threads": tch::get_num_threads(),
         "cudnnBenchmark": args.int("cudnn-benchmark", 0)? != 0, "deferStats": defer, "hostBatch": host_batch, "cudaGraph": graphed,
+        "copyStream": std::env::var("DCGAN_COPY_STREAM").is_ok_and(|v| v != "0"),
         "medianStepMs": median, "p10StepMs": quantile(&times, 0.1), "p90StepMs": quantile(&times, 0.9),
         "imagesPerSec": batch as f64 * 1000.0 / median, "firstStepMs": first_ms,
         "lossesLastStep": [last.loss_d, last.loss_g],

@@ -107,3 +107,23 @@ pub fn upload(x: &tch::Tensor, device: Device) -> Result<tch::Tensor> {
     let pinned = crate::ffi::pin_memory(x).and_then(|p| Ok(p.f_to_device_(device, p.kind(), true, false)?));
     pinned.or_else(|_| Ok(x.f_to_device(device)?))
 }
+
+/// A batch of images on `device`, as `upload`, except that with `DCGAN_COPY_STREAM=1` a batch from
+/// the host goes to a GPU on a copy stream of its own, which the step's stream waits for: with
+/// deferred numbers the host enqueues the next batch while the GPU still runs the current step,
+/// and the copy then overlaps that step instead of queueing behind it. Off by default until the
+/// GPU check's `ours+host-batch+deferred+copy-stream` rows show what it gains.
+pub fn upload_batch(x: &tch::Tensor, device: Device) -> Result<tch::Tensor> {
+    match device {
+        Device::Cuda(index) if x.device() == Device::Cpu && copy_stream_on() => match crate::ffi::pin_memory(x) {
+            Ok(pinned) => crate::ffi::upload_on_copy_stream(&pinned, index),
+            Err(_) => Ok(x.f_to_device(device)?),
+        },
+        _ => upload(x, device),
+    }
+}
+
+fn copy_stream_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::env_switch("DCGAN_COPY_STREAM", false))
+}

@@ -52,6 +52,7 @@ extern "C" {
     fn dcgan_event_query(event: *mut std::ffi::c_void, done: *mut c_int) -> *const c_char;
     fn dcgan_event_free(event: *mut std::ffi::c_void);
     fn dcgan_pin_memory(x: *mut C_tensor, out: *mut *mut C_tensor) -> *const c_char;
+    fn dcgan_upload_on_copy_stream(pinned: *mut C_tensor, device_index: c_int, out: *mut *mut C_tensor) -> *const c_char;
     fn dcgan_conv_by_matmul(
         x: *mut C_tensor,
         w: *mut C_tensor,
@@ -132,6 +133,15 @@ pub fn conv_by_matmul(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, transposed:
 pub fn pin_memory(x: &Tensor) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     check(unsafe { dcgan_pin_memory(raw(x), &mut out) })?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Pinned host tensor `pinned` on GPU `device_index`, copied on a stream of its own that the
+/// current stream waits for (see `dcgan_upload_on_copy_stream`). Without CUDA, libtorch's error.
+pub fn upload_on_copy_stream(pinned: &Tensor, device_index: usize) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(unsafe { dcgan_upload_on_copy_stream(raw(pinned), device_index as c_int, &mut out) })?;
     // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
     Ok(unsafe { Tensor::from_ptr(out) })
 }

@@ -189,7 +189,7 @@ impl Gan {
 
     /// Images moved to the device in the layout the networks run on.
     pub fn prepare_images(&self, x: &Tensor) -> Result<Tensor> {
-        let x = crate::device::upload(x, self.device)?;
+        let x = crate::device::upload_batch(x, self.device)?;
         if self.channels_last { crate::ffi::channels_last(&x) } else { Ok(x) }
     }
 

@@ -343,3 +343,23 @@ fn convolution_parts_by_matrix_products_agree_with_libtorchs() {
         }
     }
 }
+
+/// The copy-stream upload (`DCGAN_COPY_STREAM=1`): on a GPU the batch arrives whole and the current
+/// stream sees it without a host wait in between; without CUDA it is libtorch's error, not a crash.
+#[test]
+fn a_batch_uploaded_on_the_copy_stream_arrives_whole() {
+    let batch = Tensor::randn([4, 1, 16, 16], (Kind::Float, Device::Cpu));
+    let pinned = if tch::Cuda::device_count() > 0 { dcgan_core::ffi::pin_memory(&batch).unwrap() } else { batch.shallow_clone() };
+    match dcgan_core::ffi::upload_on_copy_stream(&pinned, 0) {
+        Ok(on_gpu) => {
+            assert!(tch::Cuda::device_count() > 0, "an upload without a GPU");
+            // Work on the current stream right after the upload reads the copied values.
+            let doubled = (&on_gpu * 2.0).to_device(Device::Cpu);
+            assert_eq!(doubled, &batch * 2.0);
+        }
+        Err(e) => {
+            assert_eq!(tch::Cuda::device_count(), 0, "the upload failed on a GPU: {e}");
+            assert!(e.to_string().to_lowercase().contains("cuda"), "{e}");
+        }
+    }
+}
