@@ -289,6 +289,11 @@ def main():
     budget = Budget(a.budget_s, a.run_timeout_s)
     env = environment(a)
     say(f"environment: {json.dumps(env)}")
+    if a.device.startswith("cuda") and not env["cudaAvailable"]:
+        # Every run would fail the same way: say so at once instead of spending the machine's time.
+        say(f"check.py: --device {a.device}, but this torch sees no CUDA device (torch {env['torch']}, built for CUDA "
+            f"{torch.version.cuda}): check the driver (nvidia-smi) or run with --device cpu")
+        sys.exit(2)
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     count = flops.count(a.image_size, a.features, reference_dir=a.reference_dir)
     say(f"FLOPs per image and step: {json.dumps(count)}")
