@@ -5,9 +5,10 @@ import test, { type ExecutionContext } from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { DCGAN, listCheckpoints, readCheckpointInfo, readSafetensors } from '../src/index'
-import { freePort, rankDevice } from '../src/distributed'
+import { ephemeralRangeStart, freePort, rankDevice } from '../src/distributed'
 import { loadFixture, maxAbsDiff, stateDifferences } from './helpers'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
@@ -51,6 +52,20 @@ async function parityRanks(t: ExecutionContext, env: NodeJS.ProcessEnv = {}): Pr
   for (const r of ranks) t.is(r.code, 0, r.stderr)
   return out
 }
+
+// Rank 0 listens on the group's port a second after it was chosen; a port from the ephemeral range
+// can be taken by any outgoing connection in between (other groups' Gloo sockets: EADDRINUSE).
+test('a local group\'s port is free and below the ports outgoing connections take', async (t) => {
+  const start = ephemeralRangeStart()
+  t.is(start, Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]))
+  for (const port of await Promise.all(Array.from({ length: 8 }, () => freePort()))) {
+    t.true(port >= 10000 && port < start, `port ${port}, ephemeral ports from ${start}`)
+    await t.notThrowsAsync(new Promise<void>((resolve, reject) => {
+      const server = createServer().on('error', reject)
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve()))
+    }))
+  }
+})
 
 test("two Gloo ranks after 3 steps equal PyTorch DDP's two ranks (weights, buffers, losses)", async (t) => {
   const out = await parityRanks(t)

@@ -2,6 +2,7 @@
 // joining a group, the shard of each batch a rank trains on, and `dcgan train --nproc N`'s
 // supervisor of local worker processes.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { DeviceSpec } from './config'
 import type { Batch, Shard } from './datasets'
@@ -184,15 +185,47 @@ export class PeerFailedError extends DcganError {
   }
 }
 
-/** A TCP port that was free a moment ago on this machine, for a local group's store. */
+/**
+ * A TCP port that was free a moment ago on this machine, for a local group's store. Rank 0 listens
+ * on it about a second later, after loading libtorch; a port from the system's ephemeral range
+ * (what listening on port 0 gives) can be taken in that second by any outgoing connection, such as
+ * another group's Gloo sockets, and rank 0 then fails with EADDRINUSE. So it is a random port
+ * between 10000 and the start of that range (Linux's ip_local_port_range), which outgoing
+ * connections never take; the system's choice only where no such port is free.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const below = ephemeralRangeStart()
+  for (let attempt = 0; attempt < 32 && below > FIXED_PORTS_FROM + 1; attempt++) {
+    const port = FIXED_PORTS_FROM + Math.floor(Math.random() * (below - FIXED_PORTS_FROM))
+    if ((await listenOnce(port)) !== undefined) return port
+  }
+  const port = await listenOnce(0)
+  if (port === undefined) throw new Error('no free TCP port on 127.0.0.1')
+  return port
+}
+
+/** Where freePort's own choices start: above the ports that services commonly take. */
+const FIXED_PORTS_FROM = 10000
+
+/** The first port the system hands to outgoing connections (32768 where it cannot be read). */
+export function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) && low > 0 && low <= 65535 ? low : 32768
+  } catch {
+    return 32768
+  }
+}
+
+/** Listens on `port` of 127.0.0.1 and closes again: the port it got, or undefined when it was taken. */
+function listenOnce(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer()
     server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.on('error', () => resolve(undefined))
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : undefined))
     })
   })
 }

@@ -59,14 +59,16 @@ const char *dcgan_graph_new(int device, void **out) {
   return guarded([&] { *out = new Graph(static_cast<c10::DeviceIndex>(device)); });
 }
 
-// Makes the graph's side stream current, after the work enqueued so far on the graph's device
-// (a device-wide wait: this happens for the few warm-up steps and the capture only).
+// Makes the graph's side stream and device current, after the work enqueued so far on the
+// graph's device (a device-wide wait: this happens for the few warm-up steps and the capture only).
+// The stream guard sets the device too and keeps it until dcgan_graph_exit: capture_begin takes
+// the current device's stream, which for a GPU other than the thread's current one would
+// otherwise be that device's default stream, which a capture refuses.
 const char *dcgan_graph_enter(void *g) {
   return guarded([&] {
     auto *graph = static_cast<Graph *>(g);
-    c10::cuda::CUDAGuard on_device(graph->device);
-    c10::cuda::device_synchronize();
     graph->on_side.emplace(graph->side);
+    c10::cuda::device_synchronize();
   });
 }
 

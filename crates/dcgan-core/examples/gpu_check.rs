@@ -264,6 +264,10 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
         stats_max = stats_max.max(stats_diff(stats, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
     }
     let (state_max, worst, compared) = state_diff(&gan, &after, &after_path, |_| false)?;
+    // The host's counters, which replays do not run (num_batches_tracked is in the state above).
+    // Read before the refused batches below: on a GPU a batch already there is checked with the
+    // deferred numbers, after its step was taken, so those steps count.
+    let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
     let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
     let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
     // A batch on the device with bytes (0…255) instead of [−1, 1], or with a NaN, must still be
@@ -285,8 +289,6 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     } else {
         None
     };
-    // The host's counters, which replays do not run (num_batches_tracked is in the state above).
-    let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
     // Steps 2 (the capture's) and 3 ran as replays.
     let replays_ok = replays == graphed.then_some(2);
     // Weights that diverged to NaN, with the seed's BCE: the step must say so (an error, or a NaN

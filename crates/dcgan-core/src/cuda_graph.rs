@@ -311,16 +311,25 @@ impl Gan {
             return Ok(graph.on_side_stream(|| self.checked_step(&real, Some(noise)))?);
         }
         let Some(c) = &graphed.captured else {
-            let captured = self.capture(graph, &real, &noise).map_err(|e| {
-                self.rng = rng; // the step was not taken: its noise is drawn again
-                Failure::Capture(e)
-            })?;
+            let captured = match self.capture(graph, &real, &noise) {
+                Ok(captured) => captured,
+                Err(e) => {
+                    self.rng = rng; // the step was not taken: its noise is drawn again
+                    return Err(Failure::Capture(e));
+                }
+            };
             // The capture ran the host's side of the step (its counters) but no GPU work: the
-            // replay is this step's work.
-            graph.replay()?;
-            graphed.replays += 1;
+            // replay is this step's work. Kept first: a replay that fails leaves the capture for
+            // the next step and the model as before this one.
             let values = captured.values.shallow_clone();
+            let undo: Vec<i64> = captured.counters.iter().map(|d| -d).collect();
             graphed.captured = Some(captured);
+            if let Err(e) = graph.replay() {
+                self.advance_counters(&undo);
+                self.rng = rng;
+                return Err(Failure::Step(e));
+            }
+            graphed.replays += 1;
             return Ok(values);
         };
         c.real.shallow_clone().f_copy_(&real).map_err(Error::from)?;

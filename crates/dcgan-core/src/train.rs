@@ -159,11 +159,20 @@ fn gradients(loss: &Tensor, params: &[Tensor]) -> Result<Vec<Tensor>> {
 /// 0…255, or a mean/std normalisation), which poisons BatchNorm's statistics silently.
 pub const MAX_ABS_REAL: f64 = 1.5;
 
-fn check_real_range(real: &Tensor) -> Result<()> {
+/// Every value of a real batch finite and within ±MAX_ABS_REAL. One read of the largest absolute
+/// value decides (a NaN makes it NaN, which fails the comparison): on a GPU every read waits for
+/// the queue. Only a batch that fails is read again, to say what is wrong with it.
+fn check_real_values(real: &Tensor) -> Result<()> {
     let worst = real.f_abs()?.f_max()?.f_double_value(&[])?;
     if worst <= MAX_ABS_REAL {
         return Ok(());
     }
+    crate::input::ensure_finite(real, "the real batch")?;
+    out_of_range_error(real)
+}
+
+/// The error for a finite batch with a value beyond ±MAX_ABS_REAL, naming the largest.
+fn out_of_range_error(real: &Tensor) -> Result<()> {
     let flat = real.f_flatten(0, -1)?;
     let i = flat.f_abs()?.f_argmax(0, false)?.f_int64_value(&[])?;
     let v = flat.f_double_value(&[i])?;
@@ -182,8 +191,7 @@ impl Gan {
         let n = real.size()[0];
         self.check_work(n, true, "a training step")?;
         if range == RangeCheck::Now {
-            crate::input::ensure_finite(real, "the real batch")?;
-            check_real_range(real)?;
+            check_real_values(real)?;
         }
         if n % k != 0 {
             return Err(Error::Input(format!(
