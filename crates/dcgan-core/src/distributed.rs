@@ -338,7 +338,12 @@ fn broadcast_all(g: &Group, what: &str, tensors: &[Tensor]) -> Result<()> {
     if tensors.is_empty() {
         return Ok(());
     }
-    let flat: Vec<Tensor> = tensors.iter().map(|t| t.f_to_kind(Kind::Double)?.f_reshape([-1])).collect::<std::result::Result<_, _>>()?;
+    // On the host: Gloo exchanges host memory, and the list mixes a GPU model's tensors with
+    // host ones (counters, random state), which one `cat` could not join on either device.
+    let flat: Vec<Tensor> = tensors
+        .iter()
+        .map(|t| t.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_to_device(tch::Device::Cpu))
+        .collect::<std::result::Result<_, _>>()?;
     let all = Tensor::f_cat(&flat, 0)?;
     collective(g, what, |h| unsafe { dcgan_dist_broadcast(h, raw(&all), 0) })?;
     if g.options.rank != 0 {

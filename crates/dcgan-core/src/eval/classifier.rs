@@ -242,8 +242,8 @@ pub fn reference(model: &Classifier, source: &dyn crate::data::Source, side: i64
     while start < n {
         let idx: Vec<usize> = (start..n.min(start + 1000)).collect();
         let pixels = super::read_prepared(source, &idx, 1, side as u32)?;
-        let x = Tensor::f_from_slice(&pixels)?.f_view([idx.len() as i64, 1, side, side])?;
-        feats.push(model.predict(&to_input(&x)?, 1000)?.0);
+        let x = Tensor::f_from_slice(&pixels)?.f_view([idx.len() as i64, 1, side, side])?.f_to_device(model.params[0].device())?;
+        feats.push(model.predict(&to_input(&x)?, 1000)?.0.f_to_device(tch::Device::Cpu)?);
         start += idx.len();
     }
     Gaussian::fit(&Tensor::f_cat(&feats, 0)?)

@@ -27,7 +27,9 @@ use classifier::References;
 use tch::{Kind, Tensor};
 
 /// Images generated and featurised per forward pass. Fixed, so that with BatchNorm on batch
-/// statistics the numbers depend only on the seed and the sample count.
+/// statistics the numbers depend only on the seed and the sample count (on a GPU, also on
+/// cuDNN's choice of algorithms, which its autotuner may make differently from run to run;
+/// `DCGAN_CUDNN_BENCHMARK=0` keeps one choice).
 pub const CHUNK: i64 = 100;
 /// Most samples one evaluation takes.
 pub const MAX_SAMPLES: i64 = 50_000;
@@ -108,7 +110,9 @@ struct Measured {
 pub fn classifier_scores(model: &Classifier, references: &References, images: &Tensor) -> Result<(Scores, Tensor)> {
     let side = images.size().last().copied().unwrap_or(0);
     let reference = references.get(side)?;
-    let (features, probs) = model.predict(&classifier::to_input(images)?, 500)?;
+    let images = images.f_to_device(model.params[0].device())?;
+    let (features, probs) = model.predict(&classifier::to_input(&images)?, 500)?;
+    let (features, probs) = (features.f_to_device(tch::Device::Cpu)?, probs.f_to_device(tch::Device::Cpu)?);
     let scores = scores_of(&Measured { features, probs: Some(probs.shallow_clone()) }, &Reference::Gaussian(reference))?;
     Ok((scores, probs))
 }
