@@ -33,6 +33,18 @@ test('resume is exact: 2N steps straight equal N, stop, resume, N more (bit for 
   t.deepEqual(a, b)
 })
 
+test('a resumed run keeps its two learning rates (lrD, lrG): N steps, resume, N more equal 2N straight', async (t) => {
+  const ttur = { lrD: 4e-4, lrG: 1e-4 }
+  const straight = new Trainer(tiny(tmp(), { steps: 10, ...ttur }))
+  await straight.fit({ progress: false })
+  const dir = tmp()
+  await new Trainer(tiny(dir, { steps: 5, ...ttur })).fit({ progress: false })
+  const resumed = await Trainer.resume(dir, { steps: 10 })
+  t.like(resumed.gan.config.train, ttur)
+  await resumed.fit({ progress: false })
+  t.deepEqual(await stateOf(resumed.gan), await stateOf(straight.gan))
+})
+
 test('checkpoints every N steps and at the end, keeping the last K; metrics, samples and config are written', async (t) => {
   const dir = tmp()
   const seen: string[] = []

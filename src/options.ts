@@ -7,6 +7,8 @@ import * as native from './native'
 export interface OptionSchema {
   model: Record<string, unknown>
   optimizer: Record<string, unknown>
+  /** Every training option's name, those without a default included. */
+  optimizerKeys: string[]
   runtime: Record<string, unknown>
   run: Record<string, unknown>
   ganKeys: string[]

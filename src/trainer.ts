@@ -81,7 +81,8 @@ interface TrainerState {
 
 /** Fields a resumed run cannot change: the weights' shape and initialisation, the seed, the data. */
 const FIXED_ON_RESUME = [...Object.keys(OPTION_SCHEMA.model), 'seed', 'dataset']
-const OPTIMIZER_KEYS = Object.keys(OPTION_SCHEMA.optimizer) as Array<keyof OptimizerConfig>
+/** Every training option, those without a default (lrD, lrG) included: what a resumed run hands back. */
+const OPTIMIZER_KEYS = OPTION_SCHEMA.optimizerKeys as Array<keyof OptimizerConfig>
 
 /** A model and training state loaded from a checkpoint, handed by `Trainer.resume` to the constructor. */
 class Restored {

@@ -480,6 +480,9 @@ pub fn schema_json() -> String {
     serde_json::json!({
         "model": defaults(object_of(&ModelConfig::default())),
         "optimizer": defaults(object_of(&TrainOptions::default())),
+        // Every training option, those without a default (lrD, lrG) too: what a resumed run
+        // hands back to the model after loading it.
+        "optimizerKeys": object_of(&TrainOptions::default()).keys().cloned().collect::<Vec<_>>(),
         "runtime": defaults(object_of(&RuntimeOptions::default())),
         "run": defaults(object_of(&RunOptions::default())),
         "ganKeys": GanOptions::keys(),
