@@ -58,3 +58,36 @@ testNeeding('dcgan train --precision bf16 and Trainer.resume switching to fp32',
   t.is(resumed.gan.config.train.precision, 'fp32')
   t.is(readCheckpointInfo(listCheckpoints(out).at(-1)!.path).optimizer.precision, 'fp32')
 })
+
+// A bf16 run's checkpoint (made where bfloat16 convolutions exist: a GPU, this CPU) on a CPU without
+// them: DCGAN_CPU_BF16=0 makes the library answer as such a CPU does, in a process of its own.
+testNeeding('on a CPU without bfloat16 convolutions a bf16 checkpoint loads, samples and resumes in fp32; a bf16 step or model is refused', bf16Cpu, async (t) => {
+  const out = tmp()
+  const cli = join(__dirname, '..', 'dist', 'cli.js')
+  const r = spawnSync(process.execPath, [cli, 'train', '--precision', 'bf16', '--steps', '2', '--image-size', '16', '--features-g', '4', '--features-d', '4',
+    '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0', '--out', out], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  const file = listCheckpoints(out).at(-1)!.path
+  const script = `
+    const { DCGAN, Trainer } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))})
+    const message = (p) => p.then(() => 'accepted', (e) => e.message)
+    ;(async () => {
+      const gan = await DCGAN.load(${JSON.stringify(file)}, { device: 'cpu' })
+      const images = await gan.generate(2, { seed: 1 })
+      const step = await message(gan.trainStep({ data: new Float32Array(8 * 256), shape: [8, 1, 16, 16] }))
+      const fresh = await message(DCGAN.create({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 8, device: 'cpu', precision: 'bf16' }))
+      const resumed = await Trainer.resume(${JSON.stringify(out)}, { steps: 3, precision: 'fp32' })
+      await resumed.fit({ progress: false })
+      console.log(JSON.stringify({ precision: gan.config.train.precision, images: images.shape, stepsDone: gan.config.stepsDone, step, fresh, resumed: resumed.step }))
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const c = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, DCGAN_CPU_BF16: '0' } })
+  t.is(c.status, 0, c.stderr)
+  const got = JSON.parse(c.stdout.trim().split('\n').at(-1)!)
+  const refusal = /^invalid precision: got 'bf16', but oneDNN has no bfloat16 convolutions for this CPU \(on x86 they need AVX-512 BW\/VL\/DQ.*use 'fp32'$/
+  t.is(got.precision, 'bf16')
+  t.deepEqual(got.images, [2, 1, 16, 16])
+  t.regex(got.step, refusal)
+  t.is(got.stepsDone, 2, 'the refused step changed nothing')
+  t.regex(got.fresh, refusal)
+  t.is(got.resumed, 3)
+})

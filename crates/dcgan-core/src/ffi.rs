@@ -270,11 +270,17 @@ impl Drop for AutocastGuard {
     }
 }
 
-/// Whether oneDNN runs bfloat16 convolutions on this CPU (PyTorch's own check).
+/// Whether oneDNN runs bfloat16 convolutions on this CPU (PyTorch's own check, asked once).
+/// `DCGAN_CPU_BF16=0` answers no, as a CPU without them does (for tests of that answer on a
+/// machine that has them).
 pub fn cpu_bf16_supported() -> Result<bool> {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Some(&known) = SUPPORTED.get() {
+        return Ok(known);
+    }
     let mut out: c_int = 0;
     check(unsafe { dcgan_cpu_bf16_supported(&mut out) })?;
-    Ok(out != 0)
+    Ok(*SUPPORTED.get_or_init(|| out != 0 && crate::env_switch("DCGAN_CPU_BF16", true)))
 }
 
 /// A point in a GPU's work queue (a CUDA event on the current stream): `wait` returns once the

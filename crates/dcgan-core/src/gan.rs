@@ -81,9 +81,15 @@ fn hyper(t: &TrainOptions, lr: f64) -> AdamHyper {
 impl Gan {
     /// New networks initialised from `seed` (random when `None`).
     pub fn new(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
+        train.validate_for(device)?;
+        Gan::build(model, train, device, seed)
+    }
+
+    /// `new` without asking whether `device` can train in the options' precision: a saved model
+    /// loads anywhere (it samples in float32), and its first bf16 step asks (`step`).
+    fn build(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
         model.validate()?;
         train.validate()?;
-        train.validate_for(device)?;
         check_precision(&model, &train)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or_else(|| rand::rng().random()));
         let mut generator = Generator::new(&model, &mut rng, device)?;
@@ -342,7 +348,10 @@ impl Gan {
         let loaded = weights::load(path)?;
         let meta = &loaded.metadata;
         let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
-        let mut gan = Gan::new(header.model, header.train, device, Some(0))?;
+        // A bf16 model trained on a GPU loads on a CPU without bfloat16 convolutions too: it
+        // samples, exports and evaluates in float32; training it there is refused at its first
+        // step, and resuming it in fp32 works.
+        let mut gan = Gan::build(header.model, header.train, device, Some(0))?;
         gan.check_tensors(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         gan.generator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         gan.discriminator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;

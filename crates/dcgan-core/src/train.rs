@@ -321,6 +321,8 @@ impl Gan {
     /// The step's work; returns its five numbers (loss D, loss G, D(x), D(G(z)) before and after
     /// the D update) as one tensor on the device, without waiting for them.
     pub(crate) fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
+        // Before anything changes: a loaded model was not asked when it was built (`Gan::load`).
+        self.train.validate_for(self.device)?;
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
