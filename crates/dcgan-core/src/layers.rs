@@ -48,8 +48,11 @@ impl SpectralNorm {
     pub fn new(rng: &mut impl Rng, weight: &Tensor) -> Result<SpectralNorm> {
         let size = weight.size();
         let (h, w) = (size[0], size[1..].iter().product::<i64>());
-        let u = normalize(&normal(rng, 0.0, 1.0, &[h], weight.device())?)?;
-        let v = normalize(&normal(rng, 0.0, 1.0, &[w], weight.device())?)?;
+        // Normalised on the host, then moved: a GPU's norm may differ in the last bit, and a
+        // seeded model starts from the same u and v on every device.
+        let mut start = |n: i64| -> Result<Tensor> { Ok(normalize(&normal(rng, 0.0, 1.0, &[n], Device::Cpu)?)?.f_to_device(weight.device())?) };
+        let u = start(h)?;
+        let v = start(w)?;
         Ok(SpectralNorm { u, v })
     }
 
