@@ -1,6 +1,6 @@
 // precision: 'bf16' through the TypeScript API and the CLI. Its numbers against PyTorch's autocast
 // loop are tested in crates/dcgan-core/tests/bf16.rs (fixtures from make_bf16_fixtures.py).
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,12 +46,18 @@ test('an unknown precision is refused naming the allowed ones', (t) => {
   t.throws(() => new DCGAN({ ...small, precision: 'fp16' as 'bf16' }), { code: ErrorCode.INVALID_OPTION, message: "invalid precision: got 'fp16'; allowed: 'fp32', 'bf16'" })
 })
 
-testNeeding('dcgan train --precision bf16 and Trainer.resume switching to fp32', bf16Cpu, async (t) => {
+/** A run folder of 2 bf16 steps made by `dcgan train` (one checkpoint, at step 2). */
+function trainBf16Run(t: ExecutionContext): string {
   const out = tmp()
   const cli = join(__dirname, '..', 'dist', 'cli.js')
   const r = spawnSync(process.execPath, [cli, 'train', '--precision', 'bf16', '--steps', '2', '--image-size', '16', '--features-g', '4', '--features-d', '4',
     '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0', '--out', out], { encoding: 'utf8' })
   t.is(r.status, 0, r.stderr)
+  return out
+}
+
+testNeeding('dcgan train --precision bf16 and Trainer.resume switching to fp32', bf16Cpu, async (t) => {
+  const out = trainBf16Run(t)
   t.is(readCheckpointInfo(listCheckpoints(out).at(-1)!.path).optimizer.precision, 'bf16')
   const resumed = await Trainer.resume(out, { steps: 3, precision: 'fp32' })
   await resumed.fit({ progress: false })
@@ -62,11 +68,7 @@ testNeeding('dcgan train --precision bf16 and Trainer.resume switching to fp32',
 // A bf16 run's checkpoint (made where bfloat16 convolutions exist: a GPU, this CPU) on a CPU without
 // them: DCGAN_CPU_BF16=0 makes the library answer as such a CPU does, in a process of its own.
 testNeeding('on a CPU without bfloat16 convolutions a bf16 checkpoint loads, samples and resumes in fp32; a bf16 step or model is refused', bf16Cpu, async (t) => {
-  const out = tmp()
-  const cli = join(__dirname, '..', 'dist', 'cli.js')
-  const r = spawnSync(process.execPath, [cli, 'train', '--precision', 'bf16', '--steps', '2', '--image-size', '16', '--features-g', '4', '--features-d', '4',
-    '--z-dim', '8', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--sample-every', '0', '--out', out], { encoding: 'utf8' })
-  t.is(r.status, 0, r.stderr)
+  const out = trainBf16Run(t)
   const file = listCheckpoints(out).at(-1)!.path
   const script = `
     const { DCGAN, Trainer } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))})
