@@ -86,7 +86,7 @@ impl Gan {
     }
 
     /// `new` without asking whether `device` can train in the options' precision: a saved model
-    /// loads anywhere (it samples in float32), and its first bf16 step asks (`step`).
+    /// loads anywhere (it samples in float32), and its first bf16 step asks (`check_real`).
     fn build(model: ModelConfig, train: TrainOptions, device: Device, seed: Option<u64>) -> Result<Gan> {
         model.validate()?;
         train.validate()?;

@@ -186,6 +186,9 @@ impl Gan {
     /// Checks a real batch for training: images of the model's shape, n a multiple of dSteps,
     /// values in range unless `range` says the range is checked later (see `train_step_deferred`).
     fn check_real(&self, real: &Tensor, range: RangeCheck) -> Result<()> {
+        // Before anything changes (and before a group's vote): a loaded model was not asked
+        // whether this device trains in its precision when it was built (`Gan::load`).
+        self.train.validate_for(self.device)?;
         self.check_image_shape(real, "the real batch")?;
         let k = self.train.d_steps;
         let n = real.size()[0];
@@ -321,8 +324,6 @@ impl Gan {
     /// The step's work; returns its five numbers (loss D, loss G, D(x), D(G(z)) before and after
     /// the D update) as one tensor on the device, without waiting for them.
     pub(crate) fn step(&mut self, real: &Tensor, noise: Option<Tensor>) -> Result<Tensor> {
-        // Before anything changes: a loaded model was not asked when it was built (`Gan::load`).
-        self.train.validate_for(self.device)?;
         let real = self.prepare_images(real)?;
         let n = real.size()[0];
         let noise = match noise {
