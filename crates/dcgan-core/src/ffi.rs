@@ -72,24 +72,26 @@ fn check(err: *const c_char) -> Result<()> {
     Err(Error::Torch(tch::TchError::Torch(message)))
 }
 
+/// The tensor a shim call stores in its last argument, `out`, or the call's error.
+fn new_tensor(call: impl FnOnce(*mut *mut C_tensor) -> *const c_char) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(call(&mut out))?;
+    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
 fn raw(t: &Tensor) -> *mut C_tensor {
     t.as_ptr() as *mut C_tensor
 }
 
 /// `torch.nn.functional.leaky_relu(x, slope, inplace)`.
 pub fn leaky_relu(x: &Tensor, slope: f64, in_place: bool) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    check(unsafe { dcgan_leaky_relu(raw(x), slope, in_place as c_int, &mut out) })?;
-    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out| unsafe { dcgan_leaky_relu(raw(x), slope, in_place as c_int, out) })
 }
 
 /// `x` laid out channels-last (NHWC in memory; same shape and values). A no-op when it already is.
 pub fn channels_last(x: &Tensor) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    check(unsafe { dcgan_channels_last(raw(x), &mut out) })?;
-    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out| unsafe { dcgan_channels_last(raw(x), out) })
 }
 
 /// Which parts of a 4×4 stride-2 padding-1 (transposed) convolution [`conv_by_matmul`] computes as
@@ -122,28 +124,19 @@ impl std::ops::BitOr for MatmulParts {
 /// A 4×4, stride-2, padding-1 (transposed) convolution of `x` and `w` (plus `bias`) whose `parts`
 /// run as matrix products and the rest as libtorch's convolutions: the same sums in another order.
 pub fn conv_by_matmul(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, transposed: bool, parts: MatmulParts) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
     let bias = bias.map_or(std::ptr::null_mut(), raw);
-    check(unsafe { dcgan_conv_by_matmul(raw(x), raw(w), bias, transposed as c_int, parts.0, &mut out) })?;
-    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out| unsafe { dcgan_conv_by_matmul(raw(x), raw(w), bias, transposed as c_int, parts.0, out) })
 }
 
 /// A pinned (page-locked) copy of host tensor `x`, for non-blocking copies to a GPU.
 pub fn pin_memory(x: &Tensor) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    check(unsafe { dcgan_pin_memory(raw(x), &mut out) })?;
-    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out| unsafe { dcgan_pin_memory(raw(x), out) })
 }
 
 /// Pinned host tensor `pinned` on GPU `device_index`, copied on a stream of its own that the
 /// current stream waits for (see `dcgan_upload_on_copy_stream`). Without CUDA, libtorch's error.
 pub fn upload_on_copy_stream(pinned: &Tensor, device_index: usize) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    check(unsafe { dcgan_upload_on_copy_stream(raw(pinned), device_index as c_int, &mut out) })?;
-    // SAFETY: on success the shim stored a new heap-allocated at::Tensor in `out`.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor(|out| unsafe { dcgan_upload_on_copy_stream(raw(pinned), device_index as c_int, out) })
 }
 
 /// Hyperparameters of one Adam update.

@@ -140,17 +140,24 @@ impl Classifier {
         Ok(features.f_linear(&self.params[6], Some(&self.params[7]))?)
     }
 
-    /// Features and class probabilities of `x` (n×1×28×28), in batches of `batch`, without gradients.
+    /// The device the classifier's weights are on.
+    pub fn device(&self) -> Device {
+        self.params[0].device()
+    }
+
+    /// Features and class probabilities of `x` (n×1×28×28, on any device), in batches of `batch`
+    /// on the classifier's device, without gradients; both on the host.
     pub fn predict(&self, x: &Tensor, batch: i64) -> Result<(Tensor, Tensor)> {
         let n = x.size().first().copied().unwrap_or(0);
+        let device = self.device();
         let (mut feats, mut probs) = (Vec::new(), Vec::new());
         tch::no_grad(|| -> Result<()> {
             let mut start = 0;
             while start < n {
                 let len = batch.min(n - start);
-                let f = self.features(&x.f_narrow(0, start, len)?)?;
-                probs.push(self.logits(&f)?.f_softmax(1, Kind::Float)?);
-                feats.push(f);
+                let f = self.features(&x.f_narrow(0, start, len)?.f_to_device(device)?)?;
+                probs.push(self.logits(&f)?.f_softmax(1, Kind::Float)?.f_to_device(Device::Cpu)?);
+                feats.push(f.f_to_device(Device::Cpu)?);
                 start += len;
             }
             Ok(())
@@ -242,8 +249,8 @@ pub fn reference(model: &Classifier, source: &dyn crate::data::Source, side: i64
     while start < n {
         let idx: Vec<usize> = (start..n.min(start + 1000)).collect();
         let pixels = super::read_prepared(source, &idx, 1, side as u32)?;
-        let x = Tensor::f_from_slice(&pixels)?.f_view([idx.len() as i64, 1, side, side])?.f_to_device(model.params[0].device())?;
-        feats.push(model.predict(&to_input(&x)?, 1000)?.0.f_to_device(tch::Device::Cpu)?);
+        let x = Tensor::f_from_slice(&pixels)?.f_view([idx.len() as i64, 1, side, side])?;
+        feats.push(model.predict(&to_input(&x)?, 1000)?.0);
         start += idx.len();
     }
     Gaussian::fit(&Tensor::f_cat(&feats, 0)?)

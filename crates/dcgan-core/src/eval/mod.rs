@@ -110,9 +110,7 @@ struct Measured {
 pub fn classifier_scores(model: &Classifier, references: &References, images: &Tensor) -> Result<(Scores, Tensor)> {
     let side = images.size().last().copied().unwrap_or(0);
     let reference = references.get(side)?;
-    let images = images.f_to_device(model.params[0].device())?;
-    let (features, probs) = model.predict(&classifier::to_input(&images)?, 500)?;
-    let (features, probs) = (features.f_to_device(tch::Device::Cpu)?, probs.f_to_device(tch::Device::Cpu)?);
+    let (features, probs) = model.predict(&classifier::to_input(images)?, 500)?;
     let scores = scores_of(&Measured { features, probs: Some(probs.shallow_clone()) }, &Reference::Gaussian(reference))?;
     Ok((scores, probs))
 }
@@ -175,10 +173,10 @@ fn measure(gan: &mut Gan, judge: &Judge, images: Images, n: i64) -> Result<Measu
         };
         match judge {
             Judge::Classifier(model, _) => {
-                let x = classifier::to_input(&x.f_to_device(model.params[0].device())?)?;
-                let (f, p) = model.predict(&x, CHUNK)?;
-                feats.push(f.f_to_device(tch::Device::Cpu)?);
-                probs.push(p.f_to_device(tch::Device::Cpu)?);
+                // Resized where the classifier runs.
+                let (f, p) = model.predict(&classifier::to_input(&x.f_to_device(model.device())?)?, CHUNK)?;
+                feats.push(f);
+                probs.push(p);
             }
             Judge::Discriminator { .. } => {
                 let x = x.f_to_device(gan.device)?;
