@@ -3,7 +3,8 @@
 In order, each in its own process, within --budget-s seconds in all (what does not fit is reported
 as skipped): our parity against PyTorch's fixtures (seed64, and dsteps2 and sn32 where staged; TF32
 off, which decides the exit status; eagerly, with deferred numbers and, on a GPU, through a CUDA
-graph; then with libtorch's default TF32 convolutions for information), our data-parallel step as two Gloo
+graph; then with libtorch's default TF32 convolutions for information), a save/load round trip on
+the device (gpu_check roundtrip), our data-parallel step as two Gloo
 ranks on the one device against PyTorch DDP's and, with synchronised BatchNorm, against one
 process on the global batches (both decide the exit status too), then for each batch size our training
 step (default layout, channels-last, bf16 where the build has it) and the eager PyTorch variants,
@@ -73,8 +74,8 @@ def parse_args():
     p.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: each library's default)")
     p.add_argument("--cudnn-benchmark", type=int, default=1,
                    help="cuDNN autotuning on both sides: 1 (the library's default on CUDA, and what a tuned PyTorch loop sets) or 0")
-    p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: 989, H200 SXM)")
-    p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: 494, H200 SXM)")
+    p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: from the card's name, CARD_PEAKS)")
+    p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: from the card's name)")
     p.add_argument("--budget-s", type=float, default=400, help="seconds for all runs together")
     p.add_argument("--run-timeout-s", type=float, default=240, help="seconds for one run")
     p.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc defaults to the Python workers")
@@ -91,10 +92,24 @@ def parse_args():
     for o in a.ours:
         if o not in OURS:
             p.error(f"--ours: unknown side '{o}'; allowed: {', '.join(OURS)}")
-    if a.device.startswith("cuda"):
-        a.peak_bf16_tflops = a.peak_bf16_tflops or 989.0
-        a.peak_tf32_tflops = a.peak_tf32_tflops or 494.0
     return a
+
+
+# Dense (no sparsity) bf16 and TF32 peaks in TFLOPS from NVIDIA's data sheets, by a substring of
+# torch.cuda.get_device_name; the first match wins, so the more specific names come first.
+CARD_PEAKS = [("H200", 989.0, 494.0), ("H100 PCIe", 756.0, 378.0), ("H100 NVL", 835.0, 418.0),
+              ("H100", 989.0, 494.0), ("A100", 312.0, 156.0), ("L40S", 362.0, 183.0)]
+
+
+def set_peaks(a, gpu_name):
+    """The card's peaks where --peak-* were not given: from CARD_PEAKS, else the H200's (said so)."""
+    found = next(((b, t, name) for name, b, t in CARD_PEAKS if name in gpu_name), None)
+    bf16, tf32, source = found if found else (989.0, 494.0, None)
+    a.peak_source = (f"--peak-* given" if a.peak_bf16_tflops and a.peak_tf32_tflops else
+                     f"data sheet of the {source}" if source else
+                     f"'{gpu_name}' not in the table: the H200's peaks assumed (give --peak-bf16-tflops, --peak-tf32-tflops)")
+    a.peak_bf16_tflops = a.peak_bf16_tflops or bf16
+    a.peak_tf32_tflops = a.peak_tf32_tflops or tf32
 
 
 class Budget:
@@ -177,6 +192,16 @@ def parity_runs(a, budget, out, save):
         out[name], _ = run_json(ours_cmd(a, "parity", extra), env, budget)
         say(f"  {json.dumps(out[name])}")
         save()
+    return out
+
+
+def roundtrip_run(a, budget, out, save):
+    """Save, load on the device and on the host, save again; resume; ONNX; loadWeights into a graph."""
+    say("save/load round trip...")
+    out.update(run_json([a.binary, "roundtrip", "--device", a.device, "--fixture", a.fixture],
+                        {"NVIDIA_TF32_OVERRIDE": "0"}, budget)[0])
+    say(f"  {json.dumps(out)}")
+    save()
     return out
 
 
@@ -294,17 +319,21 @@ def main():
         say(f"check.py: --device {a.device}, but this torch sees no CUDA device (torch {env['torch']}, built for CUDA "
             f"{torch.version.cuda}): check the driver (nvidia-smi) or run with --device cpu")
         sys.exit(2)
+    if a.device.startswith("cuda"):
+        set_peaks(a, env["gpu"])
+        env["peaks"] = {"bf16Tflops": a.peak_bf16_tflops, "tf32Tflops": a.peak_tf32_tflops, "source": a.peak_source}
+        say(f"peaks: {json.dumps(env['peaks'])}")
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     count = flops.count(a.image_size, a.features, reference_dir=a.reference_dir)
     say(f"FLOPs per image and step: {json.dumps(count)}")
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    parity, dist, rows = {}, {}, []
+    parity, roundtrip, dist, rows = {}, {}, {}, []
 
     def save(**final):
         # Rewritten after every run, so that a check stopped from outside still leaves its numbers.
         record = {"environment": env, "args": {k: v for k, v in vars(a).items()}, "flops": count,
-                  "parity": parity, "distributed": dist, "runs": rows,
+                  "parity": parity, "roundtrip": roundtrip, "distributed": dist, "runs": rows,
                   "pythonMalloc": {} if a.no_malloc_tuning else MALLOC_ENV,
                   "seconds": round(time.monotonic() - started, 1), "complete": False, **final}
         with open(path + ".tmp", "w") as f:
@@ -312,6 +341,7 @@ def main():
         os.replace(path + ".tmp", path)
 
     parity_runs(a, budget, parity, save)
+    roundtrip_run(a, budget, roundtrip, save)
     dist_runs(a, budget, dist, save)
     bench_runs(a, budget, rows, save)
     text = table(a, rows, count["stepFlopPerImage"])
@@ -319,13 +349,14 @@ def main():
     # Every parity run with TF32 off decides (the default-TF32 run is shown, not judged).
     passed = (strict.get("pass") is True
               and all(r.get("pass") is True for name, r in parity.items() if name.startswith("strict"))
+              and roundtrip.get("pass") is True
               and all(r.get("pass") is True for r in dist.values()))
     print()
     print(f"GPU check: {env.get('gpu', a.device)}; torch {env['torch']}; {a.image_size}px, {a.features} features; "
           f"{a.steps} timed steps after {a.warmup}; cuDNN benchmark {'on' if a.cudnn_benchmark else 'off'}; "
           f"Python malloc {'glibc defaults' if a.no_malloc_tuning else 'tuned as ours'}")
     peaks = (f"MFU against {a.peak_bf16_tflops:g} TFLOPS for bf16 and {a.peak_tf32_tflops:g} TFLOPS (TF32, what "
-             f"cuDNN convolutions use for fp32 by default) for fp32" if a.peak_bf16_tflops and a.peak_tf32_tflops
+             f"cuDNN convolutions use for fp32 by default) for fp32 ({a.peak_source})" if a.peak_bf16_tflops and a.peak_tf32_tflops
              else "no peak given (--peak-bf16-tflops, --peak-tf32-tflops): no MFU")
     print(f"FLOPs: {count['stepFlopPerImage'] / 1e9:.4g} GFLOP per image per step needed (the tuned PyTorch loop "
           f"executes {count['tunedLoopFlopPerImage'] / 1e9:.4g}, the seed's {count['countedSeedLoopFlopPerImage'] / 1e9:.4g}; "
@@ -339,6 +370,15 @@ def main():
                                        + ("" if r.get("graphReplays") is None else f", graph replays: {r['graphReplays']}")
                                        + f": {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
+    c = roundtrip.get("checks", {})
+    print("save, load on the device and on the host, save again: " + (
+        f"same contents {c['savedLoadedSavedSame']}; step 3 of the loaded model against PyTorch's: max |diff| "
+        f"{c['resumedStepMaxDiff']:.3g} ({c['resumedWorstTensor']}), counters {c['resumedCountersOk']}; ONNX from the "
+        f"device model same as from the host copy: {c['onnxSameAsHostCopy']}"
+        + ("" if c.get("loadWeightsIntoGraphMaxDiff") is None else
+           f"; weights loaded into a replaying CUDA graph against an eager model: max |diff| "
+           f"{c['loadWeightsIntoGraphMaxDiff']:.3g}, replays {c['loadWeightsIntoGraphReplays']}")
+        + f"; tolerance {c['tolerance']:g}: {'PASS' if roundtrip['pass'] else 'FAIL'}" if c else json.dumps(roundtrip)))
     for name, r in dist.items():
         ranks = r.get("ranks", [])
         print(f"data-parallel, 2 Gloo ranks on {a.device} ({name}): " + (

@@ -3,6 +3,7 @@
 //!
 //!   gpu_check bench  --device cuda --image-size 64 --features 64 --batch 128 --steps 50 --warmup 10
 //!   gpu_check parity --device cuda --fixture __test__/fixtures/seed64
+//!   gpu_check roundtrip --device cuda --fixture __test__/fixtures/seed64
 //!   gpu_check dist   --device cuda --fixture __test__/fixtures/ddp32 --sync-bn 1
 //!
 //! `bench` prints one JSON line: per-step times of `Gan::train_step` (each timed until its numbers
@@ -10,7 +11,8 @@
 //! the three steps of the fixture on its real batches and noise, compares every parameter and
 //! buffer with PyTorch's after3.safetensors and the per-step statistics with its `stats.N`, prints
 //! the largest differences as JSON and exits 1 when one exceeds the tolerance (1e-4 on CUDA, 1e-5 on
-//! the CPU, or --tol). `dist` starts two Gloo ranks of this binary (`dist-rank`) on the same device
+//! the CPU, or --tol). `roundtrip` checks what enters and leaves a model on the device (see its
+//! function). `dist` starts two Gloo ranks of this binary (`dist-rank`) on the same device
 //! (a CUDA tensor travels through a host copy), runs the ddp32 fixture's three steps with each rank
 //! on its half of every batch, and compares each rank's state with PyTorch's: DDP's ranks
 //! (after3[.rank1]) without synchronised BatchNorm, one process on the global batches
@@ -227,11 +229,8 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
     let (io_path, init_path, after_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"), dir.join("after3.safetensors"));
     let (io, init, after) = (load(&io_path)?, load(&init_path)?, load(&after_path)?);
-    let model = fixture_model(&io, &io_path)?;
-    let train = fixture_train(args, &io, &io_path)?;
-    let mut gan = Gan::new(model, train.clone(), device, Some(0)).map_err(|e| e.to_string())?;
-    gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
-    gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    let mut gan = fixture_gan(args, device, &io, &io_path, &init)?;
+    let train = gan.train.clone();
 
     // With --defer-stats 1 the steps do not wait for their numbers (train_step_deferred: a
     // non-blocking copy into pinned memory and an event), which must still be the same numbers.
@@ -338,6 +337,115 @@ fn state_diff(gan: &Gan, reference: &weights::Loaded, path: &Path, skip: impl Fn
     Ok((max, worst, compared))
 }
 
+/// The seed64 fixture's model, its initial weights loaded, with the fixture's training options.
+fn fixture_gan(args: &Args, device: Device, io: &weights::Loaded, io_path: &Path, init: &weights::Loaded) -> Res<Gan> {
+    let (model, train) = (fixture_model(io, io_path)?, fixture_train(args, io, io_path)?);
+    let mut gan = Gan::new(model, train, device, Some(0)).map_err(|e| e.to_string())?;
+    gan.generator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    gan.discriminator.load_state(&init.tensors).map_err(|e| e.to_string())?;
+    Ok(gan)
+}
+
+/// The fixture's steps `steps` on `gan`, each on the fixture's batch and noise.
+fn fixture_steps(gan: &mut Gan, io: &weights::Loaded, io_path: &Path, steps: std::ops::RangeInclusive<i64>) -> Res<()> {
+    for step in steps {
+        let (real, noise) = (tensor(io, &format!("real.{step}"), io_path)?, tensor(io, &format!("noise.{step}"), io_path)?);
+        gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Whether two safetensors files hold the same tensors (names, dtypes, shapes, bytes) and the
+/// same metadata. Not a byte comparison of the files: the metadata's order is a hash map's.
+fn same_contents(a: &Path, b: &Path) -> Res<bool> {
+    let (a, b) = (load(a)?, load(b)?);
+    let same_tensor = |name: &String, t: &Tensor| b.tensors.get(name).is_some_and(|u| t.kind() == u.kind() && t.size() == u.size() && t.equal(u));
+    Ok(a.metadata == b.metadata && a.tensors.len() == b.tensors.len() && a.tensors.iter().all(|(n, t)| same_tensor(n, t)))
+}
+
+/// The largest difference between the parameters and buffers of two models of one configuration.
+fn models_diff(a: &Gan, b: &Gan) -> Res<f64> {
+    let theirs: HashMap<String, Tensor> = b.generator.state().into_iter().chain(b.discriminator.state()).map(|(n, t, _)| (n, t)).collect();
+    let mut max = 0.0f64;
+    for (name, t, _) in a.generator.state().into_iter().chain(a.discriminator.state()) {
+        let other = theirs.get(&name).ok_or_else(|| format!("the second model has no '{name}'"))?;
+        max = max.max(max_abs_diff(&t, &other.to_device(Device::Cpu)).map_err(|e| format!("'{name}': {e}"))?);
+    }
+    Ok(max)
+}
+
+/// `roundtrip`: what goes in and out of a model on the device, beside the step. After the
+/// fixture's first two steps the model is saved; loaded back onto the device and onto the host
+/// and saved again, each file must hold what the first does; the model loaded on the device
+/// must take step 3 to PyTorch's after3 (Adam's moments, step counts and BatchNorm buffers came
+/// back); its ONNX export must be the host copy's, byte for byte. On a GPU, weights loaded into a
+/// model that replays a CUDA graph (in place, as `loadWeights` does) must be the ones its next
+/// replay trains: it must take the same step as an eager model that loaded them too.
+fn roundtrip(args: &Args) -> Res<(Value, bool)> {
+    let device = device(args)?;
+    let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
+    let (io_path, init_path, after_path) = (dir.join("io.safetensors"), dir.join("init.safetensors"), dir.join("after3.safetensors"));
+    let (io, init, after) = (load(&io_path)?, load(&init_path)?, load(&after_path)?);
+    let tmp = std::env::temp_dir().join(format!("dcgan-gpu-check-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let result = roundtrip_in(args, device, &tmp, (&io, &io_path), &init, (&after, &after_path));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (report, pass) = result?;
+    Ok((json!({ "mode": "roundtrip", "side": "ours", "device": device_name(device), "fixture": dir.display().to_string(), "pass": pass, "checks": report }), pass))
+}
+
+fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weights::Loaded, &Path), init: &weights::Loaded, (after, after_path): (&weights::Loaded, &Path)) -> Res<(Value, bool)> {
+    let err = |e: dcgan_core::Error| e.to_string();
+    let mut gan = fixture_gan(args, device, io, io_path, init)?;
+    fixture_steps(&mut gan, io, io_path, 1..=2)?;
+    let [first, again, host] = ["saved.safetensors", "saved-again.safetensors", "saved-from-host.safetensors"].map(|f| tmp.join(f));
+    gan.save(&first, HashMap::new()).map_err(err)?;
+    let mut on_device = Gan::load(&first, device).map_err(err)?;
+    on_device.save(&again, HashMap::new()).map_err(err)?;
+    let on_host = Gan::load(&first, Device::Cpu).map_err(err)?;
+    on_host.save(&host, HashMap::new()).map_err(err)?;
+    let resaved_same = same_contents(&first, &again)? && same_contents(&first, &host)?;
+
+    fixture_steps(&mut on_device, io, io_path, 3..=3)?;
+    let (resumed_diff, resumed_worst, _) = state_diff(&on_device, after, after_path, |_| false)?;
+    let counters_ok = on_device.steps_done == 3 && on_device.opt_g.step == 3;
+
+    use dcgan_core::export::onnx::{to_bytes, What};
+    let mut onnx_same = true;
+    for what in [What::Generator, What::Discriminator] {
+        onnx_same &= to_bytes(&gan, what).map_err(err)? == to_bytes(&on_host, what).map_err(err)?;
+    }
+
+    let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
+    let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
+    // Weights far from the fixture's (another seed's N(0, 0.02)), so that a replay still reading
+    // the old ones differs by far more than the tolerance.
+    let (graph_diff, graph_replays) = if device.is_cuda() {
+        let other = tmp.join("other-weights.safetensors");
+        Gan::new(fixture_model(io, io_path)?, TrainOptions::default(), Device::Cpu, Some(7)).map_err(err)?.save(&other, HashMap::new()).map_err(err)?;
+        let weights = load(&other)?;
+        let mut graphed = fixture_gan(args, device, io, io_path, init)?;
+        graphed.use_cuda_graph(1).map_err(err)?;
+        let mut eager = fixture_gan(args, device, io, io_path, init)?;
+        for g in [&mut graphed, &mut eager] {
+            fixture_steps(g, io, io_path, 1..=3)?;
+            g.generator.load_state(&weights.tensors).map_err(err)?;
+            g.discriminator.load_state(&weights.tensors).map_err(err)?;
+            fixture_steps(g, io, io_path, 1..=1)?;
+        }
+        (Some(models_diff(&graphed, &eager)?), graphed.cuda_graph_replays())
+    } else {
+        (None, None)
+    };
+    let graph_ok = graph_diff.map(|d| d <= tol && graph_replays == Some(3));
+    let pass = resaved_same && resumed_diff <= tol && counters_ok && onnx_same && graph_ok != Some(false);
+    Ok((json!({
+        "savedLoadedSavedSame": resaved_same, "resumedStepMaxDiff": resumed_diff, "resumedWorstTensor": resumed_worst,
+        "resumedCountersOk": counters_ok, "onnxSameAsHostCopy": onnx_same,
+        "loadWeightsIntoGraphMaxDiff": graph_diff, "loadWeightsIntoGraphReplays": graph_replays, "tolerance": tol,
+    }), pass))
+}
+
 fn env_int(name: &str) -> Res<i64> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))?.parse().map_err(|_| format!("{name} is not an integer"))
 }
@@ -416,7 +524,7 @@ fn dist(raw: &[String], args: &Args) -> Res<(Value, bool)> {
 
 fn run() -> Res<bool> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: gpu_check bench|parity|dist [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
+    let usage = "usage: gpu_check bench|parity|roundtrip|dist [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
     let mode = raw.first().ok_or(usage)?;
     let args = Args::parse(&raw[1..])?;
     // As the library does before its first step (the addon's libtorch thread, the data loader).
@@ -426,9 +534,10 @@ fn run() -> Res<bool> {
             println!("{}", bench(&args)?);
             Ok(true)
         }
-        "parity" | "dist" | "dist-rank" => {
+        "parity" | "roundtrip" | "dist" | "dist-rank" => {
             let (report, pass) = match mode.as_str() {
                 "parity" => parity(&args)?,
+                "roundtrip" => roundtrip(&args)?,
                 "dist" => dist(&raw[1..], &args)?,
                 _ => dist_rank(&args)?,
             };
