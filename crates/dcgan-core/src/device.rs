@@ -127,3 +127,17 @@ fn copy_stream_on() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| crate::env_switch("DCGAN_COPY_STREAM", false))
 }
+
+/// The devices of `tensors`, each once, in order of first appearance, with the positions of its
+/// tensors: for one transfer or one host read per device instead of one per tensor. A GPU model's
+/// state mixes its tensors with host ones (BatchNorm's counters), which one `cat` cannot join.
+pub fn by_device(tensors: &[tch::Tensor]) -> Vec<(Device, Vec<usize>)> {
+    let mut groups: Vec<(Device, Vec<usize>)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        match groups.iter_mut().find(|(d, _)| *d == t.device()) {
+            Some((_, positions)) => positions.push(i),
+            None => groups.push((t.device(), vec![i])),
+        }
+    }
+    groups
+}

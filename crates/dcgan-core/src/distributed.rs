@@ -275,15 +275,16 @@ pub fn step_vote(gan: &Gan, ballot: Ballot) -> Result<Verdict> {
     votes[1 + rank] = ballot.failed as u8 as f64;
     votes[1 + world + rank] = ballot.refused as u8 as f64;
     let buffers = buffers(gan);
-    let mut parts = vec![Tensor::f_from_slice(&votes)?];
-    for b in &buffers {
-        let values = b.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_to_device(tch::Device::Cpu)?;
-        parts.push(if rank == 0 { values } else { values.f_zeros_like()? });
-    }
-    let all = Tensor::f_cat(&parts, 0)?;
+    // Only rank 0's buffers count in the sum: the others send zeros without reading theirs.
+    let values = if rank == 0 {
+        pack_on_host(&buffers)?
+    } else {
+        Tensor::f_zeros([buffers.iter().map(|b| b.numel() as i64).sum::<i64>()], (Kind::Double, tch::Device::Cpu))?
+    };
+    let all = Tensor::f_cat(&[Tensor::f_from_slice(&votes)?, values], 0)?;
     collective(g, "the vote at the start of the step", |h| unsafe { dcgan_dist_allreduce_sum(h, raw(&all)) })?;
     if rank != 0 {
-        copy_from_flat(&all, votes.len() as i64, &buffers)?;
+        unpack_from_host(&all, votes.len() as i64, &buffers)?;
     }
     let v: Vec<f64> = Vec::<f64>::try_from(&all.f_narrow(0, 0, votes.len() as i64)?)?;
     let ranks = |from: usize| (0..world).filter(|&r| v[from + r] > 0.0).map(|r| r as i64).collect();
@@ -338,27 +339,48 @@ fn broadcast_all(g: &Group, what: &str, tensors: &[Tensor]) -> Result<()> {
     if tensors.is_empty() {
         return Ok(());
     }
-    // On the host: Gloo exchanges host memory, and the list mixes a GPU model's tensors with
-    // host ones (counters, random state), which one `cat` could not join on either device.
-    let flat: Vec<Tensor> = tensors
-        .iter()
-        .map(|t| t.f_to_kind(Kind::Double)?.f_reshape([-1])?.f_to_device(tch::Device::Cpu))
-        .collect::<std::result::Result<_, _>>()?;
-    let all = Tensor::f_cat(&flat, 0)?;
+    let all = pack_on_host(tensors)?;
     collective(g, what, |h| unsafe { dcgan_dist_broadcast(h, raw(&all), 0) })?;
     if g.options.rank != 0 {
-        copy_from_flat(&all, 0, tensors)?;
+        unpack_from_host(&all, 0, tensors)?;
     }
     Ok(())
 }
 
-/// Each tensor, in place, from consecutive values of the flat float64 `all` from `offset` on.
-fn copy_from_flat(all: &Tensor, mut offset: i64, tensors: &[Tensor]) -> Result<()> {
+/// Every tensor's values as float64, one after another in the order given, in one host tensor
+/// (Gloo exchanges host memory). One copy per device, not one per tensor: on a GPU each copy to
+/// the host waits for the stream.
+fn pack_on_host(tensors: &[Tensor]) -> Result<Tensor> {
+    let mut parts: Vec<Option<Tensor>> = tensors.iter().map(|_| None).collect();
+    for (_, positions) in crate::device::by_device(tensors) {
+        let flat = positions.iter().map(|&i| tensors[i].f_to_kind(Kind::Double)?.f_reshape([-1])).collect::<std::result::Result<Vec<_>, _>>()?;
+        let sizes: Vec<i64> = flat.iter().map(|t| t.numel() as i64).collect();
+        let on_host = Tensor::f_cat(&flat, 0)?.f_to_device(tch::Device::Cpu)?;
+        for (&i, part) in positions.iter().zip(on_host.f_split_with_sizes(&sizes, 0)?) {
+            parts[i] = Some(part);
+        }
+    }
+    Ok(Tensor::f_cat(&parts.into_iter().flatten().collect::<Vec<_>>(), 0)?)
+}
+
+/// The inverse of `pack_on_host`: each tensor, in place, from consecutive values of the flat
+/// float64 host tensor `all` from `offset` on; one copy to each device.
+fn unpack_from_host(all: &Tensor, offset: i64, tensors: &[Tensor]) -> Result<()> {
+    let mut starts = Vec::with_capacity(tensors.len());
+    let mut next = offset;
     for t in tensors {
-        let n = t.numel() as i64;
-        let part = all.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?.f_to_kind(t.kind())?;
-        tch::no_grad(|| t.shallow_clone().f_copy_(&part))?;
-        offset += n;
+        starts.push(next);
+        next += t.numel() as i64;
+    }
+    for (device, positions) in crate::device::by_device(tensors) {
+        let sizes: Vec<i64> = positions.iter().map(|&i| tensors[i].numel() as i64).collect();
+        let slices = positions.iter().zip(&sizes).map(|(&i, &n)| all.f_narrow(0, starts[i], n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let on_device = Tensor::f_cat(&slices, 0)?.f_to_device(device)?;
+        for (&i, part) in positions.iter().zip(on_device.f_split_with_sizes(&sizes, 0)?) {
+            let t = &tensors[i];
+            let part = part.f_view(t.size().as_slice())?.f_to_kind(t.kind())?;
+            tch::no_grad(|| t.shallow_clone().f_copy_(&part))?;
+        }
     }
     Ok(())
 }
@@ -471,6 +493,30 @@ mod tests {
             let diff = (&ours - &torch).abs().max().double_value(&[]);
             let scale = 1.0 + torch.abs().max().double_value(&[]);
             assert!(diff <= 1e-6 * scale, "{name}: differs from batch_norm by {diff} (values up to {scale})");
+        }
+    }
+
+    /// The order of the flat tensor is the order given (every rank must agree on it), whatever the
+    /// grouping by device; integer counters and float buffers come back as they were.
+    #[test]
+    fn packed_state_comes_back_in_order() {
+        let cpu = tch::Device::Cpu;
+        let tensors = vec![
+            Tensor::from_slice(&[1.5f32, -2.0, 3.25, 4.0]).reshape([2, 2]),
+            Tensor::from_slice(&[7i64]),
+            Tensor::from_slice(&[0.125f32, 9.0]),
+            Tensor::from_slice(&[123_456_789i64, -3]),
+        ];
+        let flat = pack_on_host(&tensors).unwrap();
+        let expected = [1.5, -2.0, 3.25, 4.0, 7.0, 0.125, 9.0, 123_456_789.0, -3.0];
+        assert_eq!(Vec::<f64>::try_from(&flat).unwrap(), expected);
+        // Behind two leading values, as the vote puts its ballots first.
+        let all = Tensor::f_cat(&[Tensor::from_slice(&[0.0f64, 1.0]), flat], 0).unwrap();
+        let targets: Vec<Tensor> = tensors.iter().map(|t| t.zeros_like()).collect();
+        unpack_from_host(&all, 2, &targets).unwrap();
+        for (t, back) in tensors.iter().zip(&targets) {
+            assert_eq!((back.kind(), back.size(), back.device()), (t.kind(), t.size(), cpu));
+            assert!(back.equal(t), "{back:?} != {t:?}");
         }
     }
 

@@ -314,9 +314,12 @@ impl Gan {
     }
 
     /// Whether every parameter and buffer is finite.
+    /// One host read per device (on a GPU each read waits for the stream), not one per tensor.
     pub fn all_finite(&self) -> Result<bool> {
-        for (_, t, _) in self.generator.state().into_iter().chain(self.discriminator.state()) {
-            if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+        let state: Vec<Tensor> = self.generator.state().into_iter().chain(self.discriminator.state()).map(|s| s.1).collect();
+        for (_, positions) in crate::device::by_device(&state) {
+            let flags = positions.iter().map(|&i| state[i].f_isfinite()?.f_all()).collect::<std::result::Result<Vec<_>, _>>()?;
+            if Tensor::f_stack(&flags, 0)?.f_all()?.f_int64_value(&[])? == 0 {
                 return Ok(false);
             }
         }
