@@ -378,6 +378,7 @@ def main():
         + ("" if c.get("loadWeightsIntoGraphMaxDiff") is None else
            f"; weights loaded into a replaying CUDA graph against an eager model: max |diff| "
            f"{c['loadWeightsIntoGraphMaxDiff']:.3g}, replays {c['loadWeightsIntoGraphReplays']}")
+        + ("" if c.get("gpuMemoryGuard") is None else f"; memory guard against the GPU's memory: {json.dumps(c['gpuMemoryGuard'])}")
         + f"; tolerance {c['tolerance']:g}: {'PASS' if roundtrip['pass'] else 'FAIL'}" if c else json.dumps(roundtrip)))
     for name, r in dist.items():
         ranks = r.get("ranks", [])

@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/Event.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -348,6 +349,16 @@ const char *dcgan_upload_on_copy_stream(Tensor *pinned, int device_index, Tensor
     // this it could hand the block to the next batch's copy while the step still reads it.
     impl.recordDataPtrOnStream(uploaded.storage().data_ptr(), compute);
     *out = new Tensor(uploaded);
+  )
+}
+
+// Free and total bytes of GPU `device_index` (cudaMemGetInfo, through the allocator CUDA's
+// library registers when it loads: nothing here names CUDA's API). Without CUDA, c10's error.
+const char *dcgan_device_memory(int device_index, uint64_t *free_bytes, uint64_t *total_bytes) {
+  GUARD(
+    const auto info = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getMemoryInfo(static_cast<c10::DeviceIndex>(device_index));
+    *free_bytes = info.first;
+    *total_bytes = info.second;
   )
 }
 

@@ -380,7 +380,8 @@ fn models_diff(a: &Gan, b: &Gan) -> Res<f64> {
 /// must take step 3 to PyTorch's after3 (Adam's moments, step counts and BatchNorm buffers came
 /// back); its ONNX export must be the host copy's, byte for byte. On a GPU, weights loaded into a
 /// model that replays a CUDA graph (in place, as `loadWeights` does) must be the ones its next
-/// replay trains: it must take the same step as an eager model that loaded them too.
+/// replay trains: it must take the same step as an eager model that loaded them too; and a step
+/// too large for the GPU's memory is refused by the memory guard.
 fn roundtrip(args: &Args) -> Res<(Value, bool)> {
     let device = device(args)?;
     let dir = PathBuf::from(args.str("fixture", "__test__/fixtures/seed64"));
@@ -437,12 +438,25 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     } else {
         (None, None)
     };
+    // The memory guard measures against the GPU's memory (not the host's): a step too large for it
+    // is refused by name before anything is allocated, the fixture's batch is not.
+    let memory_refusal = match device {
+        Device::Cuda(index) => {
+            let (_, total) = dcgan_core::ffi::device_memory(index).map_err(err)?;
+            let too_many = (total / gan.model.training_bytes(1)) as i64 + 1;
+            let refused = gan.check_work(too_many, true, "a training step").is_err_and(|e| e.to_string().contains(&format!("of GPU cuda:{index}")));
+            let batch = tensor(io, "real.1", io_path)?.size()[0];
+            Some(json!({ "gpuMemoryBytes": total, "refusedImages": too_many, "refused": refused, "fixtureBatchAccepted": gan.check_work(batch, true, "a training step").is_ok() }))
+        }
+        _ => None,
+    };
+    let memory_ok = memory_refusal.as_ref().map(|m| m["refused"] == json!(true) && m["fixtureBatchAccepted"] == json!(true));
     let graph_ok = graph_diff.map(|d| d <= tol && graph_replays == Some(3));
-    let pass = resaved_same && resumed_diff <= tol && counters_ok && onnx_same && graph_ok != Some(false);
+    let pass = resaved_same && resumed_diff <= tol && counters_ok && onnx_same && graph_ok != Some(false) && memory_ok != Some(false);
     Ok((json!({
         "savedLoadedSavedSame": resaved_same, "resumedStepMaxDiff": resumed_diff, "resumedWorstTensor": resumed_worst,
         "resumedCountersOk": counters_ok, "onnxSameAsHostCopy": onnx_same,
-        "loadWeightsIntoGraphMaxDiff": graph_diff, "loadWeightsIntoGraphReplays": graph_replays, "tolerance": tol,
+        "loadWeightsIntoGraphMaxDiff": graph_diff, "loadWeightsIntoGraphReplays": graph_replays, "gpuMemoryGuard": memory_refusal, "tolerance": tol,
     }), pass))
 }
 

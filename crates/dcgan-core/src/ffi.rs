@@ -53,6 +53,7 @@ extern "C" {
     fn dcgan_event_free(event: *mut std::ffi::c_void);
     fn dcgan_pin_memory(x: *mut C_tensor, out: *mut *mut C_tensor) -> *const c_char;
     fn dcgan_upload_on_copy_stream(pinned: *mut C_tensor, device_index: c_int, out: *mut *mut C_tensor) -> *const c_char;
+    fn dcgan_device_memory(device_index: c_int, free_bytes: *mut u64, total_bytes: *mut u64) -> *const c_char;
     fn dcgan_conv_by_matmul(
         x: *mut C_tensor,
         w: *mut C_tensor,
@@ -137,6 +138,15 @@ pub fn pin_memory(x: &Tensor) -> Result<Tensor> {
 /// current stream waits for (see `dcgan_upload_on_copy_stream`). Without CUDA, libtorch's error.
 pub fn upload_on_copy_stream(pinned: &Tensor, device_index: usize) -> Result<Tensor> {
     new_tensor(|out| unsafe { dcgan_upload_on_copy_stream(raw(pinned), device_index as c_int, out) })
+}
+
+/// (free, total) bytes of GPU `device_index`, as `torch.cuda.mem_get_info` gives them. Without
+/// CUDA, libtorch's error.
+pub fn device_memory(device_index: usize) -> Result<(u64, u64)> {
+    let (mut free, mut total) = (0u64, 0u64);
+    // SAFETY: the shim writes both outputs or neither, and returns an error or null.
+    check(unsafe { dcgan_device_memory(device_index as c_int, &mut free, &mut total) })?;
+    Ok((free, total))
 }
 
 /// Hyperparameters of one Adam update.

@@ -223,7 +223,11 @@ impl Gan {
     pub fn check_work(&self, n: i64, training: bool, what: &str) -> Result<()> {
         let n = n.max(0) as u64;
         let bytes = if training { self.model.training_bytes(n) } else { self.model.activation_bytes(n, false) };
-        crate::limits::within_memory(bytes, &format!("{what} of {n} images"), Error::Input)
+        let what = format!("{what} of {n} images");
+        match self.device {
+            Device::Cuda(index) => crate::limits::within_device_memory(bytes, index, &what, Error::Input),
+            _ => crate::limits::within_memory(bytes, &what, Error::Input),
+        }
     }
 
     /// `n` images from noise drawn with `seed` (or the model's own generator when `None`).

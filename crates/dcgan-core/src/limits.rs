@@ -72,6 +72,32 @@ pub fn within_memory(bytes: u64, what: &str, error: impl FnOnce(String) -> Error
     Err(error(format!("{what} needs about {}, more than the memory limit of {} ({source})", human(bytes), human(limit))))
 }
 
+/// `within_memory` for work on GPU `device_index`: against the GPU's whole memory, and the
+/// memory limit too when `DCGAN_MEMORY_LIMIT` sets one (the machine's RAM does not bound a GPU).
+pub fn within_device_memory(bytes: u64, device_index: usize, what: &str, error: impl Fn(String) -> Error) -> Result<()> {
+    if std::env::var(MEMORY_LIMIT_ENV).is_ok() {
+        within_memory(bytes, what, &error)?;
+    }
+    let total = device_total_memory(device_index)?;
+    if bytes <= total {
+        return Ok(());
+    }
+    Err(error(format!("{what} needs about {}, more than the {} of GPU cuda:{device_index}", human(bytes), human(total))))
+}
+
+/// GPU `device_index`'s whole memory, asked once: the check runs before every step, and a driver
+/// query there would cost time (and could not be made inside a CUDA graph's capture).
+fn device_total_memory(device_index: usize) -> Result<u64> {
+    static TOTALS: std::sync::Mutex<Vec<(usize, u64)>> = std::sync::Mutex::new(Vec::new());
+    let mut totals = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&(_, total)) = totals.iter().find(|(i, _)| *i == device_index) {
+        return Ok(total);
+    }
+    let (_, total) = crate::ffi::device_memory(device_index)?;
+    totals.push((device_index, total));
+    Ok(total)
+}
+
 /// `a × b × …` in u64, or None on overflow.
 pub fn product(factors: &[u64]) -> Option<u64> {
     factors.iter().try_fold(1u64, |a, &b| a.checked_mul(b))

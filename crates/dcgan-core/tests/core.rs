@@ -363,3 +363,26 @@ fn a_batch_uploaded_on_the_copy_stream_arrives_whole() {
         }
     }
 }
+
+/// A GPU's memory, asked through libtorch's device allocator: on a GPU plausible numbers, and a
+/// call too large for it refused by name before anything is allocated; without CUDA libtorch's
+/// error, not a crash.
+#[test]
+fn a_gpu_reports_its_memory_and_refuses_work_larger_than_it() {
+    match dcgan_core::ffi::device_memory(0) {
+        Ok((free, total)) => {
+            assert!(tch::Cuda::device_count() > 0, "memory of a GPU that is not there");
+            assert!(total >= 1 << 30 && free <= total, "free {free}, total {total}");
+            let model = dcgan_core::ModelConfig { image_size: 64, features_g: 64, features_d: 64, ..Default::default() };
+            let gan = dcgan_core::Gan::new(model, Default::default(), Device::Cuda(0), Some(0)).unwrap();
+            let too_many = (total / gan.model.training_bytes(1)) as i64 + 1;
+            let e = gan.check_work(too_many, true, "a training step").unwrap_err().to_string();
+            assert!(e.contains("of GPU cuda:0") && e.contains(&format!("{too_many} images")), "{e}");
+            gan.check_work(1, true, "a training step").unwrap();
+        }
+        Err(e) => {
+            assert_eq!(tch::Cuda::device_count(), 0, "no memory figures from a GPU: {e}");
+            assert!(e.to_string().to_lowercase().contains("cuda"), "{e}");
+        }
+    }
+}
