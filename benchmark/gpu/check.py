@@ -374,7 +374,8 @@ def main():
     print("save, load on the device and on the host, save again: " + (
         f"same contents {c['savedLoadedSavedSame']}; step 3 of the loaded model against PyTorch's: max |diff| "
         f"{c['resumedStepMaxDiff']:.3g} ({c['resumedWorstTensor']}), counters {c['resumedCountersOk']}; ONNX from the "
-        f"device model same as from the host copy: {c['onnxSameAsHostCopy']}"
+        f"device model same as from the host copy: {c['onnxSameAsHostCopy']}; samples' max |diff| from the host copy's "
+        f"{c['samplesMaxDiffFromHostCopy']:.3g}"
         + ("" if c.get("loadWeightsIntoGraphMaxDiff") is None else
            f"; weights loaded into a replaying CUDA graph against an eager model: max |diff| "
            f"{c['loadWeightsIntoGraphMaxDiff']:.3g}, replays {c['loadWeightsIntoGraphReplays']}")

@@ -378,7 +378,7 @@ fn models_diff(a: &Gan, b: &Gan) -> Res<f64> {
 /// fixture's first two steps the model is saved; loaded back onto the device and onto the host
 /// and saved again, each file must hold what the first does; the model loaded on the device
 /// must take step 3 to PyTorch's after3 (Adam's moments, step counts and BatchNorm buffers came
-/// back); its ONNX export must be the host copy's, byte for byte. On a GPU, weights loaded into a
+/// back); its ONNX export must be the host copy's, byte for byte, and its samples the host copy's. On a GPU, weights loaded into a
 /// model that replays a CUDA graph (in place, as `loadWeights` does) must be the ones its next
 /// replay trains: it must take the same step as an eager model that loaded them too; and a step
 /// too large for the GPU's memory is refused by the memory guard.
@@ -403,7 +403,7 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     gan.save(&first, HashMap::new()).map_err(err)?;
     let mut on_device = Gan::load(&first, device).map_err(err)?;
     on_device.save(&again, HashMap::new()).map_err(err)?;
-    let on_host = Gan::load(&first, Device::Cpu).map_err(err)?;
+    let mut on_host = Gan::load(&first, Device::Cpu).map_err(err)?;
     on_host.save(&host, HashMap::new()).map_err(err)?;
     let resaved_same = same_contents(&first, &again)? && same_contents(&first, &host)?;
 
@@ -415,6 +415,14 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     let mut onnx_same = true;
     for what in [What::Generator, What::Discriminator] {
         onnx_same &= to_bytes(&gan, what).map_err(err)? == to_bytes(&on_host, what).map_err(err)?;
+    }
+
+    // Sampling on the device gives the host copy's images (the noise is drawn on the host), with
+    // running statistics and with the batch's, as the trainer's fixed-noise samples use.
+    let mut samples_diff = 0.0f64;
+    for mode in [dcgan_core::NormMode::Eval, dcgan_core::NormMode::BatchStats] {
+        let (a, b) = (gan.generate(16, Some(3), mode).map_err(err)?, on_host.generate(16, Some(3), mode).map_err(err)?);
+        samples_diff = samples_diff.max(max_abs_diff(&a, &b)?);
     }
 
     let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
@@ -452,10 +460,10 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     };
     let memory_ok = memory_refusal.as_ref().map(|m| m["refused"] == json!(true) && m["fixtureBatchAccepted"] == json!(true));
     let graph_ok = graph_diff.map(|d| d <= tol && graph_replays == Some(3));
-    let pass = resaved_same && resumed_diff <= tol && counters_ok && onnx_same && graph_ok != Some(false) && memory_ok != Some(false);
+    let pass = resaved_same && resumed_diff <= tol && counters_ok && onnx_same && samples_diff <= tol && graph_ok != Some(false) && memory_ok != Some(false);
     Ok((json!({
         "savedLoadedSavedSame": resaved_same, "resumedStepMaxDiff": resumed_diff, "resumedWorstTensor": resumed_worst,
-        "resumedCountersOk": counters_ok, "onnxSameAsHostCopy": onnx_same,
+        "resumedCountersOk": counters_ok, "onnxSameAsHostCopy": onnx_same, "samplesMaxDiffFromHostCopy": samples_diff,
         "loadWeightsIntoGraphMaxDiff": graph_diff, "loadWeightsIntoGraphReplays": graph_replays, "gpuMemoryGuard": memory_refusal, "tolerance": tol,
     }), pass))
 }
