@@ -81,6 +81,7 @@ def parse_args():
     p.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc defaults to the Python workers")
     p.add_argument("--out", default=".", help="folder for gpu-check-<time>.json")
     a = p.parse_args()
+    a.peak_source = "--peak-* given"  # set_peaks says otherwise on CUDA
     quick = a.quick
     a.image_size = a.image_size or (32 if quick else 64)
     a.features = a.features or (8 if quick else 64)
@@ -97,7 +98,7 @@ def parse_args():
 
 # Dense (no sparsity) bf16 and TF32 peaks in TFLOPS from NVIDIA's data sheets, by a substring of
 # torch.cuda.get_device_name; the first match wins, so the more specific names come first.
-CARD_PEAKS = [("H200", 989.0, 494.0), ("H100 PCIe", 756.0, 378.0), ("H100 NVL", 835.0, 418.0),
+CARD_PEAKS = [("H200 NVL", 835.0, 418.0), ("H200", 989.0, 494.0), ("H100 PCIe", 756.0, 378.0), ("H100 NVL", 835.0, 418.0),
               ("H100", 989.0, 494.0), ("A100", 312.0, 156.0), ("L40S", 362.0, 183.0)]
 
 

@@ -451,7 +451,8 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     let memory_refusal = match device {
         Device::Cuda(index) => {
             let (_, total) = dcgan_core::ffi::device_memory(index).map_err(err)?;
-            let too_many = (total / gan.model.training_bytes(1)) as i64 + 1;
+            // Beyond the per-image part alone, so whatever the fixed part (weights, moments) adds.
+            let too_many = (total / gan.model.activation_bytes(1, true)) as i64 + 1;
             let refused = gan.check_work(too_many, true, "a training step").is_err_and(|e| e.to_string().contains(&format!("of GPU cuda:{index}")));
             let batch = tensor(io, "real.1", io_path)?.size()[0];
             Some(json!({ "gpuMemoryBytes": total, "refusedImages": too_many, "refused": refused, "fixtureBatchAccepted": gan.check_work(batch, true, "a training step").is_ok() }))

@@ -375,7 +375,8 @@ fn a_gpu_reports_its_memory_and_refuses_work_larger_than_it() {
             assert!(total >= 1 << 30 && free <= total, "free {free}, total {total}");
             let model = dcgan_core::ModelConfig { image_size: 64, features_g: 64, features_d: 64, ..Default::default() };
             let gan = dcgan_core::Gan::new(model, Default::default(), Device::Cuda(0), Some(0)).unwrap();
-            let too_many = (total / gan.model.training_bytes(1)) as i64 + 1;
+            // Beyond the per-image part alone, so whatever the fixed part (weights, moments) adds.
+            let too_many = (total / gan.model.activation_bytes(1, true)) as i64 + 1;
             let e = gan.check_work(too_many, true, "a training step").unwrap_err().to_string();
             assert!(e.contains("of GPU cuda:0") && e.contains(&format!("{too_many} images")), "{e}");
             gan.check_work(1, true, "a training step").unwrap();
