@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import signal
+import tempfile
 import subprocess
 import sys
 import time
@@ -77,6 +78,8 @@ def parse_args():
                    help="cuDNN autotuning on both sides: 1 (the library's default on CUDA, and what a tuned PyTorch loop sets) or 0")
     p.add_argument("--peak-bf16-tflops", type=float, help="dense bf16 peak of the card (default on CUDA: from the card's name, CARD_PEAKS)")
     p.add_argument("--peak-tf32-tflops", type=float, help="dense TF32 peak (default on CUDA: from the card's name)")
+    p.add_argument("--bf16-fixtures", help="the committed bf16 fixtures (seed64/, wide32/: init and io), whose inputs "
+                   "PyTorch's autocast recipe is run from on this device; no bf16 parity without it")
     p.add_argument("--node", help="Node.js for the Node check (default: node on PATH, else no Node check)")
     p.add_argument("--node-check", help="node/dist/node-check.cjs staged by prepare.sh (its addon and libtorch link beside it)")
     p.add_argument("--budget-s", type=float, default=450, help="seconds for all runs together")
@@ -197,6 +200,32 @@ def parity_runs(a, budget, out, save):
         out[name], _ = run_json(ours_cmd(a, "parity", extra), env, budget)
         say(f"  {json.dumps(out[name])}")
         save()
+    return out
+
+
+def bf16_parity_run(a, budget, out, save):
+    """PyTorch's bf16 autocast recipe run on this device from the committed inputs
+    (make_bf16_fixtures.py --device, which also measures how far PyTorch's own variants and
+    deliberate bugs land), then our bf16 step against it (gpu_check parity-bf16)."""
+    script = os.path.join(a.reference_dir, "make_bf16_fixtures.py")
+    if not (a.bf16_fixtures and os.path.isdir(a.bf16_fixtures) and os.path.exists(script)):
+        out["skipped"] = "no bf16 fixtures or make_bf16_fixtures.py staged"
+        return out
+    tmp = tempfile.mkdtemp(prefix="dcgan-bf16-")
+    try:
+        say("bf16: PyTorch's autocast recipe on this device...")
+        out["pytorch"], _ = run_json([sys.executable, script, "--device", a.device, "--inputs", a.bf16_fixtures,
+                                      "--out", tmp, "--measure"], {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+        say(f"  {json.dumps(out['pytorch'])[:300]}")
+        if "fixtures" in out["pytorch"]:
+            say("bf16: ours against it...")
+            out["ours"], _ = run_json([a.binary, "parity-bf16", "--device", a.device, "--precision", "bf16", "--fixture", tmp],
+                                      {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+            out["pass"] = out["ours"].get("pass")
+            say(f"  {json.dumps(out['ours'])}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    save()
     return out
 
 
@@ -353,12 +382,12 @@ def main():
     say(f"FLOPs per image and step: {json.dumps(count)}")
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"gpu-check-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    parity, roundtrip, dist, node, rows = {}, {}, {}, {}, []
+    parity, bf16, roundtrip, dist, node, rows = {}, {}, {}, {}, {}, []
 
     def save(**final):
         # Rewritten after every run, so that a check stopped from outside still leaves its numbers.
         record = {"environment": env, "args": {k: v for k, v in vars(a).items()}, "flops": count,
-                  "parity": parity, "roundtrip": roundtrip, "distributed": dist, "node": node, "runs": rows,
+                  "parity": parity, "bf16Parity": bf16, "roundtrip": roundtrip, "distributed": dist, "node": node, "runs": rows,
                   "pythonMalloc": {} if a.no_malloc_tuning else MALLOC_ENV,
                   "seconds": round(time.monotonic() - started, 1), "complete": False, **final}
         with open(path + ".tmp", "w") as f:
@@ -366,6 +395,7 @@ def main():
         os.replace(path + ".tmp", path)
 
     parity_runs(a, budget, parity, save)
+    bf16_parity_run(a, budget, bf16, save)
     roundtrip_run(a, budget, roundtrip, save)
     dist_runs(a, budget, dist, save)
     node_run(a, budget, node, rows, save)
@@ -376,6 +406,7 @@ def main():
     passed = (strict.get("pass") is True
               and all(r.get("pass") is True for name, r in parity.items() if name.startswith("strict"))
               and roundtrip.get("pass") is True
+              and bf16.get("pass") is not False
               and node.get("pass") is not False and "error" not in node
               and all(r.get("pass") is True for r in dist.values()))
     print()
@@ -397,6 +428,20 @@ def main():
                                        + ("" if r.get("graphReplays") is None else f", graph replays: {r['graphReplays']}")
                                        + f": {'PASS' if r['pass'] else 'FAIL'}"
                                        if "pass" in r else json.dumps(r)))
+    if "ours" in bf16 and "fixtures" in bf16["ours"]:
+        ours, measured = bf16["ours"], bf16["pytorch"].get("measured", {})
+        tol = ours["tolerances"]
+        parts = []
+        for f in ours["fixtures"]:
+            own = measured.get(f["fixture"], {}).get("correct (contiguous layout)", {})
+            parts.append(f"{f['fixture']}: stats {f['maxStatsDiff']:.3g}, BN statistics {f['maxBnStatsDiff']:.3g}, "
+                         f"weights off by > lr/2 {100 * f['weightsOffByHalfLr']:.2f}% (PyTorch's own recipe in the other "
+                         f"layout: {own.get('stats', float('nan')):.3g}, {own.get('bn_stats', float('nan')):.3g}, "
+                         f"{100 * own.get('weights_off_by_half_lr', float('nan')):.2f}%)")
+        print(f"bf16 against PyTorch's autocast recipe run on this device: {'; '.join(parts)}; bounds {tol['stats']:g}, "
+              f"{tol['bnStats']:g}, {100 * tol['weightsOffByHalfLr']:g}% (tests/bf16.rs): {'PASS' if ours['pass'] else 'FAIL'}")
+    else:
+        print(f"bf16 parity: {json.dumps(bf16)[:600]}")
     c = roundtrip.get("checks", {})
     print("save, load on the device and on the host, save again: " + (
         f"same contents {c['savedLoadedSavedSame']}; step 3 of the loaded model against PyTorch's: max |diff| "

@@ -27,7 +27,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 fail() { echo "check.sh: $*" >&2; exit 2; }
-first_existing() { for p in "$@"; do [[ -e "$p" ]] && { echo "$p"; return; }; done; }
+# The first path that exists, or nothing (status 0 either way: `set -e` would end the script on
+# an assignment from a failing command substitution).
+first_existing() { for p in "$@"; do [[ -e "$p" ]] && { echo "$p"; return 0; }; done; return 0; }
 
 [[ -n "$PYTHON" ]] || fail "give --python PATH: a Python with torch 2.11 (e.g. /opt/torch/.venv/bin/python)"
 [[ -x "$PYTHON" ]] || fail "--python $PYTHON is not an executable"
@@ -64,6 +66,9 @@ if ! "$BINARY" >/dev/null 2>"${TMPDIR:-/tmp}/gpu_check_probe.$$"; then
   fi
 fi
 rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
+
+BF16_FIXTURES="$(first_existing "$HERE/fixtures/bf16" "$HERE/../../__test__/fixtures/bf16")"
+if [[ -n "$BF16_FIXTURES" ]]; then PASS+=(--bf16-fixtures "$BF16_FIXTURES"); fi
 
 # The Node check (node/, staged by prepare.sh): the addon finds libtorch through its RUNPATH,
 # $ORIGIN/libtorch/lib, as in an npm install; here that is this machine's torch.

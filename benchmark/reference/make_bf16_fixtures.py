@@ -14,6 +14,11 @@ contiguous layout (the noise a correct bf16 step may show) and three wrong imple
 size a bug makes), which is what the tolerances of the tests are chosen between.
 
     node scripts/with-torch.mjs python benchmark/reference/make_bf16_fixtures.py [--measure] [--out DIR]
+
+With --device cuda (the GPU check) the same recipe runs under CUDA's autocast, from the committed
+inputs (--inputs names their folder where the script is not in the repository), and its last
+line is a JSON summary. Without the safetensors package (a torch-only environment) the files
+are read and written by the small reader and writer below.
 """
 import argparse
 import json
@@ -23,7 +28,13 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+
+try:
+    if os.environ.get("DCGAN_NO_SAFETENSORS"):  # to test the fallback where the package exists
+        raise ImportError
+    from safetensors.torch import load_file, save_file
+except ImportError:
+    from safetensors_fallback import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dcgan import BETAS, LEARNING_RATE, build  # noqa: E402
@@ -31,6 +42,7 @@ from dcgan import BETAS, LEARNING_RATE, build  # noqa: E402
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "__test__", "fixtures")
 ROOT = os.path.join(FIXTURES, "bf16")
 OUT = ROOT  # --out: where to write (the test runner writes this machine's reference there)
+DEVICE = "cpu"  # --device: where PyTorch's recipe runs
 STEPS = 3
 
 CONFIGS = {
@@ -63,7 +75,7 @@ class AutocastLoop:
 
     def step(self, real, noise):
         gen, disc = self.gen, self.disc
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):
             fake = gen(noise)
             logits_real = d_logits(disc, real)
             logits_fake = d_logits(disc, fake.detach())
@@ -72,7 +84,7 @@ class AutocastLoop:
         loss_d.backward()
         self.opt_disc.step()
 
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):
             output = d_logits(disc, fake)
             loss_gen = self.loss(output, 1.0)
         gen.zero_grad(set_to_none=True)
@@ -96,7 +108,7 @@ class AutocastLoop:
 
 def state(gen, disc):
     sd = {**gen.state_dict(), **disc.state_dict()}
-    return {k: v.detach().clone().contiguous() for k, v in sd.items()}
+    return {k: v.detach().cpu().clone().contiguous() for k, v in sd.items()}
 
 
 def inputs(name, cfg):
@@ -128,15 +140,15 @@ def run(cfg, init, io, variant="correct", channels_last=True):
     gen.load_state_dict({k: v for k, v in init.items() if k.startswith("gen.")})
     disc.load_state_dict({k: v for k, v in init.items() if k.startswith("disc.")})
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    gen, disc = gen.to(memory_format=fmt), disc.to(memory_format=fmt)
+    gen, disc = gen.to(DEVICE, memory_format=fmt), disc.to(DEVICE, memory_format=fmt)
     if variant == "weights-bf16":
         AutocastLoop(gen, disc, variant).after_step()
     loop = AutocastLoop(gen, disc, variant)
     stats, states = {}, {}
     for step in range(1, STEPS + 1):
-        real = io[f"real.{step}"].contiguous(memory_format=fmt)
-        out = loop.step(real, io[f"noise.{step}"])
-        stats[step] = torch.stack([x.detach().float() for x in out])
+        real = io[f"real.{step}"].to(DEVICE).contiguous(memory_format=fmt)
+        out = loop.step(real, io[f"noise.{step}"].to(DEVICE))
+        stats[step] = torch.stack([x.detach().float() for x in out]).cpu()
         if step in (1, STEPS):
             states[step] = state(gen, disc)
     return stats, states
@@ -179,15 +191,20 @@ def make(name, cfg, measure):
     for step, sd in states.items():
         save_file(sd, os.path.join(out, f"after{step}.safetensors"), metadata=meta)
     print(f"{name}: wrote {out}")
+    measured = {}
     if measure:
         ref = (stats, states)
         for variant, cl in (("correct", False), ("loss-on-probabilities", True), ("weights-bf16", True),
                             ("bn-stats-bf16", True)):
             d = max_diffs(run(cfg, init, io_in, variant, cl), ref)
-            print(f"  {variant}{'' if cl else ' (contiguous layout)'}: {json.dumps(d)}")
+            label = f"{variant}{'' if cl else ' (contiguous layout)'}"
+            measured[label] = d
+            print(f"  {label}: {json.dumps(d)}")
         # fp32 against bf16: how far the whole recipe moves the numbers.
         fp32 = run_fp32(cfg, init, io_in)
-        print(f"  fp32 (no autocast): {json.dumps(max_diffs(fp32, ref))}")
+        measured["fp32 (no autocast)"] = max_diffs(fp32, ref)
+        print(f"  fp32 (no autocast): {json.dumps(measured['fp32 (no autocast)'])}")
+    return measured
 
 
 def run_fp32(cfg, init, io):
@@ -216,8 +233,15 @@ if __name__ == "__main__":
     p.add_argument("--measure", action="store_true", help="also print the distance of variants and bugs")
     p.add_argument("--out", help="write the fixtures here instead of __test__/fixtures/bf16, from the committed inputs: "
                    "PyTorch's reference computed on this machine's bfloat16 kernels")
+    p.add_argument("--device", default="cpu", help="where PyTorch's recipe runs: cpu (default), cuda, cuda:N")
+    p.add_argument("--inputs", help="the committed bf16 fixtures' folder (default __test__/fixtures/bf16), whose "
+                   "initial weights and inputs --out starts from")
     a = p.parse_args()
     if a.out:
         OUT = os.path.abspath(a.out)
-    for name, cfg in CONFIGS.items():
-        make(name, cfg, a.measure)
+    if a.inputs:
+        ROOT = os.path.abspath(a.inputs)
+    DEVICE = a.device
+    measures = {name: make(name, cfg, a.measure) for name, cfg in CONFIGS.items()}
+    print(json.dumps({"device": DEVICE, "torch": torch.__version__, "out": OUT, "fixtures": list(CONFIGS),
+                      "measured": measures}))

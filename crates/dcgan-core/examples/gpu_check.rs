@@ -4,6 +4,7 @@
 //!   gpu_check bench  --device cuda --image-size 64 --features 64 --batch 128 --steps 50 --warmup 10
 //!   gpu_check parity --device cuda --fixture __test__/fixtures/seed64
 //!   gpu_check roundtrip --device cuda --fixture __test__/fixtures/seed64
+//!   gpu_check parity-bf16 --device cuda --precision bf16 --fixture DIR   (DIR: make_bf16_fixtures.py --out)
 //!   gpu_check dist   --device cuda --fixture __test__/fixtures/ddp32 --sync-bn 1
 //!
 //! `bench` prints one JSON line: per-step times of `Gan::train_step` (each timed until its numbers
@@ -469,6 +470,75 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
     }), pass))
 }
 
+/// The bounds of crates/dcgan-core/tests/bf16.rs (see there how they were measured): statistics,
+/// BatchNorm running statistics, and the fraction of weights more than lr/2 from PyTorch's.
+const BF16_STATS_TOL: f64 = 3e-5;
+const BF16_BN_TOL: f64 = 2.5e-5;
+const BF16_WEIGHTS_OFF_FRACTION: f64 = 0.05;
+
+/// How far `gan` is from PyTorch's state_dict `expected`: (fraction of the weights more than lr/2
+/// away, largest BatchNorm running-statistic difference). Adam turns a near-zero gradient into a
+/// step of about lr, so a weight's distance is counted rather than bounded.
+fn bf16_state_distance(gan: &Gan, expected: &weights::Loaded, path: &Path) -> Res<(f64, f64)> {
+    let lr = gan.train.lr;
+    let (mut off, mut total, mut bn) = (0i64, 0i64, 0.0f64);
+    for (name, t, is_buffer) in gan.generator.state().into_iter().chain(gan.discriminator.state()) {
+        let e = tensor(expected, &name, path)?;
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        if is_buffer {
+            bn = bn.max(max_abs_diff(&t, e).map_err(|m| format!("'{name}': {m}"))?);
+        } else {
+            let diff = (t.to_device(Device::Cpu).to_kind(Kind::Double) - e.to_kind(Kind::Double)).abs();
+            off += diff.gt(lr / 2.0).sum(Kind::Int64).int64_value(&[]);
+            total += diff.numel() as i64;
+        }
+    }
+    Ok((off as f64 / total.max(1) as f64, bn))
+}
+
+/// `parity-bf16 --fixture DIR --precision bf16`: DIR holds seed64/ and wide32/ as
+/// benchmark/reference/make_bf16_fixtures.py writes them on this device (PyTorch's autocast recipe
+/// run here, from the committed inputs); our bf16 step over their three steps, within the bounds
+/// of tests/bf16.rs. A bf16 step's numbers depend on the device's kernels, so the reference must
+/// come from the same device, as `npm test` does on the CPU.
+fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
+    let device = device(args)?;
+    if device == Device::Cpu {
+        // As the reference ran (make_bf16_fixtures.py): oneDNN's bf16 sums depend on the threads.
+        dcgan_core::set_threads(1).map_err(|e| e.to_string())?;
+    }
+    let dir = PathBuf::from(args.str("fixture", ""));
+    let mut fixtures = Vec::new();
+    let mut pass = true;
+    for name in ["seed64", "wide32"] {
+        let folder = dir.join(name);
+        let (io_path, init_path) = (folder.join("io.safetensors"), folder.join("init.safetensors"));
+        let (io, init) = (load(&io_path)?, load(&init_path)?);
+        let mut gan = fixture_gan(args, device, &io, &io_path, &init)?;
+        if gan.train.precision != dcgan_core::Precision::Bf16 {
+            return Err("parity-bf16 needs --precision bf16".into());
+        }
+        let (mut stats, mut off, mut bn) = (0.0f64, 0.0f64, 0.0f64);
+        for step in 1..=3i64 {
+            let (real, noise) = (tensor(&io, &format!("real.{step}"), &io_path)?, tensor(&io, &format!("noise.{step}"), &io_path)?);
+            let s = gan.train_step(real, Some(noise)).map_err(|e| e.to_string())?;
+            stats = stats.max(stats_diff(&s, tensor(&io, &format!("stats.{step}"), &io_path)?)?);
+            if step == 1 || step == 3 {
+                let path = folder.join(format!("after{step}.safetensors"));
+                let (w, b) = bf16_state_distance(&gan, &load(&path)?, &path)?;
+                (off, bn) = (off.max(w), bn.max(b));
+            }
+        }
+        let ok = stats <= BF16_STATS_TOL && bn <= BF16_BN_TOL && off <= BF16_WEIGHTS_OFF_FRACTION;
+        pass &= ok;
+        fixtures.push(json!({ "fixture": name, "maxStatsDiff": stats, "maxBnStatsDiff": bn, "weightsOffByHalfLr": off, "pass": ok }));
+    }
+    let tolerances = json!({ "stats": BF16_STATS_TOL, "bnStats": BF16_BN_TOL, "weightsOffByHalfLr": BF16_WEIGHTS_OFF_FRACTION });
+    Ok((json!({ "mode": "parity-bf16", "side": "ours", "device": device_name(device), "fixtures": fixtures, "tolerances": tolerances, "pass": pass }), pass))
+}
+
 fn env_int(name: &str) -> Res<i64> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))?.parse().map_err(|_| format!("{name} is not an integer"))
 }
@@ -547,7 +617,7 @@ fn dist(raw: &[String], args: &Args) -> Res<(Value, bool)> {
 
 fn run() -> Res<bool> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: gpu_check bench|parity|roundtrip|dist [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
+    let usage = "usage: gpu_check bench|parity|parity-bf16|roundtrip|dist [--device cpu|cuda|cuda:N] [--key value ...] (see the file's header)";
     let mode = raw.first().ok_or(usage)?;
     let args = Args::parse(&raw[1..])?;
     // As the library does before its first step (the addon's libtorch thread, the data loader).
@@ -557,9 +627,10 @@ fn run() -> Res<bool> {
             println!("{}", bench(&args)?);
             Ok(true)
         }
-        "parity" | "roundtrip" | "dist" | "dist-rank" => {
+        "parity" | "parity-bf16" | "roundtrip" | "dist" | "dist-rank" => {
             let (report, pass) = match mode.as_str() {
                 "parity" => parity(&args)?,
+                "parity-bf16" => parity_bf16(&args)?,
                 "roundtrip" => roundtrip(&args)?,
                 "dist" => dist(&raw[1..], &args)?,
                 _ => dist_rank(&args)?,
