@@ -71,11 +71,15 @@ BF16_FIXTURES="$(first_existing "$HERE/fixtures/bf16" "$HERE/../../__test__/fixt
 if [[ -n "$BF16_FIXTURES" ]]; then PASS+=(--bf16-fixtures "$BF16_FIXTURES"); fi
 
 # The Node check (node/, staged by prepare.sh): the addon finds libtorch through its RUNPATH,
-# $ORIGIN/libtorch/lib, as in an npm install; here that is this machine's torch.
-NODE_CHECK="$(first_existing "$HERE/node/dist/node-check.cjs")"
-if [[ -n "$NODE_CHECK" ]]; then
-  ln -sfn "$(dirname "$TORCH_LIB")" "$HERE/node/libtorch" && PASS+=(--node-check "$NODE_CHECK") \
-    || echo "check.sh: cannot link $HERE/node/libtorch to this machine's torch: no Node check" >&2
+# $ORIGIN/libtorch/lib, as in an npm install; here that is this machine's torch, linked beside a
+# copy of node/ in a temporary folder (the stage itself stays free of links).
+if [[ -e "$HERE/node/dist/node-check.cjs" ]]; then
+  NODE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dcgan-node-check.XXXXXX")/node"
+  if cp -r "$HERE/node" "$NODE_DIR" && ln -sfn "$(dirname "$TORCH_LIB")" "$NODE_DIR/libtorch"; then
+    PASS+=(--node-check "$NODE_DIR/dist/node-check.cjs")
+  else
+    echo "check.sh: cannot prepare $NODE_DIR with a link to this machine's torch: no Node check" >&2
+  fi
 fi
 
 exec "$PYTHON" "$HERE/check.py" --binary "$BINARY" --fixture "$FIXTURE" --ddp-fixture "$DDP_FIXTURE" --reference-dir "$REFERENCE" \

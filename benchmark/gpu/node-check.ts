@@ -27,6 +27,8 @@ const device = a.device! as DeviceSpec
 const onGpu = device.startsWith('cuda')
 // As gpu_check's: cuDNN and the CPU sum in other orders than PyTorch's CPU fixtures.
 const TOL = onGpu ? 1e-4 : 1e-5
+// The eager steps before a capture: useCudaGraph's default, which the Trainer uses.
+const GRAPH_WARMUP = 3
 
 function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   if (x.length !== y.length) return Infinity
@@ -94,7 +96,7 @@ async function trainerRun(steps: number, extra: Record<string, unknown>, resumeA
       await trainer.fit({ progress: false, dataset: syntheticBatches(resumeAt) })
     }
     const rows = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; lossD: number; lossG: number })
-    const result = { state: await trainer.gan.state(), steps: trainer.step, rows, device: trainer.gan.config.device }
+    const result = { state: await trainer.gan.state(), steps: trainer.step, rows, device: trainer.gan.config.device, replays: await trainer.gan.cudaGraphReplays() }
     await trainer.gan.dispose()
     return result
   } finally {
@@ -118,7 +120,9 @@ async function trainerChecks() {
   const ok = (c: ReturnType<typeof compare>) => c.maxStateDiff <= TOL && c.maxLossDiff <= TOL && c.stepsLogged
   const options = onGpu ? 'deferStats+cudaGraph' : 'deferStats'
   const checks = { [options]: compare(fast), resumedAt5: compare(resumed) }
-  return { device: plain.device, steps, ...checks, pass: plain.steps === steps && ok(checks[options]) && ok(checks.resumedAt5) }
+  // The steps after the graph's warm-up ran as replays (not eagerly after a silent fallback).
+  const replaysOk = onGpu ? fast.replays === steps - GRAPH_WARMUP : fast.replays === null
+  return { device: plain.device, steps, ...checks, graphReplays: fast.replays, pass: plain.steps === steps && ok(checks[options]) && ok(checks.resumedAt5) && replaysOk }
 }
 
 /** The q-quantile of `xs`, interpolated as check.py's `quantile`. */
@@ -186,4 +190,8 @@ async function main() {
   process.exitCode = pass ? 0 : 1
 }
 
-void main()
+main().catch((e: unknown) => {
+  // Before any check ran (the addon did not load, CUDA did not start): the reason, as the one JSON line.
+  console.log(JSON.stringify({ mode: 'node', node: process.version, device, error: String((e as Error)?.stack ?? e).slice(0, 600), pass: false }))
+  process.exitCode = 1
+})
