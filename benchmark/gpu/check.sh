@@ -4,7 +4,8 @@
 # with images/s and model FLOP utilisation, after a parity check of ours against PyTorch's fixture.
 # Needs only a Python with torch 2.11 (CUDA): no network, no Node, no Rust.
 #
-#   benchmark/gpu/check.sh --python /opt/torch/.venv/bin/python [--device cuda] [--out DIR] [check.py options]
+#   benchmark/gpu/check.sh [--python /opt/torch/.venv/bin/python] [--device cuda] [--out DIR] [check.py options]
+#   (without --python: /opt/torch/.venv/bin/python, else a python3 on PATH that imports torch)
 #   benchmark/gpu/check.sh --python ~/.cache/dcgan/torch-2.11.0/bin/python --device cpu --quick   # a test here
 #
 # Run from the folder prepare.sh stages (bin/, fixtures/, reference/ beside this file) or from the
@@ -31,6 +32,16 @@ fail() { echo "check.sh: $*" >&2; exit 2; }
 # an assignment from a failing command substitution).
 first_existing() { for p in "$@"; do [[ -e "$p" ]] && { echo "$p"; return 0; }; done; return 0; }
 
+# Without --python: the lent GPU machines' venv, else a python3 on PATH that imports torch.
+if [[ -z "$PYTHON" ]]; then
+  for candidate in /opt/torch/.venv/bin/python "$(command -v python3 || true)"; do
+    if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" -c 'import torch' 2>/dev/null; then
+      PYTHON="$candidate"
+      echo "check.sh: using $PYTHON (give --python to choose)" >&2
+      break
+    fi
+  done
+fi
 [[ -n "$PYTHON" ]] || fail "give --python PATH: a Python with torch 2.11 (e.g. /opt/torch/.venv/bin/python)"
 [[ -x "$PYTHON" ]] || fail "--python $PYTHON is not an executable"
 TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dcgan/target}"
