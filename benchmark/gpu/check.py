@@ -129,21 +129,26 @@ class Budget:
         return min(self.per_run, self.end - time.monotonic())
 
 
-def run_json(cmd, env_extra, budget):
-    """Runs `cmd`; returns (its last JSON line or an error object, wall seconds)."""
-    timeout = budget.timeout()
+def run_json(cmd, env_extra, budget, cap=None):
+    """Runs `cmd` (for at most `cap` seconds when given); returns (its last JSON line or an error
+    object, wall seconds)."""
+    timeout = min(budget.timeout(), cap or float("inf"))
     if timeout < 5:
         return {"skipped": "time budget spent"}, 0.0
     env = {**os.environ, **env_extra}
     t0 = time.monotonic()
     # A session of its own, so that a timeout also ends torch.compile's worker processes.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"skipped": f"stopped after {timeout:.0f} s"}, time.monotonic() - t0
+        out, err = proc.communicate()
+        # A run that printed its result and then hung on exit still counts; one that did not is skipped.
+        done = next((line for line in reversed(out.strip().splitlines()) if line.startswith("{")), None)
+        if done is None:
+            return {"skipped": f"stopped after {timeout:.0f} s"}, time.monotonic() - t0
     wall = time.monotonic() - t0
     for line in reversed(out.strip().splitlines()):
         if line.startswith("{"):
@@ -219,8 +224,11 @@ def bf16_parity_run(a, budget, out, save):
         say(f"  {json.dumps(out['pytorch'])[:300]}")
         if "fixtures" in out["pytorch"]:
             say("bf16: ours against it...")
-            out["ours"], _ = run_json([a.binary, "parity-bf16", "--device", a.device, "--precision", "bf16", "--fixture", tmp],
-                                      {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+            # PyTorch's own recipe in the other layout: the noise of a correct bf16 step on this device.
+            noise = {name: m.get("correct (contiguous layout)", {}) for name, m in out["pytorch"].get("measured", {}).items()}
+            noise = {name: n for name, n in noise.items() if "error" not in n}
+            out["ours"], _ = run_json([a.binary, "parity-bf16", "--device", a.device, "--precision", "bf16", "--fixture", tmp,
+                                       "--noise", json.dumps(noise)], {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
             out["pass"] = out["ours"].get("pass")
             say(f"  {json.dumps(out['ours'])}")
     finally:
@@ -258,7 +266,7 @@ def node_run(a, budget, out, rows, save):
            "--bench-steps", str(a.steps), "--bench-warmup", str(a.warmup)]
     # No LD_LIBRARY_PATH: the loader would find libtorch there before the addon's RUNPATH, and the
     # point is the route an npm install takes.
-    r, wall = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0", "LD_LIBRARY_PATH": ""}, budget)
+    r, wall = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0", "LD_LIBRARY_PATH": ""}, budget, cap=150)
     out.update(r, wallS=round(wall, 1))
     for row in r.get("bench", []) if isinstance(r.get("bench"), list) else []:
         say(f"  {row['side']}, batch {row['batch']}: {summary(row)}")
@@ -276,7 +284,8 @@ def dist_runs(a, budget, out, save):
         name = "SyncBatchNorm" if sync else "DDP"
         say(f"data-parallel, 2 ranks ({name})...")
         cmd = [a.binary, "dist", "--device", a.device, "--fixture", a.ddp_fixture, "--sync-bn", str(sync)]
-        out[name], _ = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0"}, budget)
+        # The loopback device for Gloo: a machine without a network may not resolve its own hostname.
+        out[name], _ = run_json(cmd, {"NVIDIA_TF32_OVERRIDE": "0", "GLOO_SOCKET_IFNAME": "lo"}, budget)
         say(f"  {json.dumps(out[name])}")
         save()
     return out
@@ -293,7 +302,7 @@ def bench_plan(a):
         plan += [("ours", side, batch) for side in main]
         plan += [("python", v, batch) for v in a.variants if v not in COMPILED]
     # The largest batch first: the bf16 utilisation target is measured there.
-    plan += [("python", v, batch) for v in a.variants if v in COMPILED for batch in sorted(a.batches, reverse=True)]
+    plan += [("python", v, batch) for batch in sorted(a.batches, reverse=True) for v in a.variants if v in COMPILED]
     plan += [("ours", side, batch) for batch in a.batches for side in extra]
     return plan
 
@@ -322,6 +331,15 @@ def bench_runs(a, budget, rows, save):
     return rows
 
 
+def num(x):
+    """A measured number for the summary: a NaN comes back from JSON as null, which must print too."""
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
+
+
+def pct(x):
+    return f"{100 * x:.2f}%" if isinstance(x, (int, float)) else str(x)
+
+
 def quantile(sorted_values, q):
     i = (len(sorted_values) - 1) * q
     lo = int(i)
@@ -347,7 +365,7 @@ def table(a, rows, flop_per_image):
     peaks = {"bf16": a.peak_bf16_tflops, "fp32": a.peak_tf32_tflops}
     for r in rows:
         if "medianStepMs" not in r:
-            why = r.get("error") or r.get("skipped")
+            why = str(r.get("error") or r.get("skipped"))[-150:]
             lines.append(f"| {r['side']} | {r['precision']} | {r['batch']} | {why} | | | | | | |")
             continue
         tflops = flop_per_image * r["batch"] / (r["medianStepMs"] / 1000) / 1e12
@@ -431,8 +449,8 @@ def main():
           f"executes {count['tunedLoopFlopPerImage'] / 1e9:.4g}, the seed's {count['countedSeedLoopFlopPerImage'] / 1e9:.4g}; "
           f"FlopCounterMode agrees); {peaks}")
     for name, r in parity.items():
-        print(f"parity ({name}): " + (f"max |diff| state {r['maxStateDiff']:.3g} ({r['worstTensor']}), stats "
-                                       f"{r['maxStatsDiff']:.3g}, tolerance {r['tolerance']:g}"
+        print(f"parity ({name}): " + (f"max |diff| state {num(r['maxStateDiff'])} ({r['worstTensor']}), stats "
+                                       f"{num(r['maxStatsDiff'])}, tolerance {r['tolerance']:g}"
                                        + ("" if r.get("deviceBatchOutOfRangeRefused") is None else
                                           f", device batches of bytes and with a NaN refused: {r['deviceBatchOutOfRangeRefused']}")
                                        + ("" if r.get("divergedSaid") is None else f", NaN weights said: {r['divergedSaid']}")
@@ -445,29 +463,41 @@ def main():
         parts = []
         for f in ours["fixtures"]:
             own = measured.get(f["fixture"], {}).get("correct (contiguous layout)", {})
-            parts.append(f"{f['fixture']}: stats {f['maxStatsDiff']:.3g}, BN statistics {f['maxBnStatsDiff']:.3g}, "
-                         f"weights off by > lr/2 {100 * f['weightsOffByHalfLr']:.2f}% (PyTorch's own recipe in the other "
-                         f"layout: {own.get('stats', float('nan')):.3g}, {own.get('bn_stats', float('nan')):.3g}, "
-                         f"{100 * own.get('weights_off_by_half_lr', float('nan')):.2f}%)")
+            parts.append(f"{f['fixture']}: stats {num(f['maxStatsDiff'])}, BN statistics {num(f['maxBnStatsDiff'])}, "
+                         f"weights off by > lr/2 {pct(f['weightsOffByHalfLr'])} (PyTorch's own recipe in the other "
+                         f"layout: {num(own.get('stats', float('nan')))}, {num(own.get('bn_stats', float('nan')))}, "
+                         f"{pct(own.get('weights_off_by_half_lr', float('nan')))})")
+        # Whether the bounds used still fail each deliberate bug PyTorch's script measured here.
+        caught = {}
+        for f in ours["fixtures"]:
+            b = f.get("bounds", {})
+            for bug, d in measured.get(f["fixture"], {}).items():
+                if bug.startswith("correct") or "error" in d:
+                    continue
+                hit = (d["stats"] > b.get("stats", 0) or d["bn_stats"] > b.get("bnStats", 0)
+                       or d["weights_off_by_half_lr"] > b.get("weightsOffByHalfLr", 0))
+                caught[bug] = caught.get(bug, True) and hit
         print(f"bf16 against PyTorch's autocast recipe run on this device: {'; '.join(parts)}; bounds {tol['stats']:g}, "
-              f"{tol['bnStats']:g}, {100 * tol['weightsOffByHalfLr']:g}% (tests/bf16.rs): {'PASS' if ours['pass'] else 'FAIL'}")
+              f"{tol['bnStats']:g}, {100 * tol['weightsOffByHalfLr']:g}% (tests/bf16.rs), widened to PyTorch's own "
+              f"noise where that is larger: {json.dumps([f.get('bounds') for f in ours['fixtures']])}; deliberate bugs "
+              f"those bounds fail on every fixture: {json.dumps(caught)}: {'PASS' if ours['pass'] else 'FAIL'}")
     else:
         print(f"bf16 parity: {json.dumps(bf16)[:600]}")
     c = roundtrip.get("checks", {})
     print("save, load on the device and on the host, save again: " + (
         f"same contents {c['savedLoadedSavedSame']}; step 3 of the loaded model against PyTorch's: max |diff| "
-        f"{c['resumedStepMaxDiff']:.3g} ({c['resumedWorstTensor']}), counters {c['resumedCountersOk']}; ONNX from the "
+        f"{num(c['resumedStepMaxDiff'])} ({c['resumedWorstTensor']}), counters {c['resumedCountersOk']}; ONNX from the "
         f"device model same as from the host copy: {c['onnxSameAsHostCopy']}; samples' max |diff| from the host copy's "
-        f"{c['samplesMaxDiffFromHostCopy']:.3g}"
-        + ("" if c.get("loadWeightsIntoGraphMaxDiff") is None else
+        f"{num(c['samplesMaxDiffFromHostCopy'])}"
+        + ("" if c.get("loadWeightsIntoGraphReplays") is None and c.get("loadWeightsIntoGraphMaxDiff") is None else
            f"; weights loaded into a replaying CUDA graph against an eager model: max |diff| "
-           f"{c['loadWeightsIntoGraphMaxDiff']:.3g}, replays {c['loadWeightsIntoGraphReplays']}")
+           f"{num(c['loadWeightsIntoGraphMaxDiff'])}, replays {c['loadWeightsIntoGraphReplays']}")
         + ("" if c.get("gpuMemoryGuard") is None else f"; memory guard against the GPU's memory: {json.dumps(c['gpuMemoryGuard'])}")
         + f"; tolerance {c['tolerance']:g}: {'PASS' if roundtrip['pass'] else 'FAIL'}" if c else json.dumps(roundtrip)))
     for name, r in dist.items():
         ranks = r.get("ranks", [])
         print(f"data-parallel, 2 Gloo ranks on {a.device} ({name}): " + (
-            "; ".join(f"rank {x.get('rank')} max |diff| {x.get('maxStateDiff', float('nan')):.3g} against {x.get('reference')}" for x in ranks)
+            "; ".join(f"rank {x.get('rank')} max |diff| {num(x.get('maxStateDiff', float('nan')))} against {x.get('reference')}" for x in ranks)
             + f", tolerance {ranks[0].get('tolerance') if ranks else '?'}: {'PASS' if r['pass'] else 'FAIL'}" if "pass" in r else json.dumps(r)))
     if "skipped" in node or "error" in node or "pass" not in node:
         print(f"Node check: {node.get('skipped') or node.get('error') or json.dumps(node)}")
@@ -475,7 +505,7 @@ def main():
         t = node.get("trainer", {})
         fast = next((k for k in t if k.startswith("deferStats")), None)
         print(f"Node check (Node {node.get('node')}, the addon with this machine's libtorch): parity through the "
-              f"TypeScript API max |diff| {node['parity'].get('maxStateDiff', float('nan')):.3g}; Trainer {fast} and a resume "
+              f"TypeScript API max |diff| {num(node['parity'].get('maxStateDiff', float('nan')))}; Trainer {fast} and a resume "
               f"against the plain run: max |diff| {t.get(fast, {}).get('maxStateDiff', float('nan')):.3g} and "
               f"{t.get('resumedAt5', {}).get('maxStateDiff', float('nan')):.3g}: {'PASS' if node['pass'] else 'FAIL'}"
               if "maxStateDiff" in node.get("parity", {}) else f"Node check: {json.dumps(node)[:600]}")

@@ -105,8 +105,10 @@ def main():
         times, warmup_times, losses = run(a, device)
     except Exception as e:  # noqa: BLE001 - reported to the caller, which goes on with the other variants
         traceback.print_exc()
-        reason = str(e).strip().splitlines()
-        print(json.dumps({"error": f"{type(e).__name__}: {reason[0] if reason else ''}"[:500], "variant": a.variant}), flush=True)
+        # Every line, the end kept: torch.compile's first line ("backend='inductor' raised:") says
+        # nothing, the cause (a missing C compiler, say) comes last.
+        reason = " | ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+        print(json.dumps({"error": f"{type(e).__name__}: {reason}"[-500:], "variant": a.variant}), flush=True)
         sys.exit(FAILED)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {

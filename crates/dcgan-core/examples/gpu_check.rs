@@ -501,7 +501,7 @@ fn bf16_state_distance(gan: &Gan, expected: &weights::Loaded, path: &Path) -> Re
 /// `parity-bf16 --fixture DIR --precision bf16`: DIR holds seed64/ and wide32/ as
 /// benchmark/reference/make_bf16_fixtures.py writes them on this device (PyTorch's autocast recipe
 /// run here, from the committed inputs); our bf16 step over their three steps, within the bounds
-/// of tests/bf16.rs. A bf16 step's numbers depend on the device's kernels, so the reference must
+/// of tests/bf16.rs (widened to --noise where this device's own noise is larger). A bf16 step's numbers depend on the device's kernels, so the reference must
 /// come from the same device, as `npm test` does on the CPU.
 fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
     let device = device(args)?;
@@ -510,9 +510,17 @@ fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
         dcgan_core::set_threads(1).map_err(|e| e.to_string())?;
     }
     let dir = PathBuf::from(args.str("fixture", ""));
+    // --noise: per fixture, how far PyTorch's own recipe in the other layout lands from its
+    // reference on this device ({"seed64": {"stats": …, "bn_stats": …, "weights_off_by_half_lr": …}}).
+    // The CPU's bounds were set at that noise there; another device's kernels may round
+    // differently, so a bound is widened to the noise measured here when that is larger (no more:
+    // on this CPU the no-autocast bug lands only about twice that far).
+    let noise: Value = serde_json::from_str(&args.str("noise", "{}")).map_err(|e| format!("--noise: {e}"))?;
     let mut fixtures = Vec::new();
     let mut pass = true;
     for name in ["seed64", "wide32"] {
+        let widened = |bound: f64, key: &str| noise[name][key].as_f64().map_or(bound, |n| bound.max(n));
+        let bounds = (widened(BF16_STATS_TOL, "stats"), widened(BF16_BN_TOL, "bn_stats"), widened(BF16_WEIGHTS_OFF_FRACTION, "weights_off_by_half_lr"));
         let folder = dir.join(name);
         let (io_path, init_path) = (folder.join("io.safetensors"), folder.join("init.safetensors"));
         let (io, init) = (load(&io_path)?, load(&init_path)?);
@@ -531,9 +539,12 @@ fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
                 (off, bn) = (off.max(w), bn.max(b));
             }
         }
-        let ok = stats <= BF16_STATS_TOL && bn <= BF16_BN_TOL && off <= BF16_WEIGHTS_OFF_FRACTION;
+        let ok = stats <= bounds.0 && bn <= bounds.1 && off <= bounds.2;
         pass &= ok;
-        fixtures.push(json!({ "fixture": name, "maxStatsDiff": stats, "maxBnStatsDiff": bn, "weightsOffByHalfLr": off, "pass": ok }));
+        fixtures.push(json!({
+            "fixture": name, "maxStatsDiff": stats, "maxBnStatsDiff": bn, "weightsOffByHalfLr": off,
+            "bounds": { "stats": bounds.0, "bnStats": bounds.1, "weightsOffByHalfLr": bounds.2 }, "pass": ok,
+        }));
     }
     let tolerances = json!({ "stats": BF16_STATS_TOL, "bnStats": BF16_BN_TOL, "weightsOffByHalfLr": BF16_WEIGHTS_OFF_FRACTION });
     Ok((json!({ "mode": "parity-bf16", "side": "ours", "device": device_name(device), "fixtures": fixtures, "tolerances": tolerances, "pass": pass }), pass))
@@ -553,7 +564,8 @@ fn dist_rank(args: &Args) -> Res<(Value, bool)> {
         world_size: world,
         master_addr: std::env::var("MASTER_ADDR").map_err(|_| "MASTER_ADDR is not set".to_string())?,
         master_port: env_int("MASTER_PORT")?,
-        timeout: 120.0,
+        // Two ranks on one machine: a peer that has not answered in 30 s has failed.
+        timeout: 30.0,
         sync_batch_norm: sync_bn,
     };
     dcgan_core::distributed::init(&options).map_err(|e| e.to_string())?;
