@@ -307,10 +307,25 @@ def bench_plan(a):
     return plan
 
 
+def no_compiler_reason(a):
+    """Why torch.compile cannot run on this GPU machine, or None: Triton builds its launcher with a
+    C compiler at first use, and without one every compiled run fails after its set-up."""
+    if not a.device.startswith("cuda") or os.environ.get("CC") or any(shutil.which(c) for c in ("gcc", "cc", "clang")):
+        return None
+    return "no C compiler on this machine (no gcc, cc, clang or CC): Triton needs one to build its launcher"
+
+
 def bench_runs(a, budget, rows, save):
     python_env = {} if a.no_malloc_tuning else MALLOC_ENV
+    no_compiler = no_compiler_reason(a)
     for kind, side, batch in bench_plan(a):
         say(f"{side}, batch {batch}...")
+        if kind == "python" and side in COMPILED and no_compiler:
+            r = {"skipped": no_compiler, "side": side, "batch": batch, "precision": "bf16" if "bf16" in side.split("+") else "fp32"}
+            say(f"  {no_compiler}")
+            rows.append(r)
+            save()
+            continue
         if kind == "ours":
             flags, env = OURS[side]
             r, wall = run_json(ours_cmd(a, "bench", ["--batch", str(batch)] + flags), env, budget)
