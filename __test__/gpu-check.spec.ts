@@ -53,6 +53,13 @@ testNeeding('the GPU check, staged by prepare.sh and run on the CPU, passes ever
   t.true(report.node.pass, JSON.stringify(report.node).slice(0, 2000))
   t.is(report.node.trainer.graphReplays, null) // no CUDA graph on the CPU
 
+  // The targets' verdicts, from those rows: ours against PyTorch's fastest and eager loops.
+  const fp32 = report.targets['32'].fp32
+  t.like(fp32, { fastestPyTorch: 'tuned' })
+  t.true(['ours', 'ours+deferred'].includes(fp32.ours))
+  t.is(fp32.vsEagerTuned, fp32.vsFastest)
+  t.is(fp32.vsFastestMet, fp32.vsFastest >= 1.2)
+
   const timed = (report.runs as Row[]).filter((r) => (r.medianStepMs ?? 0) > 0).map((r) => `${r.side}@${r.batch}`).sort()
   t.deepEqual(timed, ['node+host-batch+deferred@32', 'node+host-batch@32', 'ours+deferred@32', 'ours@32', 'tuned@32'])
 })

@@ -395,6 +395,52 @@ def table(a, rows, flop_per_image):
     return "\n".join(lines)
 
 
+# Our sides with the batch resident on the device, as the PyTorch workers keep theirs: what the
+# targets compare. The host-batch sides and Node's rows say what uploading costs.
+RESIDENT_SIDES = {"ours", "ours+channels_last", "ours+bf16", "ours+deferred", "ours+graph"}
+# Issue 8's CUDA targets at the paper size.
+TARGET_VS_EAGER, TARGET_VS_FASTEST, TARGET_BF16_MFU, MFU_BATCH = 2.0, 1.2, 0.40, 512
+
+
+def targets(a, rows, flop_per_image):
+    """Issue 8's CUDA targets from the timed rows, per batch: (JSON-able verdicts, text)."""
+    timed = [r for r in rows if "medianStepMs" in r]
+    fastest = lambda rs: min(rs, key=lambda r: r["medianStepMs"]) if rs else None  # noqa: E731
+    out, lines = {}, []
+    for batch in a.batches:
+        at = [r for r in timed if r["batch"] == batch]
+        verdict = {}
+        for precision in ("fp32", "bf16"):
+            ours = fastest([r for r in at if r["side"] in RESIDENT_SIDES and r["precision"] == precision])
+            theirs = fastest([r for r in at if r["side"].startswith("tuned") and r["precision"] == precision])
+            if not (ours and theirs):
+                continue
+            v = {"ours": ours["side"], "oursMs": ours["medianStepMs"], "fastestPyTorch": theirs["side"],
+                 "vsFastest": theirs["medianStepMs"] / ours["medianStepMs"]}
+            v["vsFastestMet"] = v["vsFastest"] >= TARGET_VS_FASTEST
+            eager = next((r for r in at if r["side"] == "tuned"), None)
+            if precision == "fp32" and eager:
+                v["vsEagerTuned"] = eager["medianStepMs"] / ours["medianStepMs"]
+                v["vsEagerTunedMet"] = v["vsEagerTuned"] >= TARGET_VS_EAGER
+            if precision == "bf16" and a.peak_bf16_tflops:
+                v["mfu"] = flop_per_image * batch / (ours["medianStepMs"] / 1000) / 1e12 / a.peak_bf16_tflops
+                if batch == MFU_BATCH:
+                    v["mfuMet"] = v["mfu"] >= TARGET_BF16_MFU
+            verdict[precision] = v
+            say_met = lambda ok: "met" if ok else "MISSED"  # noqa: E731
+            text = (f"batch {batch}, {precision}: ours fastest {ours['side']} {ours['medianStepMs']:.2f} ms; against the "
+                    f"fastest PyTorch {theirs['side']} {theirs['medianStepMs']:.2f} ms: {v['vsFastest']:.2f}× "
+                    f"(target ≥ {TARGET_VS_FASTEST}×: {say_met(v['vsFastestMet'])})")
+            if "vsEagerTuned" in v:
+                text += f"; against eager tuned: {v['vsEagerTuned']:.2f}× (target ≥ {TARGET_VS_EAGER}×: {say_met(v['vsEagerTunedMet'])})"
+            if "mfu" in v:
+                text += f"; MFU {100 * v['mfu']:.1f}%" + (f" (target ≥ {100 * TARGET_BF16_MFU:.0f}% at batch {MFU_BATCH}: "
+                                                         f"{say_met(v['mfuMet'])})" if "mfuMet" in v else "")
+            lines.append(text)
+        out[str(batch)] = verdict
+    return out, "\n".join(lines)
+
+
 def environment(a):
     info = {"python": sys.executable, "torch": torch.__version__, "platform": platform.platform(),
             "cudaAvailable": torch.cuda.is_available(), "device": a.device}
@@ -524,9 +570,11 @@ def main():
               f"against the plain run: max |diff| {t.get(fast, {}).get('maxStateDiff', float('nan')):.3g} and "
               f"{t.get('resumedAt5', {}).get('maxStateDiff', float('nan')):.3g}: {'PASS' if node['pass'] else 'FAIL'}"
               if "maxStateDiff" in node.get("parity", {}) else f"Node check: {json.dumps(node)[:600]}")
+    verdicts, verdict_text = targets(a, rows, count["stepFlopPerImage"])
     print()
     print(text)
-    save(table=text, complete=True)
+    print(f"\nTargets ({a.image_size}px, {a.features} features; the paper size is 64px, 64 features):\n{verdict_text}")
+    save(table=text, targets=verdicts, complete=True)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
     sys.exit(0 if passed else 1)
 
