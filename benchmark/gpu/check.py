@@ -402,6 +402,18 @@ RESIDENT_SIDES = {"ours", "ours+channels_last", "ours+bf16", "ours+deferred", "o
 TARGET_VS_EAGER, TARGET_VS_FASTEST, TARGET_BF16_MFU, MFU_BATCH = 2.0, 1.2, 0.40, 512
 
 
+# (side without, side with) for each option whose default on CUDA waits for these numbers.
+OPTION_PAIRS = {
+    "deferStats": ("ours", "ours+deferred"),
+    "cudaGraph": ("ours", "ours+graph"),
+    "deferStats from the host": ("ours+host-batch", "ours+host-batch+deferred"),
+    "copy stream": ("ours+host-batch+deferred", "ours+host-batch+deferred+copy-stream"),
+    "cudaGraph from the host": ("ours+host-batch+deferred", "ours+graph+host-batch+deferred"),
+    "deferStats from Node": ("node+host-batch", "node+host-batch+deferred"),
+    "Rust instead of Node (deferred)": ("node+host-batch+deferred", "ours+host-batch+deferred"),
+}
+
+
 def targets(a, rows, flop_per_image):
     """Issue 8's CUDA targets from the timed rows, per batch: (JSON-able verdicts, text)."""
     timed = [r for r in rows if "medianStepMs" in r]
@@ -437,6 +449,16 @@ def targets(a, rows, flop_per_image):
                 text += f"; MFU {100 * v['mfu']:.1f}%" + (f" (target ≥ {100 * TARGET_BF16_MFU:.0f}% at batch {MFU_BATCH}: "
                                                          f"{say_met(v['mfuMet'])})" if "mfuMet" in v else "")
             lines.append(text)
+        # What each experimental option gains, for choosing CUDA's defaults (> 1: the option is faster).
+        gains = {}
+        by_side = {r["side"]: r["medianStepMs"] for r in at}
+        for option, (without, with_) in OPTION_PAIRS.items():
+            if without in by_side and with_ in by_side:
+                gains[option] = by_side[without] / by_side[with_]
+        if gains:
+            verdict["optionGains"] = gains
+            lines.append(f"batch {batch}, what each option gains (time without / time with): "
+                         + ", ".join(f"{k} {v:.2f}×" for k, v in gains.items()))
         out[str(batch)] = verdict
     return out, "\n".join(lines)
 
