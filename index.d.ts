@@ -115,7 +115,9 @@ export declare function cudaAvailable(): Promise<boolean>
 
 /** A deferred step's numbers and the step (steps done after it) they belong to. */
 export interface DeferredStats {
+  /** Steps done after this step: the step's number, counting from 1. */
   step: number
+  /** Its losses and discriminator outputs. */
   stats: StepStats
 }
 
@@ -319,8 +321,11 @@ export interface StepStats {
 
 /** A batch of images or any named tensor: values in row-major order and their shape. */
 export interface TensorData {
+  /** The tensor's name (its PyTorch name in a state; empty for images). */
   name: string
+  /** Its shape, outermost dimension first. */
   shape: Array<number>
+  /** Its values in row-major order. */
   data: Float32Array
 }
 

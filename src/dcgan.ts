@@ -3,6 +3,7 @@ import * as native from './native'
 import { DcganError, ErrorCode } from './errors'
 import { toOptionsJson } from './options'
 import { asFloat32 } from './values'
+import type { DeferredStats } from './native'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
 export interface Tensor {
@@ -26,8 +27,7 @@ export interface TensorInput {
 /** What one training step measured, as the seed's loop logs it (the core's `StepStats`). */
 export type StepResult = native.StepStats
 
-/** A deferred step's numbers (`stats`) and the step they belong to (`step`: steps done after it). */
-export type DeferredStats = native.DeferredStats
+export type { DeferredStats }
 
 /** Options of a training step. */
 export interface TrainStepOptions {

@@ -28,8 +28,14 @@ export const ErrorCode = Object.freeze({
 /** One of the {@link ErrorCode} values. */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode]
 
+/** An error that carries one of dcgan's codes. */
+export interface CodedError extends Error {
+  /** One of {@link ErrorCode}. */
+  code: ErrorCodeValue
+}
+
 /** Whether `e` is an error with dcgan's `code`. */
-export function hasErrorCode(e: unknown, code: ErrorCodeValue): e is Error & { code: ErrorCodeValue } {
+export function hasErrorCode(e: unknown, code: ErrorCodeValue): e is CodedError {
   return e instanceof Error && (e as Error & { code?: unknown }).code === code
 }
 

@@ -21,9 +21,17 @@ export interface OnnxInfo {
   /** Training steps of the exported model. */
   steps: number
   /** The graph's input: name and shape, `null` for the dynamic batch dimension. */
-  input: { name: string; shape: Array<number | null> }
+  input: OnnxTensorInfo
   /** The graph's output. */
-  output: { name: string; shape: Array<number | null> }
+  output: OnnxTensorInfo
+}
+
+/** A graph input or output of an exported ONNX file. */
+export interface OnnxTensorInfo {
+  /** Its name in the graph (`z`, `images`, …). */
+  name: string
+  /** Its shape, `null` for the dynamic batch dimension. */
+  shape: Array<number | null>
 }
 
 /** Options of {@link exportOnnx}. */
@@ -61,7 +69,9 @@ export interface ExportWebOptions {
 
 /** One file of an exported site. */
 export interface SiteFile {
+  /** The file's name in the site's folder. */
   name: string
+  /** Its size in bytes. */
   bytes: number
 }
 

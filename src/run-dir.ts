@@ -13,6 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { basename, dirname, join, resolve } from 'node:path'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
+import type { DataPosition } from './datasets'
 
 const CHECKPOINT = /^step-(\d+)\.safetensors$/
 const SAMPLE = /^step-(\d+)\.png$/
@@ -24,6 +25,16 @@ export interface StepFile {
   step: number
   /** The file. */
   path: string
+}
+
+/** The training state a `Trainer` stores in its checkpoints. */
+export interface CheckpointTrainerState {
+  /** The run's resolved configuration. */
+  config: Record<string, unknown>
+  /** Training steps done. */
+  step: number
+  /** Where the dataset's order stands. */
+  data: DataPosition
 }
 
 /** What a dcgan checkpoint or model file holds besides its tensors, parsed. */
@@ -38,8 +49,8 @@ export interface CheckpointInfo {
   optimizer: Record<string, unknown>
   /** Training steps of the model. */
   steps: number
-  /** The training state a `Trainer` stored (`{ config, step, data }`), or null for a plain model file. */
-  trainer: { config: Record<string, unknown>; step: number; data: { epoch: number; position: number } } | null
+  /** The training state a `Trainer` stored, or null for a plain model file. */
+  trainer: CheckpointTrainerState | null
 }
 
 /** The files of one training run. */

@@ -136,7 +136,9 @@ fn step_stats(_env: Env, s: dcgan_core::StepStats) -> Result<StepStats> {
 /// A deferred step's numbers and the step (steps done after it) they belong to.
 #[napi(object)]
 pub struct DeferredStats {
+    /// Steps done after this step: the step's number, counting from 1.
     pub step: i64,
+    /// Its losses and discriminator outputs.
     pub stats: StepStats,
 }
 

@@ -9,8 +9,11 @@ use tch::Tensor;
 /// A batch of images or any named tensor: values in row-major order and their shape.
 #[napi(object)]
 pub struct TensorData {
+    /// The tensor's name (its PyTorch name in a state; empty for images).
     pub name: String,
+    /// Its shape, outermost dimension first.
     pub shape: Vec<u32>,
+    /// Its values in row-major order.
     pub data: Float32Array,
 }
 
