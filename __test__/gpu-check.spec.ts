@@ -2,20 +2,14 @@
 // every one of its correctness checks must pass, so that a change to the library cannot break it
 // unseen before its next GPU run.
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { IN_CI, testNeeding } from './helpers'
+import { IN_CI, testNeeding, torchPython } from './helpers'
 
 const ROOT = join(__dirname, '..')
 const run = promisify(execFile)
-
-function torchPython(): string | null {
-  const envFile = join(ROOT, '.dcgan-env.json')
-  if (!existsSync(envFile)) return null
-  return JSON.parse(readFileSync(envFile, 'utf8')).python ?? null
-}
 
 const python = torchPython()
 const need = {

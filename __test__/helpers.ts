@@ -1,8 +1,16 @@
 import test, { type ExecutionContext } from 'ava'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DCGAN, readSafetensors, type Tensor } from '../src/index'
 
 export const FIXTURES = join(__dirname, 'fixtures')
+
+/** The Python with torch that the install recorded (`.dcgan-env.json`), or null (a LIBTORCH install). */
+export function torchPython(): string | null {
+  const envFile = join(__dirname, '..', '.dcgan-env.json')
+  if (!existsSync(envFile)) return null
+  return JSON.parse(readFileSync(envFile, 'utf8')).python ?? null
+}
 
 /** Largest |a − b| over two equally long arrays; Infinity when the lengths differ. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
 import { DCGAN, mnist, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
-import { IN_CI, maxAbsDiff, testNeeding } from './helpers'
+import { IN_CI, maxAbsDiff, testNeeding, torchPython } from './helpers'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
 const cfg = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 12, device: 'cpu' as const }
@@ -38,12 +38,6 @@ test('a saved file holds the seed-named networks and the Adam moments', async (t
   t.true(tensors.has('optim.gen.exp_avg.gen.0.0.weight') && tensors.has('optim.disc.exp_avg_sq.disc.0.bias'))
   t.is(metadata['optim.gen.step'], '1')
 })
-
-function torchPython(): string | null {
-  const envFile = join(__dirname, '..', '.dcgan-env.json')
-  if (!existsSync(envFile)) return null
-  return JSON.parse(readFileSync(envFile, 'utf8')).python ?? null
-}
 
 const python = torchPython()
 const pythonNeed = {

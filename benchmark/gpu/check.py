@@ -307,6 +307,11 @@ def bench_plan(a):
     return plan
 
 
+def precision_of(side):
+    """A bench side's precision, from its name ("ours+bf16", "tuned+compile+bf16")."""
+    return "bf16" if "bf16" in side.split("+") else "fp32"
+
+
 def no_compiler_reason(a):
     """Why torch.compile cannot run on this GPU machine, or None: Triton builds its launcher with a
     C compiler at first use, and without one every compiled run fails after its set-up."""
@@ -321,7 +326,7 @@ def bench_runs(a, budget, rows, save):
     for kind, side, batch in bench_plan(a):
         say(f"{side}, batch {batch}...")
         if kind == "python" and side in COMPILED and no_compiler:
-            r = {"skipped": no_compiler, "side": side, "batch": batch, "precision": "bf16" if "bf16" in side.split("+") else "fp32"}
+            r = {"skipped": no_compiler, "side": side, "batch": batch, "precision": precision_of(side)}
             say(f"  {no_compiler}")
             rows.append(r)
             save()
@@ -329,7 +334,7 @@ def bench_runs(a, budget, rows, save):
         if kind == "ours":
             flags, env = OURS[side]
             r, wall = run_json(ours_cmd(a, "bench", ["--batch", str(batch)] + flags), env, budget)
-            r.setdefault("precision", "bf16" if "bf16" in side else "fp32")
+            r.setdefault("precision", precision_of(side))
         else:
             r, wall = run_json(python_cmd(a, side, batch), python_env, budget)
             r["firstStepMs"] = r.get("warmupStepMs", [None])[0] if r.get("warmupStepMs") else None
@@ -338,7 +343,7 @@ def bench_runs(a, budget, rows, save):
                 r["medianStepMs"] = quantile(times, 0.5)
                 r["p10StepMs"], r["p90StepMs"] = quantile(times, 0.1), quantile(times, 0.9)
                 r["imagesPerSec"] = batch * 1000 / r["medianStepMs"]
-            r.setdefault("precision", "bf16" if "bf16" in side.split("+") else "fp32")
+            r.setdefault("precision", precision_of(side))
         r.update(side=side, batch=batch, wallS=round(wall, 1))
         say(f"  {summary(r)}")
         rows.append(r)

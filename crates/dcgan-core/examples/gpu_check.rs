@@ -268,8 +268,7 @@ fn parity(args: &Args) -> Res<(Value, bool)> {
     // Read before the refused batches below: on a GPU a batch already there is checked with the
     // deferred numbers, after its step was taken, so those steps count.
     let counters_ok = gan.steps_done == 3 && gan.opt_g.step == 3 && gan.opt_d.step == 3 * train.d_steps;
-    let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
-    let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
+    let tol = tolerance(args, device)?;
     // A batch on the device with bytes (0…255) instead of [−1, 1], or with a NaN, must still be
     // refused when the numbers are deferred: on a GPU it is checked with them, so the error comes
     // with them.
@@ -364,15 +363,18 @@ fn same_contents(a: &Path, b: &Path) -> Res<bool> {
     Ok(a.metadata == b.metadata && a.tensors.len() == b.tensors.len() && a.tensors.iter().all(|(n, t)| same_tensor(n, t)))
 }
 
-/// The largest difference between the parameters and buffers of two models of one configuration.
-fn models_diff(a: &Gan, b: &Gan) -> Res<f64> {
-    let theirs: HashMap<String, Tensor> = b.generator.state().into_iter().chain(b.discriminator.state()).map(|(n, t, _)| (n, t)).collect();
-    let mut max = 0.0f64;
-    for (name, t, _) in a.generator.state().into_iter().chain(a.discriminator.state()) {
-        let other = theirs.get(&name).ok_or_else(|| format!("the second model has no '{name}'"))?;
-        max = max.max(max_abs_diff(&t, &other.to_device(Device::Cpu)).map_err(|e| format!("'{name}': {e}"))?);
-    }
-    Ok(max)
+/// `gan`'s parameters and buffers on the host, by name, as a file of them would be loaded: for
+/// `state_diff` against another model.
+fn host_state(gan: &Gan) -> weights::Loaded {
+    let tensors = gan.generator.state().into_iter().chain(gan.discriminator.state()).map(|(n, t, _)| (n, t.to_device(Device::Cpu))).collect();
+    weights::Loaded { tensors, metadata: HashMap::new() }
+}
+
+/// The tolerance of a comparison with PyTorch on `device` (--tol overrides it): cuDNN's sums run
+/// in other orders than the CPU's.
+fn tolerance(args: &Args, device: Device) -> Res<f64> {
+    let default = if device == Device::Cpu { 1e-5 } else { 1e-4 };
+    args.str("tol", &default.to_string()).parse().map_err(|_| "--tol: not a number".to_string())
 }
 
 /// `roundtrip`: what goes in and out of a model on the device, beside the step. After the
@@ -426,8 +428,7 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
         samples_diff = samples_diff.max(max_abs_diff(&a, &b)?);
     }
 
-    let default_tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
-    let tol: f64 = args.str("tol", &default_tol.to_string()).parse().map_err(|_| "--tol: not a number".to_string())?;
+    let tol = tolerance(args, device)?;
     // Weights far from the fixture's (another seed's N(0, 0.02)), so that a replay still reading
     // the old ones differs by far more than the tolerance.
     let (graph_diff, graph_replays) = if device.is_cuda() {
@@ -443,7 +444,8 @@ fn roundtrip_in(args: &Args, device: Device, tmp: &Path, (io, io_path): (&weight
             g.discriminator.load_state(&weights.tensors).map_err(err)?;
             fixture_steps(g, io, io_path, 1..=1)?;
         }
-        (Some(models_diff(&graphed, &eager)?), graphed.cuda_graph_replays())
+        let (diff, _, _) = state_diff(&graphed, &host_state(&eager), Path::new("the eager model"), |_| false)?;
+        (Some(diff), graphed.cuda_graph_replays())
     } else {
         (None, None)
     };
@@ -595,7 +597,7 @@ fn dist_rank(args: &Args) -> Res<(Value, bool)> {
     let own_buffers = !sync_bn && rank != 0;
     let (max, worst, compared) = state_diff(&gan, &reference, &path, |name| own_buffers && name.starts_with("disc.") && name.contains("running_"))?;
     dcgan_core::distributed::shutdown().map_err(|e| e.to_string())?;
-    let tol = if device == Device::Cpu { 1e-5 } else { 1e-4 };
+    let tol = tolerance(args, device)?;
     let pass = max <= tol;
     Ok((json!({ "rank": rank, "reference": file, "maxStateDiff": max, "worstTensor": worst, "tensorsCompared": compared, "tolerance": tol, "pass": pass }), pass))
 }

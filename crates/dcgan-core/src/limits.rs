@@ -82,7 +82,7 @@ pub fn within_device_memory(bytes: u64, device_index: usize, what: &str, error: 
     if bytes <= total {
         return Ok(());
     }
-    Err(error(format!("{what} needs about {}, more than the {} of GPU cuda:{device_index}", human(bytes), human(total))))
+    Err(error(format!("{what} needs about {}, more than the {} of GPU cuda:{device_index}: give fewer images at once", human(bytes), human(total))))
 }
 
 /// GPU `device_index`'s whole memory, asked once: the check runs before every step, and a driver
