@@ -518,6 +518,9 @@ fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
     // differently, so a bound is widened to the noise measured here when that is larger (no more:
     // on this CPU the no-autocast bug lands only about twice that far).
     let noise: Value = serde_json::from_str(&args.str("noise", "{}")).map_err(|e| format!("--noise: {e}"))?;
+    // With --cuda-graph 1, as parity: step 1 eager, step 2 captured and replayed, step 3 replayed
+    // (the autocast region and its weight casts inside the graph).
+    let graphed = args.int("cuda-graph", 0)? != 0;
     let mut fixtures = Vec::new();
     let mut pass = true;
     for name in ["seed64", "wide32"] {
@@ -530,6 +533,9 @@ fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
         if gan.train.precision != dcgan_core::Precision::Bf16 {
             return Err("parity-bf16 needs --precision bf16".into());
         }
+        if graphed {
+            gan.use_cuda_graph(1).map_err(|e| e.to_string())?;
+        }
         let (mut stats, mut off, mut bn) = (0.0f64, 0.0f64, 0.0f64);
         for step in 1..=3i64 {
             let (real, noise) = (tensor(&io, &format!("real.{step}"), &io_path)?, tensor(&io, &format!("noise.{step}"), &io_path)?);
@@ -541,15 +547,16 @@ fn parity_bf16(args: &Args) -> Res<(Value, bool)> {
                 (off, bn) = (off.max(w), bn.max(b));
             }
         }
-        let ok = stats <= bounds.0 && bn <= bounds.1 && off <= bounds.2;
+        let replays = gan.cuda_graph_replays();
+        let ok = stats <= bounds.0 && bn <= bounds.1 && off <= bounds.2 && replays == graphed.then_some(2);
         pass &= ok;
         fixtures.push(json!({
-            "fixture": name, "maxStatsDiff": stats, "maxBnStatsDiff": bn, "weightsOffByHalfLr": off,
+            "fixture": name, "maxStatsDiff": stats, "maxBnStatsDiff": bn, "weightsOffByHalfLr": off, "graphReplays": replays,
             "bounds": { "stats": bounds.0, "bnStats": bounds.1, "weightsOffByHalfLr": bounds.2 }, "pass": ok,
         }));
     }
     let tolerances = json!({ "stats": BF16_STATS_TOL, "bnStats": BF16_BN_TOL, "weightsOffByHalfLr": BF16_WEIGHTS_OFF_FRACTION });
-    Ok((json!({ "mode": "parity-bf16", "side": "ours", "device": device_name(device), "fixtures": fixtures, "tolerances": tolerances, "pass": pass }), pass))
+    Ok((json!({ "mode": "parity-bf16", "side": "ours", "device": device_name(device), "cudaGraph": graphed, "fixtures": fixtures, "tolerances": tolerances, "pass": pass }), pass))
 }
 
 fn env_int(name: &str) -> Res<i64> {

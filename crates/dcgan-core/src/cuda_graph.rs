@@ -244,26 +244,27 @@ impl Gan {
     /// Every replay takes a batch of the captured step's size. A capture that fails turns graphs
     /// off for this model (the step is not taken: counters, random draws and Adam as before it).
     pub fn train_step_graphed(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<StepStats> {
-        let values = self.graphed_values(real, noise)?;
+        let values = self.graphed_values(real, noise, RangeCheck::Now)?;
         stats_of(&values.f_to_device(Device::Cpu)?)
     }
 
     /// `train_step_graphed` without waiting for the step's numbers, as `train_step_deferred`
     /// returns them: (step, numbers) of the previous deferred step, None after the first;
     /// `take_pending_stats` gives the last. With a batch from the host the host then never waits
-    /// for the GPU: one copy of batch and noise and one graph launch per step.
+    /// for the GPU: one copy of batch and noise and one graph launch per step. A batch already on
+    /// the GPU is judged with the numbers, as in `train_step_deferred`, so that neither waits.
     pub fn train_step_graphed_deferred(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Option<(i64, StepStats)>> {
-        let values = self.graphed_values(real, noise)?;
+        let values = self.graphed_values(real, noise, RangeCheck::deferred_for(real))?;
         self.defer_numbers(&values)
     }
 
     /// The graphed step, its numbers left on the device (the captured output, which the next
     /// replay overwrites: a copy of it enqueued before that replay is ordered before it).
-    fn graphed_values(&mut self, real: &Tensor, noise: Option<&Tensor>) -> Result<Tensor> {
+    fn graphed_values(&mut self, real: &Tensor, noise: Option<&Tensor>, range: RangeCheck) -> Result<Tensor> {
         let Some(mut graphed) = self.cuda_graph.take() else {
             return Err(Error::Input("train_step_graphed needs use_cuda_graph first".into()));
         };
-        let out = self.graphed_step(&mut graphed, real, noise);
+        let out = self.graphed_step(&mut graphed, real, noise, range);
         match out {
             Err(Failure::Capture(e)) => {
                 // The allocator may still hold the failed capture's pool and a filter that points
@@ -286,8 +287,19 @@ impl Gan {
         }
     }
 
-    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>) -> std::result::Result<Tensor, Failure> {
-        let noise = self.check_inputs(real, noise, RangeCheck::Now)?;
+    fn graphed_step(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<&Tensor>, range: RangeCheck) -> std::result::Result<Tensor, Failure> {
+        let noise = self.check_inputs(real, noise, range)?;
+        let judged = self.judged_with_numbers(real, range)?;
+        let values = self.graph_run(graphed, judged.as_ref().map_or(real, |j| &j.cleaned), noise)?;
+        match judged {
+            Some(j) => Ok(j.append_to(&values)?),
+            None => Ok(values),
+        }
+    }
+
+    /// The step on a checked batch: eager on the graph's stream while warming up, then captured
+    /// once, then replayed.
+    fn graph_run(&mut self, graphed: &mut GraphedStep, real: &Tensor, noise: Option<Tensor>) -> std::result::Result<Tensor, Failure> {
         match &graphed.shape {
             Some(shape) if *shape != real.size() => {
                 return Err(Failure::Step(Error::Input(format!(

@@ -67,6 +67,30 @@ pub(crate) enum RangeCheck {
     WithNumbers,
 }
 
+impl RangeCheck {
+    /// For a step whose numbers are deferred: a batch already on a GPU is range-checked there and
+    /// judged with the step's numbers, since reading the check now would wait for the GPU's
+    /// queue, the wait deferring avoids.
+    pub(crate) fn deferred_for(real: &Tensor) -> RangeCheck {
+        if real.device().is_cuda() { RangeCheck::WithNumbers } else { RangeCheck::Now }
+    }
+}
+
+/// A GPU batch for a step judged with its numbers (`Gan::judged_with_numbers`).
+pub(crate) struct JudgedBatch {
+    /// The batch with NaN and ±inf as 0: what the step trains on.
+    pub(crate) cleaned: Tensor,
+    /// Its largest absolute value (NaN if it holds one), a one-element tensor on the device.
+    worst: Tensor,
+}
+
+impl JudgedBatch {
+    /// The step's numbers with the sixth that `PendingStats::read` judges.
+    pub(crate) fn append_to(&self, values: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::f_cat(&[values, &self.worst], 0)?)
+    }
+}
+
 /// The five numbers of a step from their host tensor.
 pub(crate) fn stats_of(host: &Tensor) -> Result<StepStats> {
     Ok(stats_from(&Vec::<f64>::try_from(host.f_to_kind(Kind::Double)?)?))
@@ -271,26 +295,28 @@ impl Gan {
         if self.graph_takes(real) {
             return self.train_step_graphed_deferred(real, noise);
         }
-        // A batch already on a GPU is range-checked there and judged with the step's numbers:
-        // reading the check now would wait for the GPU's queue, the wait this call avoids.
-        let range = if real.device().is_cuda() { RangeCheck::WithNumbers } else { RangeCheck::Now };
+        let range = RangeCheck::deferred_for(real);
         let noise = self.check_inputs(real, noise, range)?;
-        // Unchecked, NaN would reach CUDA's BCE kernel, whose device-side assert ends the context
-        // before the numbers could say what happened: the step sees the batch with NaN and ±inf
-        // as 0, and the numbers refuse it.
-        let (cleaned, worst) = match range {
-            RangeCheck::WithNumbers => (
-                Some(real.f_nan_to_num(Some(0.0), Some(0.0), Some(0.0))?),
-                Some(real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?),
-            ),
-            RangeCheck::Now => (None, None),
-        };
-        let values = self.checked_step(cleaned.as_ref().unwrap_or(real), noise)?;
-        let values = match worst {
-            Some(w) => Tensor::f_cat(&[&values, &w], 0)?,
+        let judged = self.judged_with_numbers(real, range)?;
+        let values = self.checked_step(judged.as_ref().map_or(real, |j| &j.cleaned), noise)?;
+        let values = match judged {
+            Some(j) => j.append_to(&values)?,
             None => values,
         };
         self.defer_numbers(&values)
+    }
+
+    /// For `RangeCheck::WithNumbers`, the batch the step takes and its largest absolute value,
+    /// both left on the device. Unchecked, NaN would reach CUDA's BCE kernel, whose device-side
+    /// assert ends the context before the numbers could say what happened: the step sees NaN and
+    /// ±inf as 0, and the numbers refuse the batch.
+    pub(crate) fn judged_with_numbers(&self, real: &Tensor, range: RangeCheck) -> Result<Option<JudgedBatch>> {
+        if range == RangeCheck::Now {
+            return Ok(None);
+        }
+        let cleaned = real.f_nan_to_num(Some(0.0), Some(0.0), Some(0.0))?;
+        let worst = real.f_abs()?.f_max()?.f_to_kind(Kind::Float)?.f_reshape([1])?.f_to_device(self.device)?;
+        Ok(Some(JudgedBatch { cleaned, worst }))
     }
 
     /// Starts the numbers of the step just enqueued (`values`, on the device) on their way to the
@@ -563,6 +589,26 @@ mod tests {
 
     fn pending(values: &[f32]) -> PendingStats {
         PendingStats { step: 7, host: Tensor::from_slice(values), ready: None }
+    }
+
+    /// What a deferred step on a GPU batch trains on and judges (the judging itself is
+    /// `deferred_numbers_refuse_a_device_batch_out_of_range`): NaN and ±inf as 0, the largest
+    /// absolute value (NaN when there is one) as the numbers' sixth value; nothing for `Now`.
+    #[test]
+    fn a_batch_judged_with_the_numbers_is_cleaned_and_its_worst_value_appended() {
+        let model = crate::config::ModelConfig { image_size: 16, features_g: 4, features_d: 4, ..Default::default() };
+        let gan = Gan::new(model, crate::TrainOptions::default(), tch::Device::Cpu, Some(1)).unwrap();
+        let values = Tensor::from_slice(&[0.5f32, 1.0, 0.6, 0.4, 0.25]);
+        let judged = |v: &[f32]| gan.judged_with_numbers(&Tensor::from_slice(v), RangeCheck::WithNumbers).unwrap().unwrap();
+        let j = judged(&[0.5, -255.0, 1.0]);
+        assert_eq!(Vec::<f32>::try_from(&j.cleaned).unwrap(), [0.5, -255.0, 1.0]);
+        assert_eq!(Vec::<f32>::try_from(j.append_to(&values).unwrap()).unwrap(), [0.5, 1.0, 0.6, 0.4, 0.25, 255.0]);
+        let j = judged(&[0.5, f32::NAN, f32::NEG_INFINITY, -1.0]);
+        assert_eq!(Vec::<f32>::try_from(&j.cleaned).unwrap(), [0.5, 0.0, 0.0, -1.0]);
+        assert!(Vec::<f32>::try_from(j.append_to(&values).unwrap()).unwrap()[5].is_nan());
+        assert_eq!(Vec::<f32>::try_from(judged(&[0.5, f32::INFINITY]).append_to(&values).unwrap()).unwrap()[5], f32::INFINITY);
+        assert!(gan.judged_with_numbers(&Tensor::from_slice(&[f32::NAN]), RangeCheck::Now).unwrap().is_none());
+        assert_eq!(RangeCheck::deferred_for(&values), RangeCheck::Now);
     }
 
     /// The BCE used on CUDA against libtorch's: the same loss and gradient bits for probabilities
