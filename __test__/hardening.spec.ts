@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { DCGAN, ErrorCode, IterableDataset, Trainer, listCheckpoints, liveModelCount, openDataset, readCheckpointInfo, saveImageGrid, saveImages, type TrainConfig } from '../src/index'
+import { DCGAN, ErrorCode, IterableDataset, Trainer, listCheckpoints, liveModelCount, openDataset, readCheckpointInfo, readOnnxInfo, saveImageGrid, saveImages, type TrainConfig } from '../src/index'
 import { FIXTURES } from './helpers'
 
 // A limit far below this machine's memory, so that "too large" does not depend on the machine.
@@ -133,6 +133,32 @@ test('FIFOs and devices are never read: not in an image folder, not as checkpoin
   await t.throwsAsync(Trainer.resume('/dev/zero'), { code: ErrorCode.FILE, message: /^\/dev\/zero: is neither a checkpoint file nor a run folder/ })
   await t.throwsAsync(openDataset({ kind: 'idx', path: join(root, 'x.png') }, { imageSize: 16, batchSize: 1 }), { code: ErrorCode.FILE, message: /is a FIFO/ })
   await t.throwsAsync(openDataset({ kind: 'cifar10', path: '/dev/zero' }, { imageSize: 16, batchSize: 1 }), { code: ErrorCode.FILE, message: /is a device/ })
+  await t.throwsAsync(readOnnxInfo(join(root, 'x.png')), { code: ErrorCode.FILE, message: /x\.png: is a FIFO \(named pipe\); only regular files are read/ })
+  await t.throwsAsync(readOnnxInfo('/dev/zero'), { code: ErrorCode.FILE, message: /^\/dev\/zero: is a device/ })
+})
+
+test.serial('an ONNX file that would decode to far more than its size is refused before decoding', async (t) => {
+  const varint = (v: number) => {
+    const out: number[] = []
+    for (; v > 127; v = Math.floor(v / 128)) out.push((v % 128) | 128)
+    return Buffer.from([...out, v])
+  }
+  const message = (field: number, payload: Buffer) => Buffer.concat([varint(field * 8 + 2), varint(payload.length), payload])
+  // 10 million empty nodes (GraphProto.node, field 1) in 20 MB: decoded, about 1.6 GB of structs.
+  const nodes = Buffer.alloc(20_000_000)
+  for (let i = 0; i < nodes.length; i += 2) nodes[i] = 0x0a
+  const path = join(tmp(), 'bomb.onnx')
+  writeFileSync(path, message(7, nodes)) // ModelProto.graph
+  const before = rssMiB()
+  await t.throwsAsync(readOnnxInfo(path), { code: ErrorCode.FILE, message: /bomb\.onnx: not an ONNX model written by dcgan: more than 200000 fields and list entries/ })
+  t.true(rssMiB() - before < 300, `resident memory grew by ${rssMiB() - before} MiB`)
+})
+
+test('an image grid larger than memory or a PNG is refused, not allocated', async (t) => {
+  const images = { data: new Float32Array(4e6), shape: [4e6, 1, 1, 1] }
+  const dir = tmp()
+  // 2000 × 2000 cells of 65 pixels: 16.9 GB of pixels for 16 MB of input.
+  await t.throwsAsync(saveImageGrid(images, join(dir, 'g.png'), { nrow: 2000, padding: 64 }), { message: /a grid of 130064×130064 pixels needs about 15\.8 GiB, more than the memory limit of 2\.0 GiB/ })
 })
 
 test('trainer.checkpoint() while fit() runs saves the state of one step boundary', async (t) => {

@@ -309,9 +309,15 @@ impl Gan {
                 return Err(bad("holds negative values, which a variance cannot have"));
             }
         }
+        // Counts reach JavaScript as numbers, exact up to 2⁵³ − 1 (and a count near i64::MAX
+        // would wrap at the next step).
+        const MAX_STEPS: i64 = (1 << 53) - 1;
         for (net, step) in [("gen", self.opt_g.step), ("disc", self.opt_d.step)] {
             if step < 0 || self.steps_done < 0 {
                 return Err(format!("optim.{net}.step is {step} and steps {}: step counts cannot be negative", self.steps_done));
+            }
+            if step > MAX_STEPS || self.steps_done > MAX_STEPS {
+                return Err(format!("optim.{net}.step is {step} and steps {}: step counts beyond 2^53 − 1 are not a run's", self.steps_done));
             }
         }
         Ok(())
@@ -386,6 +392,38 @@ impl Gan {
         gan.rng.set_word_pos(rng.word_pos.parse().map_err(|_| Error::file(path, "bad 'rng' metadata: word_pos"))?);
         gan.check_state().map_err(|e| Error::file(path, e))?;
         Ok(gan)
+    }
+
+    /// Loads the generator's and the discriminator's weights and BatchNorm buffers from `path`
+    /// (a file from `save`, or any safetensors file with `gen.*` or `disc.*` tensors) into this
+    /// model, in place: Adam's state, counters and random stream are kept, a moving average
+    /// restarts from the loaded generator. Every tensor of each network found is checked before
+    /// any is copied, so a refused file leaves the model as it was. Returns the networks loaded.
+    pub fn load_weights(&mut self, path: &Path) -> Result<Vec<&'static str>> {
+        let loaded = weights::load(path)?;
+        let has = |prefix: &str| loaded.tensors.keys().any(|k| k.starts_with(prefix));
+        let (gen, disc) = (has("gen."), has("disc."));
+        if !gen && !disc {
+            return Err(Error::file(path, "holds no 'gen.*' or 'disc.*' tensors: not DCGAN weights"));
+        }
+        let in_file = |e: Error| Error::file(path, e);
+        if gen {
+            self.generator.check_state(&loaded.tensors).map_err(in_file)?;
+        }
+        if disc {
+            self.discriminator.check_state(&loaded.tensors).map_err(in_file)?;
+        }
+        let mut found = Vec::new();
+        if gen {
+            self.generator.load_state(&loaded.tensors).map_err(in_file)?;
+            self.reset_ema()?;
+            found.push("generator");
+        }
+        if disc {
+            self.discriminator.load_state(&loaded.tensors).map_err(in_file)?;
+            found.push("discriminator");
+        }
+        Ok(found)
     }
 
     /// Checks that `tensors` hold every tensor this model saves, each with its dtype and shape,

@@ -42,6 +42,9 @@ fn byte_of(v: f32, range: (f32, f32)) -> u8 {
     to_byte((v.max(low).min(high) - low) / span)
 }
 
+/// PNG's largest width or height (2³¹ − 1).
+const MAX_PNG_SIDE: usize = (1 << 31) - 1;
+
 /// Lays out `shape` = [n, c, h, w] images (values in [−1, 1]) in rows of `nrow` with `padding`
 /// pixels between them; returns (width, height, channels, bytes).
 pub fn grid(data: &[f32], shape: &[usize], nrow: usize, padding: usize) -> Result<(u32, u32, usize, Vec<u8>)> {
@@ -64,13 +67,19 @@ pub fn grid_styled(data: &[f32], shape: &[usize], nrow: usize, padding: usize, s
     }
     let nrow = nrow.clamp(1, n);
     let rows = n.div_ceil(nrow);
-    let (gw, gh) = (nrow * (w + padding) + padding, rows * (h + padding) + padding);
+    let side = |count: usize, size: usize| count.checked_mul(size.checked_add(padding)?)?.checked_add(padding).filter(|&s| s <= MAX_PNG_SIDE);
+    let too_large = || Error::Input(format!("a grid of {n} images of {h}×{w} in rows of {nrow} with padding {padding} is larger than a PNG may be ({MAX_PNG_SIDE} pixels a side)"));
+    let (gw, gh) = (side(nrow, w).ok_or_else(too_large)?, side(rows, h).ok_or_else(too_large)?);
+    let bytes = crate::limits::product(&[gw as u64, gh as u64, c as u64]).ok_or_else(too_large)?;
+    crate::limits::within_memory(bytes, &format!("a grid of {gw}×{gh} pixels"), Error::Input)?;
     let range = match style.range {
         ValueRange::Signed => None,
         ValueRange::Given(low, high) => Some((low, high)),
         ValueRange::MinMax => Some(data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))),
     };
-    let mut out = vec![to_byte(style.pad_value); gw * gh * c];
+    let mut out = Vec::new();
+    out.try_reserve_exact(bytes as usize).map_err(|_| Error::Input(format!("cannot allocate {} for a grid of {gw}×{gh} pixels", crate::limits::human(bytes))))?;
+    out.resize(bytes as usize, to_byte(style.pad_value));
     for (i, img) in data.chunks(c * h * w).enumerate() {
         let (x0, y0) = (padding + (i % nrow) * (w + padding), padding + (i / nrow) * (h + padding));
         for ch in 0..c {

@@ -51,11 +51,11 @@ pub trait Network {
     /// The trainable tensors, in `state_dict` order, so that Adam can re-home them in its flat buffer.
     fn parameters_mut(&mut self) -> Vec<&mut Tensor>;
 
-    /// Copies values from `tensors` (keys as in `state`) into this network, checking every shape.
-    fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        let state = self.state();
-        let mut tracked = Vec::new();
-        for (name, target, _) in &state {
+    /// Checks that `tensors` (keys as in `state`) hold every tensor of this network with its
+    /// shape and values that training can produce: finite, variances not negative, batch counts
+    /// whole and not negative. Named when wrong.
+    fn check_state(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, target, _) in &self.state() {
             let source = tensors.get(name).ok_or_else(|| {
                 Error::Input(format!("the weights lack '{name}': they were saved from a different model configuration"))
             })?;
@@ -66,6 +66,32 @@ pub trait Network {
                     target.size()
                 )));
             }
+            let wrong = |why: &str| Error::Input(format!("tensor '{name}' {why}; the file is corrupt or was written by a run that diverged"));
+            if name.ends_with("num_batches_tracked") {
+                if source.kind() != Kind::Int64 || source.f_int64_value(&[])? < 0 {
+                    return Err(wrong("is not a count of batches (an int64 ≥ 0)"));
+                }
+                continue;
+            }
+            let source = source.f_to_kind(Kind::Float)?;
+            if source.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+                return Err(wrong("holds NaN or infinite values"));
+            }
+            if name.ends_with(".running_var") && source.f_lt(0.0)?.f_any()?.f_int64_value(&[])? != 0 {
+                return Err(wrong("holds negative values, which a variance cannot have"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies values from `tensors` (keys as in `state`) into this network once `check_state`
+    /// passed: a refused file leaves the network as it was.
+    fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        self.check_state(tensors)?;
+        let state = self.state();
+        let mut tracked = Vec::new();
+        for (name, target, _) in &state {
+            let source = &tensors[name];
             if name.ends_with("num_batches_tracked") {
                 tracked.push(source.f_int64_value(&[])?);
                 continue;

@@ -53,3 +53,51 @@ fn negative_running_variances_and_second_moments_are_refused() {
     let e = load_error(&gan, "moment");
     assert!(e.contains("tensor 'optim.disc.exp_avg_sq.disc.0.weight' holds negative values"), "{e}");
 }
+
+#[test]
+fn step_counts_that_would_wrap_are_refused() {
+    let mut gan = small();
+    gan.opt_g.step = i64::MAX;
+    let e = load_error(&gan, "wrap");
+    assert!(e.contains("optim.gen.step is 9223372036854775807 and steps 0: step counts beyond 2^53 − 1"), "{e}");
+    let mut gan = small();
+    gan.opt_g.step = (1 << 53) - 1;
+    assert!(Gan::load(&saved(&gan, "safe-max"), Device::Cpu).is_ok());
+}
+
+/// `load_weights` (loadWeights in Node) checks both networks before copying either: a file
+/// with one bad tensor changes nothing.
+#[test]
+fn loading_weights_in_place_checks_every_tensor_first() {
+    let before = small();
+    let state_of = |g: &Gan| g.generator.state().into_iter().chain(g.discriminator.state()).map(|s| (s.0, s.1.copy())).collect::<Vec<_>>();
+    let unchanged = |g: &Gan, what: &str| {
+        for ((name, a), (_, b)) in state_of(g).iter().zip(state_of(&before)) {
+            assert!(a.equal(&b), "{what}: '{name}' changed although the file was refused");
+        }
+    };
+    let other = |tweak: &dyn Fn(&Gan)| {
+        let model = ModelConfig { image_size: 16, features_g: 2, features_d: 2, z_dim: 8, ..Default::default() };
+        let g = Gan::new(model, TrainOptions::default(), Device::Cpu, Some(2)).unwrap();
+        tch::no_grad(|| tweak(&g));
+        g
+    };
+    let cases: [(&str, &dyn Fn(&Gan), &str); 3] = [
+        ("nan-disc", &|g| drop(g.discriminator.state()[0].1.shallow_clone().fill_(f64::NAN)), "tensor 'disc.0.weight' holds NaN or infinite values"),
+        ("negative-var", &|g| {
+            let var = g.generator.state().into_iter().find(|(n, _, _)| n.ends_with(".running_var")).unwrap();
+            drop(var.1.shallow_clone().fill_(-1.0));
+        }, "running_var' holds negative values"),
+        ("inf-gen", &|g| drop(g.generator.state().last().unwrap().1.shallow_clone().fill_(f64::INFINITY)), "holds NaN or infinite values"),
+    ];
+    for (name, tweak, says) in cases {
+        let mut target = small();
+        let e = target.load_weights(&saved(&other(tweak), name)).unwrap_err().to_string();
+        assert!(e.contains(says), "{name}: {e}");
+        unchanged(&target, name);
+    }
+    // A sound file loads both networks.
+    let mut target = small();
+    assert_eq!(target.load_weights(&saved(&other(&|_| ()), "sound-weights")).unwrap(), ["generator", "discriminator"]);
+    assert!(target.generator.state()[0].1.equal(&other(&|_| ()).generator.state()[0].1));
+}

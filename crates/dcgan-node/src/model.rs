@@ -5,7 +5,7 @@ use crate::promise::{guarded, on_torch_thread, same, Settle};
 use crate::tensor::{from_js, integer, integer_in, shape_of, tensor_js, tensors_js, HostTensor};
 use dcgan_core::device::{device_name, DeviceSpec};
 use dcgan_core::options::GanOptions;
-use dcgan_core::{executor, weights, Error as CoreError, Gan, GroupStep, ModelConfig, NormMode, TrainOptions};
+use dcgan_core::{executor, Error as CoreError, Gan, GroupStep, ModelConfig, NormMode, TrainOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -411,25 +411,8 @@ impl NativeGan {
     #[napi(ts_return_type = "Promise<string[]>")]
     pub fn load_weights<'e>(&self, env: &'e Env, path: String) -> Result<Object<'e>> {
         self.call(env, "loadWeights", same, move |g| {
-            use dcgan_core::model::Network;
-            let path = PathBuf::from(path);
-            let loaded = weights::load(&path)?;
-            let has = |prefix: &str| loaded.tensors.keys().any(|k| k.starts_with(prefix));
-            let mut found = Vec::new();
-            if has("gen.") {
-                g.generator.load_state(&loaded.tensors).map_err(|e| CoreError::file(&path, e))?;
-                // A moving average restarts from the loaded generator.
-                g.reset_ema()?;
-                found.push("generator".to_string());
-            }
-            if has("disc.") {
-                g.discriminator.load_state(&loaded.tensors).map_err(|e| CoreError::file(&path, e))?;
-                found.push("discriminator".to_string());
-            }
-            if found.is_empty() {
-                return Err(CoreError::file(&path, "holds no 'gen.*' or 'disc.*' tensors: not DCGAN weights"));
-            }
-            Ok(found)
+            let found = g.load_weights(&PathBuf::from(path))?;
+            Ok(found.into_iter().map(String::from).collect::<Vec<_>>())
         })
     }
 }

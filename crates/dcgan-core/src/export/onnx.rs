@@ -31,6 +31,9 @@ pub const FORMAT: &str = "dcgan-onnx/1";
 const PRODUCER: &str = "dcgan";
 /// protobuf messages cannot exceed 2 GiB; a larger file is not one we wrote.
 const MAX_FILE_BYTES: u64 = 2 << 30;
+/// Fields and list entries in a file we read (`check_decoded_size`): the largest graph we export
+/// has a few thousand.
+const MAX_FIELDS: u64 = 200_000;
 /// BatchNorm2d's epsilon (layers.rs passes 1e-5 to batch_norm).
 const BN_EPSILON: f32 = 1e-5;
 const LEAKY_SLOPE: f32 = 0.2;
@@ -315,12 +318,7 @@ fn discriminator_graph(m: &ModelConfig, tensors: &HashMap<String, Tensor>) -> Re
 
 /// Reads an ONNX file and checks that dcgan wrote it; refuses anything else, saying why.
 pub fn read_info(path: &Path) -> Result<OnnxInfo> {
-    let len = std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?.len();
-    if len > MAX_FILE_BYTES {
-        return Err(not_ours(path, format!("{len} bytes, more than a protobuf message can hold")));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    check(path, &bytes)
+    check(path, &crate::limits::read_regular(path, MAX_FILE_BYTES)?)
 }
 
 fn not_ours(path: &Path, why: impl std::fmt::Display) -> Error {
@@ -330,6 +328,7 @@ fn not_ours(path: &Path, why: impl std::fmt::Display) -> Error {
 /// Decodes `bytes` and checks every claim our writer makes: producer, format, configuration,
 /// opset, graph inputs and outputs, node kinds and initializer sizes.
 fn check(path: &Path, bytes: &[u8]) -> Result<OnnxInfo> {
+    check_decoded_size(bytes, MAX_FIELDS).map_err(|e| not_ours(path, e))?;
     let model: ModelProto = prost::Message::decode(bytes).map_err(|e| not_ours(path, format!("not a valid ONNX (protobuf) file: {e}")))?;
     let producer = model.producer_name.as_deref().unwrap_or("");
     if producer != PRODUCER {
