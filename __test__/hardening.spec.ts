@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync, ftruncateSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { crc32, deflateSync, gzipSync } from 'node:zlib'
 import { DCGAN, ErrorCode, IterableDataset, Trainer, listCheckpoints, liveModelCount, openDataset, readCheckpointInfo, readOnnxInfo, saveImageGrid, saveImages, type TrainConfig } from '../src/index'
 import { FIXTURES } from './helpers'
 
@@ -152,6 +152,31 @@ test.serial('an ONNX file that would decode to far more than its size is refused
   const before = rssMiB()
   await t.throwsAsync(readOnnxInfo(path), { code: ErrorCode.FILE, message: /bomb\.onnx: not an ONNX model written by dcgan: more than 200000 fields and list entries/ })
   t.true(rssMiB() - before < 300, `resident memory grew by ${rssMiB() - before} MiB`)
+})
+
+test('images in a folder decode within the memory limit shared among the loader threads', async (t) => {
+  // A black gray PNG of 12000² pixels: 140 kB on disk, 137 MiB decoded.
+  const side = 12000
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(data.length)
+    const crc = Buffer.alloc(4)
+    crc.writeUInt32BE(crc32(body))
+    return Buffer.concat([len, body, crc])
+  }
+  const header = Buffer.alloc(13)
+  header.writeUInt32BE(side, 0)
+  header.writeUInt32BE(side, 4)
+  header[8] = 8 // bit depth; colour type 0 (gray), no interlace
+  const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.alloc(side * (side + 1)))), chunk('IEND', Buffer.alloc(0))])
+  const root = tmp()
+  for (let i = 0; i < 8; i++) writeFileSync(join(root, `big-${i}.png`), png)
+  // 8 threads under DCGAN_MEMORY_LIMIT = 2G: about 128 MiB for each decode (allocations counted twice).
+  const data = await openDataset({ kind: 'folder', path: root, workers: 8 }, { imageSize: 16, batchSize: 8, channels: 1 })
+  const e = await t.throwsAsync(data.next(), { code: ErrorCode.FILE })
+  t.regex(e!.message, /big-\d\.png: cannot decode image: it needs more than the 12\d\.\d MiB one image may take here \(the memory limit shared among the loader's threads/)
 })
 
 test('an image grid larger than memory or a PNG is refused, not allocated', async (t) => {

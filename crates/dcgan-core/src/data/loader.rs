@@ -97,7 +97,9 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<u32> {
 
 /// The batches in flight (prefetched, being made, held by the caller) and an epoch's order must
 /// fit the memory limit: a huge batch at 256 px fails here, not in an allocation that aborts.
-fn check_memory(opts: &LoaderOptions, len: usize) -> Result<()> {
+/// Checks that the batches in flight and the epoch's order fit the memory limit; returns what
+/// is left of it for decoding, shared among the threads that decode at once.
+fn check_memory(opts: &LoaderOptions, len: usize) -> Result<u64> {
     let per_batch = crate::limits::product(&[opts.batch_size as u64, opts.channels as u64, (opts.image_size as u64).pow(2), 4]).unwrap_or(u64::MAX);
     let bytes = per_batch.saturating_mul(opts.prefetch as u64 + 2).saturating_add(len as u64 * 4);
     let s = opts.image_size;
@@ -106,7 +108,9 @@ fn check_memory(opts: &LoaderOptions, len: usize) -> Result<()> {
     if len > u32::MAX as usize {
         return Err(Error::Input(format!("the dataset has {len} images; at most {} are supported", u32::MAX)));
     }
-    Ok(())
+    // A decoder's buffer may be converted once more (RGBA to RGB): twice the allocation each.
+    let threads = opts.workers.clamp(1, opts.batch_size.max(1)) as u64;
+    Ok(crate::limits::memory_limit()?.saturating_sub(bytes) / (2 * threads))
 }
 
 impl Loader {
@@ -129,7 +133,7 @@ impl Loader {
         if opts.start.position > len {
             return Err(Error::Input(format!("cannot start at position {} of an epoch of {len} images", opts.start.position)));
         }
-        check_memory(&opts, len)?;
+        source.limit_decoding(check_memory(&opts, len)?);
         crate::executor::tune_malloc();
         let (tx, rx) = sync_channel(opts.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));

@@ -24,6 +24,9 @@ pub trait Source: Send + Sync {
     fn read(&self, index: usize) -> Result<RawImage>;
     /// Where image `index` comes from, for messages: a file, or a file and a record number.
     fn describe(&self, index: usize) -> String;
+    /// The most that decoding one image may allocate from now on, set by a loader from the memory
+    /// left to it shared among its threads. Sources of fixed-size records ignore it.
+    fn limit_decoding(&self, _bytes_per_image: u64) {}
 }
 
 use crate::error::Error;
