@@ -40,6 +40,10 @@ fn clip8(sum: i32) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+type SizeCache = HashMap<(usize, usize), Arc<Resampler>>;
+static CACHE: OnceLock<Mutex<SizeCache>> = OnceLock::new();
+const CACHED_SIZES: usize = 256;
+
 impl Resampler {
     /// PIL's `precompute_coeffs` for the bilinear filter (support 1), then `normalize_coeffs_8bpc`.
     fn new(src: usize, dst: usize) -> Resampler {
@@ -63,13 +67,17 @@ impl Resampler {
         Resampler { taps, src, dst }
     }
 
-    /// The shared resampler for this pair of sizes.
+    /// The shared resampler for this pair of sizes. The cache is emptied when it holds
+    /// `CACHED_SIZES` pairs: a folder of images of as many different sizes would otherwise keep
+    /// a resampler for each, for the life of the process.
     pub fn get(src: usize, dst: usize) -> Arc<Resampler> {
-        static CACHE: OnceLock<Mutex<HashMap<(usize, usize), Arc<Resampler>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = CACHE.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHED_SIZES && !map.contains_key(&(src, dst)) {
+            map.clear();
+        }
         map.entry((src, dst)).or_insert_with(|| Arc::new(Resampler::new(src, dst))).clone()
     }
+
 
     /// Resizes one channel: `input` is `src`×`src` bytes with row stride `stride` (in elements)
     /// and element step `step`; writes `dst`×`dst` byte values (as floats) to `out`. Horizontal
@@ -102,5 +110,21 @@ impl Resampler {
                 *o = f32::from(clip8(*a));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_of_resamplers_stays_bounded() {
+        for src in 17..17 + 2 * CACHED_SIZES {
+            assert_eq!(Resampler::get(src, 16).src, src);
+        }
+        let held = CACHE.get().unwrap().lock().unwrap().len();
+        assert!((1..=CACHED_SIZES).contains(&held), "{held} pairs cached");
+        // A pair asked for again is the cached one.
+        assert!(Arc::ptr_eq(&Resampler::get(17 + 2 * CACHED_SIZES - 1, 16), &Resampler::get(17 + 2 * CACHED_SIZES - 1, 16)));
     }
 }
