@@ -210,6 +210,8 @@ function editCheckpoint(file: string, edit: (header: Record<string, { dtype: str
   const n = Number(bytes.readBigUInt64LE(0))
   const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'))
   edit(header)
+  // As a file from another writer, without dcgan's checksum (which would refuse any edit first).
+  delete header.__metadata__['dcgan.checksum']
   const text = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(8)
   len.writeBigUInt64LE(BigInt(text.length))
@@ -236,6 +238,12 @@ test('loading a checkpoint checks every tensor and names the tensor and the file
     const bad = editCheckpoint(file, edit)
     await t.throwsAsync(DCGAN.load(bad), { code: ErrorCode.FILE, message: new RegExp(`^${bad}: ${message.source}`) })
   }
+  // With its checksum, any change to a tensor's header or bytes is refused as damage.
+  const bytes = readFileSync(file)
+  bytes[bytes.length - 1] ^= 1
+  const damaged = join(tmp(), 'damaged.safetensors')
+  writeFileSync(damaged, bytes)
+  await t.throwsAsync(DCGAN.load(damaged), { code: ErrorCode.FILE, message: /damaged\.safetensors: the tensors do not match the checksum they were saved with \(crc32:[0-9a-f]{8}, saved crc32:[0-9a-f]{8}\)/ })
 })
 
 test('a real batch far outside [−1, 1] is refused, naming the value', async (t) => {

@@ -288,7 +288,7 @@ impl Gan {
     pub fn save(&self, path: &Path, extra: HashMap<String, String>) -> Result<()> {
         let mut meta = self.metadata()?;
         for (k, v) in extra {
-            if meta.contains_key(&k) {
+            if meta.contains_key(&k) || k == weights::CHECKSUM_KEY {
                 return Err(Error::Input(format!("metadata key '{k}' is reserved by dcgan")));
             }
             meta.insert(k, v);

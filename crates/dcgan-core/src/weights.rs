@@ -50,6 +50,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String,
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         owned.push((name.clone(), dtype_of(t.f_kind()?)?, shape, host_bytes(t)?));
     }
+    let mut metadata = metadata;
+    metadata.insert(CHECKSUM_KEY.into(), checksum(owned.iter().map(|(name, dtype, shape, bytes)| (name.as_str(), *dtype, shape.as_slice(), bytes.as_slice()))));
     let views = owned
         .iter()
         .map(|(name, dtype, shape, bytes)| {
@@ -59,6 +61,24 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String,
         .map_err(|e| Error::file(path, e))?;
     let buffer = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::file(path, e))?;
     write_atomically(path, &buffer)
+}
+
+/// The metadata key of the checksum `save` writes and `parse` checks when a file has one.
+pub const CHECKSUM_KEY: &str = "dcgan.checksum";
+
+/// CRC-32 of every tensor's name, dtype, shape and bytes, in the order of their names, as
+/// `crc32:xxxxxxxx`: a bit flipped on a disk or in a copy shows at the next load instead of
+/// training on from a silently different model.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> String {
+    let mut sorted: Vec<_> = tensors.collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = crc32fast::Hasher::new();
+    for (name, dtype, shape, bytes) in sorted {
+        hasher.update(name.as_bytes());
+        hasher.update(format!("{dtype:?}{shape:?}").as_bytes());
+        hasher.update(bytes);
+    }
+    format!("crc32:{:08x}", hasher.finalize())
 }
 
 /// Writes to `<path>.tmp-<pid>`, syncs it, renames it over `path` and syncs the folder.
@@ -123,6 +143,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let invalid = |e: safetensors::SafeTensorError| Error::file(path, format!("not a valid safetensors file ({e})"));
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    if let Some(expected) = metadata.get(CHECKSUM_KEY) {
+        let views = st.tensors();
+        let actual = checksum(views.iter().map(|(name, v)| (name.as_str(), v.dtype(), v.shape(), v.data())));
+        if actual != *expected {
+            return Err(Error::file(
+                path,
+                format!(
+                    "the tensors do not match the checksum they were saved with ({actual}, saved {expected}): the file \
+                     was damaged after it was written (disk or copy); use an older checkpoint"
+                ),
+            ));
+        }
+    }
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         let kind = kind_of(view.dtype())
@@ -131,5 +165,5 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         let t = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(|e| Error::file(path, format!("tensor '{name}': {e}")))?;
         tensors.insert(name, t);
     }
-    Ok(Loaded { tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+    Ok(Loaded { tensors, metadata })
 }

@@ -218,8 +218,11 @@ fn weights_round_trip_every_supported_kind_and_refuse_the_others() {
     let meta = HashMap::from([("k".to_string(), "v".to_string())]);
     weights::save(&path, &all, meta.clone()).unwrap();
     let back = weights::load(&path).unwrap();
-    assert_eq!(back.metadata, meta);
-    assert_eq!(weights::read_metadata(&path).unwrap(), meta);
+    // The metadata given, and the checksum of the tensors beside it.
+    let mut stored = back.metadata.clone();
+    assert!(stored.remove(weights::CHECKSUM_KEY).is_some_and(|c| c.starts_with("crc32:")));
+    assert_eq!(stored, meta);
+    assert_eq!(weights::read_metadata(&path).unwrap(), back.metadata);
     for (name, t) in &all {
         let b = &back.tensors[name];
         assert_eq!((b.kind(), b.size()), (t.kind(), t.size()), "{name}");

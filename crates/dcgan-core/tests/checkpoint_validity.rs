@@ -101,3 +101,28 @@ fn loading_weights_in_place_checks_every_tensor_first() {
     assert_eq!(target.load_weights(&saved(&other(&|_| ()), "sound-weights")).unwrap(), ["generator", "discriminator"]);
     assert!(target.generator.state()[0].1.equal(&other(&|_| ()).generator.state()[0].1));
 }
+
+/// A byte of a tensor changed after saving (a disk or copy error) is refused at load, naming
+/// the cause; files without a checksum (older ones, other writers) still load.
+#[test]
+fn a_damaged_tensor_is_caught_by_the_checksum() {
+    let gan = small();
+    let path = saved(&gan, "damaged");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 3; // inside the last tensor's data
+    bytes[last] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = match Gan::load(&path, Device::Cpu) {
+        Ok(_) => panic!("a damaged checkpoint loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("the tensors do not match the checksum they were saved with (crc32:"), "{e}");
+    assert!(e.contains("use an older checkpoint"), "{e}");
+    let e = gan.save(&path, [("dcgan.checksum".to_string(), "crc32:0".to_string())].into()).unwrap_err().to_string();
+    assert!(e.contains("metadata key 'dcgan.checksum' is reserved by dcgan"), "{e}");
+    // The same damaged file with the key renamed (as a file without a checksum): it loads.
+    let at = bytes.windows(14).position(|w| w == b"dcgan.checksum").unwrap();
+    bytes[at + 13] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(Gan::load(&path, Device::Cpu).is_ok());
+}
