@@ -1,7 +1,7 @@
 // The `dcgan` command, run as a user runs it (dist/cli.js, built by `npm test` and `npm install`).
 import test from 'ava'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN, listCheckpoints } from '../src/index'
@@ -149,5 +149,95 @@ test('SIGKILL at any moment while checkpoints are written leaves a loadable late
     const latest = await DCGAN.load(all.at(-1)!.path)
     t.true(await latest.allFinite())
     t.is(latest.config.stepsDone, all.at(-1)!.step)
+  }
+})
+
+/** How a child process ended: its exit code, or the signal that killed it. */
+function ended(child: ChildProcess): Promise<{ code: number | null; killedBy: NodeJS.Signals | null }> {
+  return new Promise((resolve) => child.on('exit', (code, killedBy) => resolve({ code, killedBy })))
+}
+
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  // After SIGHUP the process ends by SIGHUP, once the work is saved: with its terminal gone, a normal
+  // exit would abort (Node restores the terminal's mode).
+  test(`${signal} during train finishes the step and writes a checkpoint, as Ctrl-C does; a second one quits at once`, async (t) => {
+    const run = join(tmp(), 'run')
+    const child = spawn(process.execPath, [CLI, 'train', ...TINY, '--steps', '100000', '--checkpoint-every', '100000', '--out', run])
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    await waitFor(() => metricLines(run) >= 2, 60_000)
+    const status = ended(child)
+    child.kill(signal)
+    t.deepEqual(await status, signal === 'SIGTERM' ? { code: 0, killedBy: null } : { code: null, killedBy: 'SIGHUP' }, stderr)
+    t.regex(stderr, new RegExp(`interrupted by ${signal}: finishing the current step and writing a checkpoint`))
+    t.regex(stderr, /continue with: dcgan train --resume/)
+    t.is(listCheckpoints(run)[0].step, metricLines(run)) // no step lost
+    // A second signal while the step runs (about a second here) quits at once.
+    const slow = join(tmp(), 'run')
+    const again = spawn(process.execPath, [CLI, 'train', '--image-size', '64', '--features-g', '32', '--features-d', '32', '--batch-size', '64', '--limit', '128', '--device', 'cpu', '--sample-every', '0', '--steps', '1000', '--out', slow])
+    let out = ''
+    again.stderr.on('data', (d) => (out += d))
+    await waitFor(() => metricLines(slow) >= 1, 60_000)
+    again.kill(signal)
+    await waitFor(() => out.includes('interrupted'), 30_000)
+    const killed = ended(again)
+    again.kill(signal)
+    // Killed by the signal itself (a shell reports 128 + its number), not by a crash on the way out.
+    t.deepEqual(await killed, { code: null, killedBy: signal }, out)
+  })
+}
+
+test('--resume refuses, naming them, the flags it cannot apply; applies --data-path and --skip-corrupt', (t) => {
+  const run = join(tmp(), 'run')
+  t.is(dcgan('train', ...TINY, '--steps', '2', '--sample-every', '0', '--out', run).code, 0)
+  const cfg = join(tmp(), 'c.json')
+  writeFileSync(cfg, '{}')
+  const cases: Array<[string[], RegExp]> = [
+    [['--config', cfg, '--preset', 'quick'], /^dcgan: --config, --preset: apply to a new run; a resumed run keeps its checkpoint's config/],
+    [['--overwrite'], /^dcgan: --overwrite: applies to a new run/],
+    [['--limit', '32'], /^dcgan: --limit 32: a resumed run cannot change its dataset \(it trained with --limit 64\)/],
+    [['--dataset', 'cifar10', '--limit', '64'], /^dcgan: --dataset cifar10: a resumed run cannot change its dataset \(it trained with --dataset mnist\)/],
+    [['--out', tmp()], /^dcgan: cannot move a resumed run to .*: it continues in .*run, the run folder its checkpoint lies in/],
+  ]
+  for (const [args, message] of cases) {
+    const r = dcgan('train', '--resume', run, '--steps', '3', ...args)
+    t.is(r.code, 1, args.join(' '))
+    t.regex(r.stderr, message, args.join(' '))
+  }
+  t.deepEqual(listCheckpoints(run).map((c) => c.step), [2], 'a refused resume trains nothing')
+  const ok = dcgan('train', '--resume', run, '--steps', '3', '--limit', '64', '--skip-corrupt', '--out', run)
+  t.is(ok.code, 0, ok.stderr)
+  t.deepEqual(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).dataset, { kind: 'mnist', limit: 64, skipCorrupt: true })
+})
+
+test('a resume refused by the run folder\'s lock writes nothing into the folder', (t) => {
+  const run = join(tmp(), 'run')
+  t.is(dcgan('train', ...TINY, '--steps', '1', '--sample-every', '0', '--out', run).code, 0)
+  rmSync(join(run, 'report.html'))
+  writeFileSync(join(run, '.lock'), String(process.pid)) // a live trainer holds it
+  const r = dcgan('train', '--resume', run, '--steps', '2')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /another trainer \(process \d+\) is writing to this run folder/)
+  t.false(existsSync(join(run, 'report.html')))
+  t.deepEqual(readdirSync(run).sort(), ['.lock', 'charts', 'checkpoints', 'config.json', 'metrics.jsonl', 'real.png'])
+})
+
+test('--count out of range names the flag', (t) => {
+  for (const n of ['0', '65537']) {
+    const r = dcgan('generate', '--checkpoint', tmp(), '--count', n, '--grid', join(tmp(), 'g.png'))
+    t.is(r.code, 1)
+    t.regex(r.stderr, new RegExp(`^dcgan: option '--count <n>' argument '${n}' is invalid. '${n}' is not an integer from 1 to 65536. \\(see --help\\)$`, 'm'))
+  }
+})
+
+test("the README's synopsis lists every flag of every command", (t) => {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8')
+  const synopsis = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## API'))
+  for (const cmd of ['train', 'generate', 'interpolate', 'arithmetic', 'inspect', 'eval', 'report', 'export']) {
+    // A command's lines run from `dcgan <cmd>` to the next `dcgan ` line.
+    const lines = synopsis.split(/\n(?=dcgan )/).find((l) => l.startsWith(`dcgan ${cmd} `)) ?? ''
+    const flags = [...dcgan(cmd, '--help').stdout.matchAll(/^ +(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]).filter((f) => f !== '--help')
+    t.true(cmd === 'report' || flags.length > 0, cmd)
+    for (const flag of new Set(flags)) t.true(new RegExp(`${flag}(?![a-z-])`).test(lines), `dcgan ${cmd}: ${flag} missing from the README's synopsis`)
   }
 })

@@ -255,38 +255,46 @@ test('a rank that fails outside a step, refuses its shard of a batch or runs out
   t.true(x1.seconds < 60, `rank 1 waited ${x1.seconds} s`)
 })
 
-test('Ctrl-C at a terminal stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0', async (t) => {
-  const dir = join(tmp(), 'run')
-  // A terminal's Ctrl-C signals the whole foreground process group: the launcher and its ranks.
-  const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
-    { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const ended = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })))
-  t.teardown(() => {
-    try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ }
+for (const [how, signal, toGroup] of [['Ctrl-C at a terminal', 'SIGINT', true], ['SIGTERM to the launcher alone (docker stop, kill PID)', 'SIGTERM', false]] as const) {
+  test(`${how} stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0`, async (t) => {
+    const dir = join(tmp(), 'run')
+    // A terminal's Ctrl-C signals the whole foreground process group; `kill PID` the launcher only.
+    const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
+      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const ended = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })))
+    const ranks = () => spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
+    let started: number[] = []
+    t.teardown(() => {
+      for (const pid of [-child.pid!, ...started]) {
+        try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+      }
+    })
+    const metrics = join(dir, 'metrics.jsonl')
+    const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
+    const since = Date.now()
+    while (rows() < 3 && Date.now() - since < 180_000) await new Promise((r) => setTimeout(r, 100))
+    t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${stderr}`)
+    started = ranks()
+    t.is(started.length, 2)
+    process.kill(toGroup ? -child.pid! : child.pid!, signal)
+    const r = await ended
+    t.is(r.code, 0, r.stderr)
+    t.regex(r.stderr, /interrupted.*: finishing the current step/)
+    const done = /aborted after (\d+) steps/.exec(r.stderr)
+    t.truthy(done, r.stderr)
+    const steps = Number(done![1])
+    t.regex(r.stderr, new RegExp(`continue with: dcgan train --resume ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+    // One checkpoint, at the step where both ranks stopped, and one metrics row per step up to it.
+    t.deepEqual(listCheckpoints(dir).map((c) => c.step), [steps])
+    t.deepEqual(readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), Array.from({ length: steps }, (_, i) => i + 1))
+    t.is((await DCGAN.load(listCheckpoints(dir)[0].path)).config.stepsDone, steps)
+    // No rank outlives the launcher.
+    const alive = started.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')))
+    t.deepEqual(alive, [], 'ranks left running')
   })
-  const metrics = join(dir, 'metrics.jsonl')
-  const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
-  const started = Date.now()
-  while (rows() < 3 && Date.now() - started < 180_000) await new Promise((r) => setTimeout(r, 100))
-  t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${stderr}`)
-  process.kill(-child.pid!, 'SIGINT')
-  const r = await ended
-  t.is(r.code, 0, r.stderr)
-  t.regex(r.stderr, /interrupted: finishing the current step/)
-  const done = /aborted after (\d+) steps/.exec(r.stderr)
-  t.truthy(done, r.stderr)
-  const steps = Number(done![1])
-  t.regex(r.stderr, new RegExp(`continue with: dcgan train --resume ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
-  // One checkpoint, at the step where both ranks stopped, and one metrics row per step up to it.
-  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [steps])
-  t.deepEqual(readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), Array.from({ length: steps }, (_, i) => i + 1))
-  t.is((await DCGAN.load(listCheckpoints(dir)[0].path)).config.stepsDone, steps)
-  // No rank outlives the launcher.
-  const left = spawnSync('pgrep', ['-g', String(child.pid)], { encoding: 'utf8' }).stdout.trim()
-  t.is(left, '', `processes left in the group: ${left}`)
-})
+}
 
 test('local rank N trains on GPU N with CUDA and on the CPU without; a bad LOCAL_RANK is refused by name', async (t) => {
   t.is(rankDevice('cuda', 1, true), 'cuda:1')

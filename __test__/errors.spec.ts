@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, openDataset, saveImageGrid, type DCGANOptions } from '../src/index'
+import { DCGAN, ErrorCode, Trainer, openDataset, saveImageGrid, type DCGANOptions } from '../src/index'
 import { testNeeding } from './helpers'
 
 const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
@@ -142,4 +142,16 @@ test('a truncated or foreign IDX file is named in the error', async (t) => {
   writeFileSync(labels, lh)
   await t.throwsAsync(openDataset({ kind: 'idx', path: labels }, { imageSize: 32, batchSize: 2 }), { message: /truncated: 8 bytes|not an IDX image file/ })
   await t.throwsAsync(openDataset({ kind: 'idx', path: join(dir, 'absent') }, { imageSize: 32, batchSize: 2 }), { message: /absent: cannot open/ })
+})
+
+test('non-finite and non-plain options carry ERR_DCGAN_INVALID_OPTION, as every bad option does', (t) => {
+  const code = ErrorCode.INVALID_OPTION
+  for (const options of [{ lr: Number.NaN }, { lr: Infinity }, { beta1: Number.NaN }, { eps: -Infinity }] as DCGANOptions[]) {
+    const [field, value] = Object.entries(options)[0]
+    t.throws(() => new DCGAN({ ...small, ...options }), { code, message: `invalid ${field}: got ${value}; allowed: a finite number` })
+  }
+  t.throws(() => new Trainer({ lr: Number.NaN }), { code, message: /^invalid lr: got NaN/ })
+  t.throws(() => new Trainer({ dataset: { kind: 'mnist', limit: Infinity } }), { code, message: /^invalid dataset\.limit: got Infinity/ })
+  t.throws(() => new DCGAN({ ...small, lr: 1n as never }), { code, message: /^invalid lr: got the BigInt 1n/ })
+  t.throws(() => new DCGAN(null as never), { code, message: 'DCGAN options must be an object, got null' })
 })

@@ -3,12 +3,12 @@
 // page opened in headless Chromium.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as ort from 'onnxruntime-node'
-import { DCGAN, type DCGANOptions, exportOnnx, exportWeb, readOnnxInfo, type Tensor, Trainer } from '../src/index'
+import { DCGAN, type DCGANOptions, ErrorCode, exportOnnx, exportWeb, readOnnxInfo, type Tensor, Trainer } from '../src/index'
 import { IN_CI, maxAbsDiff, testNeeding } from './helpers'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -227,6 +227,38 @@ test('dcgan export: onnx and web from a run folder, --what discriminator, bad co
   r = cli('--format', 'tflite', '--out', site)
   t.not(r.status, 0)
   t.regex(r.stderr, /Allowed choices are onnx, web/)
+})
+
+test('exportWeb replaces symbolic links already in the output folder, never writing through them', async (t) => {
+  const gan = await DCGAN.create({ imageSize: 16, zDim: 8, featuresG: 4, featuresD: 4, device: 'cpu', seed: 1 })
+  const root = tmp()
+  const site = join(root, 'site')
+  mkdirSync(site)
+  const names = ['index.html', 'generator.onnx', 'model.js', 'ort-wasm.js', 'ziggurat-tables.js', 'latent.js', 'app.js', 'NOTICE.txt']
+  for (const name of names) {
+    writeFileSync(join(root, `victim-${name}`), `victim ${name}\n`)
+    symlinkSync(join(root, `victim-${name}`), join(site, name))
+  }
+  const files = await exportWeb(gan, site)
+  t.deepEqual(files.map((f) => f.name).sort(), [...names].sort())
+  for (const name of names) {
+    t.true(readFileSync(join(root, `victim-${name}`), 'utf8') === `victim ${name}\n`, `${name} was written through its link`)
+    t.true(lstatSync(join(site, name)).isFile(), `${name} is a regular file now`)
+    t.is(files.find((f) => f.name === name)!.bytes, lstatSync(join(site, name)).size, name)
+  }
+  t.like(await readOnnxInfo(join(site, 'generator.onnx')), { what: 'generator' })
+})
+
+test('exportWeb into a folder that cannot be made (under /proc) fails at once with ERR_DCGAN_FILE', (t) => {
+  // In a child process: Node 20's mkdirSync(recursive) spins there forever, blocking the event loop.
+  const code = `const { DCGAN, exportWeb } = require(${JSON.stringify(join(__dirname, '..', 'src', 'index'))})
+    DCGAN.create({ imageSize: 16, zDim: 8, featuresG: 4, featuresD: 4, device: 'cpu' })
+      .then((gan) => exportWeb(gan, '/proc/nonexistent/site'))
+      .then(() => console.log('written'), (e) => { console.error(e.code + ' ' + e.message); process.exitCode = 1 })`
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' })
+  t.not(r.signal, 'SIGKILL', 'exportWeb hung')
+  t.is(r.status, 1, r.stdout)
+  t.regex(r.stderr, new RegExp(`^${ErrorCode.FILE} /proc/nonexistent: cannot create the folder`))
 })
 
 const chromiumNeed = {

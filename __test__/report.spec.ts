@@ -2,11 +2,12 @@
 // person would see (charts drawn, images decoded, the slider moving, tables filled, no network).
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { REPORT_CHART_FILES, Trainer, writeReport } from '../src/index'
+import { ErrorCode, REPORT_CHART_FILES, saveImageGrid, Trainer, writeReport } from '../src/index'
 import { IN_CI, testNeeding } from './helpers'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -161,4 +162,114 @@ test('CLI: `dcgan train` writes the report at the end', (t) => {
   t.is(r.status, 0, r.stderr)
   t.regex(r.stderr, new RegExp(`report ${join(run, 'report.html').replace(/[.]/g, '\\.')}`))
   t.true(existsSync(join(run, 'report.html')) && existsSync(join(run, 'charts', 'losses.png')))
+})
+
+/** A metrics line as the trainer writes it, with `extra` over it. */
+const metricLine = (step: number, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ step, epoch: 0, lossD: 1.2, lossG: 0.8, dReal: 0.6, dFake: 0.4, dFakeAfter: 0.3, stepMs: 10, imagesPerSec: 800, time: new Date(step * 1000).toISOString(), ...extra })
+
+/** A small valid PNG (a grid of four 16×16 images). */
+async function writePng(file: string): Promise<void> {
+  await saveImageGrid({ data: Float32Array.from({ length: 4 * 16 * 16 }, (_, i) => Math.sin(i)), shape: [4, 1, 16, 16] }, file, { nrow: 2 })
+}
+
+/** writeReport in a child process, so that a read blocking on a FIFO fails the test in seconds, not at ava's 15 min timeout. */
+function reportInChild(runDir: string): { status: number | null; stdout: string; stderr: string; timedOut: boolean } {
+  const code = `require(${JSON.stringify(join(__dirname, '..', 'src', 'report'))}).writeReport(${JSON.stringify(runDir)}, { pngCharts: false })
+    .then((p) => console.log(p), (e) => { console.error(e.code + ' ' + e.message); process.exitCode = 1 })`
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, timedOut: r.signal === 'SIGKILL' }
+}
+
+const mkfifo = (path: string) => {
+  const r = spawnSync('mkfifo', [path], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`mkfifo ${path}: ${r.stderr}`)
+}
+
+test('FIFOs in the run folder never block: metrics.jsonl is refused with ERR_DCGAN_FILE, images, config.json and eval.json get a note on the page', (t) => {
+  const run = join(tmp(), 'run')
+  mkdirSync(join(run, 'samples'), { recursive: true })
+  writeFileSync(join(run, 'metrics.jsonl'), metricLine(1) + '\n')
+  for (const f of ['samples/step-000001.png', 'real.png', 'config.json', 'eval.json']) mkfifo(join(run, f))
+  const r = reportInChild(run)
+  t.false(r.timedOut, 'writeReport blocked on a FIFO')
+  t.is(r.status, 0, r.stderr)
+  const page = readFileSync(join(run, 'report.html'), 'utf8')
+  for (const f of ['samples/step-000001.png', 'real.png', 'config.json', 'eval.json']) {
+    t.true(page.includes(`${join(run, f)}: is a FIFO (named pipe); only regular files are read`), f)
+  }
+  t.is((page.match(/<img /g) ?? []).length, 0)
+
+  const fifoMetrics = join(tmp(), 'run')
+  mkdirSync(fifoMetrics)
+  mkfifo(join(fifoMetrics, 'metrics.jsonl'))
+  const bad = reportInChild(fifoMetrics)
+  t.false(bad.timedOut, 'writeReport blocked on metrics.jsonl, a FIFO')
+  t.is(bad.status, 1)
+  t.is(bad.stderr.trim(), `${ErrorCode.FILE} ${join(fifoMetrics, 'metrics.jsonl')}: is a FIFO (named pipe); only regular files are read`)
+})
+
+test('an image that is not a PNG is not embedded; metrics lines too long to be the trainer\'s are skipped', async (t) => {
+  const run = join(tmp(), 'run')
+  mkdirSync(join(run, 'samples'), { recursive: true })
+  writeFileSync(join(run, 'metrics.jsonl'), [metricLine(1), metricLine(2, { pad: 'x'.repeat(70_000) }), metricLine(3)].join('\n'))
+  writeFileSync(join(run, 'samples', 'step-000003.png'), 'secret text, not an image')
+  writeFileSync(join(run, 'real.png'), 'not a PNG either')
+  const page = readFileSync(await writeReport(run, { pngCharts: false }), 'utf8')
+  t.true(page.includes(`${join(run, 'samples', 'step-000003.png')}: is not a PNG file`))
+  t.true(page.includes(`${join(run, 'real.png')}: is not a PNG file`))
+  t.false(page.includes(Buffer.from('secret text, not an image').toString('base64')))
+  t.regex(page, /data-series="lossD" points="\S+ \S+"/) // steps 1 and 3: the 70 KB line is not read
+})
+
+test('values from the run folder are escaped; the CSP allows only the page\'s own script and style, by hash', async (t) => {
+  // The folder's name, metrics, config and evaluation all carry markup.
+  const evil = '<img src=x onerror=alert(1)><script>alert(2)</script>'
+  const run = join(tmp(), `run-${evil}`)
+  mkdirSync(join(run, 'samples'), { recursive: true })
+  writeFileSync(join(run, 'metrics.jsonl'), [
+    metricLine(1),
+    metricLine(2, { epoch: `0)</dd>${evil}<dd>(`, lossD: evil, time: evil }),
+  ].join('\n'))
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ imageSize: 16, [evil]: evil, dataset: { kind: evil, path: evil } }))
+  // Nested far deeper than any table: shown cut short, not a stack overflow.
+  const evalJson = JSON.stringify({ [evil]: [evil, { [evil]: evil }], generated: { [evil]: evil }, real: { fid: 1 } })
+  writeFileSync(join(run, 'eval.json'), `${evalJson.slice(0, -1)},"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`)
+  await writePng(join(run, 'samples', 'step-000002.png'))
+  const page = readFileSync(await writeReport(run, { pngCharts: false }), 'utf8')
+  t.false(page.includes('<img src=x'))
+  t.false(page.includes('<script>alert'))
+  t.false(page.includes('</dd><img'))
+  t.true(page.includes(`run-&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;`), 'the folder name, escaped')
+  t.true(page.includes('<tr><th>deep</th><td>…</td></tr>'), 'deep nesting cut short')
+  t.true(page.includes('Real images not shown: config.json names a &lt;img src=x'), 'the dataset kind, escaped')
+  // Exactly one inline script (the slider) and one style sheet, each allowed by its hash only.
+  const scripts = [...page.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1])
+  const styles = [...page.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1])
+  t.is((page.match(/<script/g) ?? []).length, 1)
+  t.is(scripts.length, 1)
+  t.is(styles.length, 1)
+  const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]*)">/.exec(page)![1]
+  const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`
+  t.is(csp, `default-src 'none'; img-src data:; style-src ${hash(styles[0])}; script-src ${hash(scripts[0])}; base-uri 'none'; form-action 'none'`)
+  t.false(csp.includes('unsafe-inline'))
+})
+
+test('real.png is never drawn from a path named in config.json, only from a dataset the caller passes', async (t) => {
+  const images = join(tmp(), 'private')
+  mkdirSync(images)
+  for (let i = 0; i < 4; i++) await writePng(join(images, `${i}.png`))
+  const run = join(tmp(), 'run')
+  mkdirSync(run)
+  writeFileSync(join(run, 'metrics.jsonl'), metricLine(1))
+  const dataset = { kind: 'folder' as const, path: images, limit: 4 }
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ imageSize: 16, channels: 1, seed: 0, dataset }))
+  let page = readFileSync(await writeReport(run, { pngCharts: false }), 'utf8')
+  t.false(existsSync(join(run, 'real.png')), 'the folder named in config.json was opened')
+  t.regex(page, /Real images not shown: config\.json names a folder dataset; the report does not open paths read from the run folder/)
+  // The caller's own dataset: drawn, saved and shown (4 images of 16 px, 8 a row).
+  page = readFileSync(await writeReport(run, { pngCharts: false, dataset }), 'utf8')
+  t.true(existsSync(join(run, 'real.png')))
+  t.deepEqual(pngSize(join(run, 'real.png')), { width: 4 * 18 + 2, height: 18 + 2 })
+  t.true(page.includes('id="real-grid"'))
 })

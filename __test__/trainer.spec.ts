@@ -1,9 +1,9 @@
 // Trainer.fit: resume exactness, checkpoints, callbacks, cancellation, guards, the event loop.
 import test from 'ava'
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, IterableDataset, NonFiniteError, Trainer, cudaAvailable, listCheckpoints, resolveTrainConfig, type TrainConfig } from '../src/index'
+import { DCGAN, ErrorCode, IterableDataset, NonFiniteError, Trainer, cudaAvailable, listCheckpoints, resolveTrainConfig, saveImageGrid, type TrainConfig } from '../src/index'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-trainer-'))
 // A tiny run on 200 MNIST images: 12 batches of 16 per epoch, so 30 steps cross two epoch ends.
@@ -121,21 +121,20 @@ test('training on a JS iterable of batches ends when it is exhausted', async (t)
 })
 
 test('diverging training stops with a clear error and keeps the last good checkpoint', async (t) => {
-  // An lr large enough to diverge does so at the first step, before any checkpoint, and resuming
-  // keeps a run's lr. So the run trains normally (a checkpoint every step) and, after the third
-  // checkpoint, takes the weights of a model that really diverged (lr 1e30, NaN after one step).
+  // An lr large enough to diverge does so at the first step, before any checkpoint. So the run
+  // trains normally (a checkpoint every step) and, after the third checkpoint, its optimizer is
+  // given that lr (1e30: NaN within one step). (loadWeights refuses NaN weights.)
   const model = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu' as const, seed: 5 }
   const diverged = new DCGAN({ ...model, lr: 1e30 })
   await t.throwsAsync(diverged.trainStep({ data: new Float32Array(16 * 256).fill(0.5), shape: [16, 1, 16, 16] }), { message: /training diverged/ })
   t.false(await diverged.allFinite())
-  const nanWeights = join(tmp(), 'diverged.safetensors')
-  await diverged.save(nanWeights)
+  const diverge = (trainer: Trainer) => trainer.gan.native.setOptimizer(JSON.stringify({ lr: 1e30 }))
 
   for (const deferStats of [false, true]) {
     const dir = tmp()
     const trainer = new Trainer(tiny(dir, { steps: 50, checkpointEvery: 1, keepCheckpoints: 10, deferStats }))
     const onCheckpoint = async (c: { step: number }) => {
-      if (c.step === 3) await trainer.gan.loadWeights(nanWeights)
+      if (c.step === 3) await diverge(trainer)
     }
     const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onCheckpoint } }), { instanceOf: NonFiniteError })
     t.regex(e!.message, /the weights hold NaN or Infinity at step 4: training diverged/)
@@ -155,7 +154,7 @@ test('diverging training stops with a clear error and keeps the last good checkp
   const dir = tmp()
   const trainer = new Trainer(tiny(dir, { steps: 50, deferStats: true }))
   const onStepEnd = async (s: { step: number }) => {
-    if (s.step === 3) await trainer.gan.loadWeights(nanWeights)
+    if (s.step === 3) await diverge(trainer)
   }
   const e = await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onStepEnd } }), { instanceOf: NonFiniteError })
   t.regex(e!.message, /at step 5: training diverged/)
@@ -246,4 +245,25 @@ test('useCudaGraph on a model on the CPU: refused with the reason, and the model
   const stats = await gan.trainStep({ data: new Float32Array(4 * 256), shape: [4, 1, 16, 16] })
   t.true(Number.isFinite(stats.lossD))
   t.is(gan.config.stepsDone, 1)
+})
+
+test('an unreadable image stops training with its name and how to skip it; skipCorrupt, added on resume, goes on', async (t) => {
+  const data = tmp()
+  for (let i = 0; i < 6; i++) await saveImageGrid({ data: new Float32Array(256).fill(i / 6), shape: [1, 1, 16, 16] }, join(data, `${i}.png`), { nrow: 1, padding: 0 })
+  writeFileSync(join(data, '3.png'), 'not a png') // in the second batch of two (no shuffling)
+  const dir = tmp()
+  const spec = { kind: 'folder' as const, path: data, shuffle: false }
+  const trainer = new Trainer(tiny(dir, { steps: 3, batchSize: 2, checkpointEvery: 1, dataset: spec }))
+  await t.throwsAsync(trainer.fit({ progress: false }), {
+    code: ErrorCode.FILE,
+    message: /3\.png: cannot decode image: .*; to skip unreadable images with a warning, set skipCorrupt: true in the dataset \(dcgan train --skip-corrupt; a resumed run may add it\)$/,
+  })
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [1])
+  const resumed = await Trainer.resume(dir, { dataset: { ...spec, skipCorrupt: true } })
+  const warnings: string[] = []
+  const onWarning = (w: Error) => void warnings.push(w.message)
+  process.on('warning', onWarning)
+  const r = await resumed.fit({ progress: false }).finally(() => process.off('warning', onWarning))
+  t.like(r, { reason: 'completed', steps: 3 })
+  t.true(warnings.some((w) => /skipped .*3\.png/.test(w)), warnings.join('\n'))
 })

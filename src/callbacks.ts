@@ -1,4 +1,5 @@
-import { type FileHandle, open } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { type FileHandle, open, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import type { StepResult } from './dcgan'
@@ -65,7 +66,7 @@ export class MetricsLog implements Callbacks {
   constructor(path: string) {
     makeDir(dirname(path))
     this.#path = path
-    this.#file = open(path, 'a')
+    this.#file = openLog(path)
     this.#file.catch(() => undefined) // reported by the first write
   }
 
@@ -97,6 +98,19 @@ export class MetricsLog implements Callbacks {
     this.#file = null
     await (await file?.catch(() => null))?.close()
   }
+}
+
+/**
+ * Opens a log for appending. Non-blocking: a FIFO in its place (with no reader) would otherwise
+ * hold the open, and the first step's write, forever; only a regular file is kept.
+ */
+async function openLog(path: string): Promise<FileHandle> {
+  const notRegular = new Error('is not a regular file (a FIFO, a device?); only regular files are written: remove it')
+  if ((await stat(path).catch(() => null))?.isFile() === false) throw notRegular // before open: a FIFO's open fails unclearly
+  const file = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o666)
+  if ((await file.stat()).isFile()) return file
+  await file.close()
+  throw notRegular
 }
 
 /**

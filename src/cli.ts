@@ -7,7 +7,7 @@ import type { DeviceSpec } from './config'
 import { DCGAN, cudaAvailable, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
 import { exportOnnx, exportWeb } from './export'
-import type { DatasetKind } from './datasets'
+import type { DatasetKind, DatasetSpec } from './datasets'
 import { missingInstall } from './native'
 import { distributedFromEnv, launchLocal, rankDevice } from './distributed'
 import { DcganError, ErrorCode } from './errors'
@@ -27,6 +27,16 @@ function packageVersion(): string {
 function int(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer.`)
+  return n
+}
+
+/** Images `generate` makes at most: the core's MAX_COUNT (crates/dcgan-core/src/gan.rs). */
+const MAX_COUNT = 65536
+
+/** `--count`: checked here so that the message names the flag, not the API's argument. */
+function count(value: string): number {
+  const n = int(value)
+  if (n < 1 || n > MAX_COUNT) throw new InvalidArgumentError(`'${value}' is not an integer from 1 to ${MAX_COUNT}.`)
   return n
 }
 
@@ -101,10 +111,9 @@ async function launchTrain(opts: Record<string, unknown>): Promise<void> {
   const i = argv.findIndex((a) => a === '--nproc' || a.startsWith('--nproc='))
   argv.splice(i, argv[i].includes('=') ? 1 : 2)
   const timeout = opts.distTimeout as number | undefined
-  // Ctrl-C reaches every rank (one process group): they agree to stop after the same step and
-  // rank 0 writes a checkpoint; the launcher waits for them.
-  process.on('SIGINT', () => {})
-  const result = await launchLocal(opts.nproc as number, process.argv[1], argv, { timeout })
+  // Ctrl-C, SIGTERM or SIGHUP, to the launcher or to its process group, reaches every rank once:
+  // they agree to stop after the same step and rank 0 writes a checkpoint; the launcher waits.
+  const result = await launchLocal(opts.nproc as number, process.argv[1], argv, { timeout, forwardSignals: STOP_SIGNALS })
   if (result.code !== 0) throw new Error(`distributed training failed: ${result.failures.join('; ')}`)
 }
 
@@ -118,50 +127,117 @@ async function train(opts: Record<string, unknown>): Promise<void> {
   const writes = (distributed?.rank ?? 0) === 0
   const flags: Partial<TrainConfig> = {}
   for (const [field] of FIELDS) if (opts[field] !== undefined) (flags as Record<string, unknown>)[field] = opts[field]
-  let trainer: Trainer
-  if (opts.resume) {
-    if (distributed) flags.device = await localRankDevice(flags.device ?? checkpointDevice(opts.resume as string))
-    trainer = await Trainer.resume(opts.resume as string, flags)
-    if (writes) console.error(`resuming ${opts.resume} at step ${trainer.step}`)
-  } else {
-    const fromFile = opts.config ? readJson(opts.config as string) : {}
-    const config: Partial<TrainConfig> = { ...fromFile, ...flags }
-    if (distributed) config.device = await localRankDevice(config.device)
-    if (opts.dataset !== undefined || opts.dataPath !== undefined || opts.skipCorrupt || opts.limit !== undefined) {
-      config.dataset = {
-        ...(fromFile.dataset ?? { kind: 'mnist' }),
-        ...(opts.dataset !== undefined ? { kind: opts.dataset as DatasetKind } : {}),
-        ...(opts.dataPath !== undefined ? { path: opts.dataPath as string } : {}),
-        ...(opts.skipCorrupt ? { skipCorrupt: true } : {}),
-        ...(opts.limit !== undefined ? { limit: opts.limit as number } : {}),
-      }
-    }
-    trainer = new Trainer(config, opts.preset as PresetName | undefined)
-  }
-  const controller = new AbortController()
-  let interrupts = 0
-  process.on('SIGINT', () => {
-    if (++interrupts > 1) process.exit(130)
-    console.error('\ninterrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)')
-    controller.abort()
-  })
+  const trainer = opts.resume ? await resumeTrainer(opts, flags, distributed !== undefined) : await newTrainer(opts, flags, distributed !== undefined)
+  const controller = stopOnSignals()
+  if (opts.resume && writes) console.error(`resuming ${opts.resume} at step ${trainer.step}`)
   const c = trainer.config
   if (writes) console.error(`training ${c.imageSize}×${c.imageSize}, features ${c.featuresG}/${c.featuresD}, batch ${c.batchSize}, ${c.steps ?? `${c.epochs} epochs of`} ${c.steps ? 'steps' : c.dataset.kind} → ${c.outDir}`)
+  const before = trainer.step
   try {
     const result = await trainer.fit({ signal: controller.signal, overwrite: opts.overwrite === true, distributed, progress: writes })
     if (!writes) return
     console.error(`${result.reason} after ${result.steps} steps in ${result.seconds.toFixed(0)} s; checkpoint ${result.checkpoint}`)
-    if (result.reason === 'aborted') console.error(`continue with: dcgan train --resume ${c.outDir}`)
+    if (result.reason === 'aborted' && result.checkpoint) console.error(`continue with: dcgan train --resume ${c.outDir}`)
   } finally {
-    // Also after a failure (a diverged run, say): the report shows what happened.
-    if (trainer.step > 0 && writes) await reportAfterTraining(c.outDir)
+    // Also after a failure (a diverged run, say): the report shows what happened. Only when steps
+    // were taken: a fit refused before it took the run folder (locked by another trainer, say)
+    // must not write into it.
+    if (trainer.step > before && writes) await reportAfterTraining(c.outDir, c.dataset)
+  }
+}
+
+/** Signals that stop training after the step with a checkpoint, as Ctrl-C does: a terminal that
+ * closes (SIGHUP), `kill`, systemd, docker stop, Slurm (SIGTERM). A second one quits at once. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+/** Set when SIGHUP stopped training: the process then ends by SIGHUP (see `main`). */
+let hungUp = false
+
+function stopOnSignals(): AbortController {
+  const controller = new AbortController()
+  // A closed terminal fails writes to stderr (EIO): the progress lines are lost, not the run.
+  process.stderr.on('error', () => undefined)
+  let signals = 0
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      if (++signals > 1) return dieOf(signal)
+      hungUp ||= signal === 'SIGHUP'
+      console.error(`\ninterrupted${signal === 'SIGINT' ? '' : ` by ${signal}`}: finishing the current step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)`)
+      controller.abort()
+    })
+  }
+  return controller
+}
+
+/**
+ * Quits at once, killed by `signal` itself (a shell reports 128 + its number). Not process.exit():
+ * it would run libtorch's static destructors under the thread still computing the step (a crash).
+ */
+function dieOf(signal: NodeJS.Signals): void {
+  for (const s of STOP_SIGNALS) process.removeAllListeners(s) // back to the default action
+  process.kill(process.pid, signal)
+}
+
+/** A new run from the preset, the config file and the flags. */
+async function newTrainer(opts: Record<string, unknown>, flags: Partial<TrainConfig>, distributed: boolean): Promise<Trainer> {
+  const fromFile = opts.config ? readJson(opts.config as string) : {}
+  const config: Partial<TrainConfig> = { ...fromFile, ...flags }
+  if (distributed) config.device = await localRankDevice(config.device)
+  if (opts.dataset !== undefined || opts.dataPath !== undefined || opts.skipCorrupt || opts.limit !== undefined) {
+    config.dataset = {
+      ...(fromFile.dataset ?? { kind: 'mnist' }),
+      ...(opts.dataset !== undefined ? { kind: opts.dataset as DatasetKind } : {}),
+      ...(opts.dataPath !== undefined ? { path: opts.dataPath as string } : {}),
+      ...(opts.skipCorrupt ? { skipCorrupt: true } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit as number } : {}),
+    }
+  }
+  return new Trainer(config, opts.preset as PresetName | undefined)
+}
+
+/** Flags that set up a new run and that a resumed run, which keeps its checkpoint's config, cannot apply. */
+const NEW_RUN_ONLY: Array<[string, string]> = [['config', '--config'], ['preset', '--preset'], ['overwrite', '--overwrite']]
+
+/** `--resume`: the flags a resumed run can take are applied, the others refused by name. */
+async function resumeTrainer(opts: Record<string, unknown>, flags: Partial<TrainConfig>, distributed: boolean): Promise<Trainer> {
+  const ignored = NEW_RUN_ONLY.filter(([key]) => opts[key] !== undefined).map(([, flag]) => flag)
+  if (ignored.length > 0) {
+    throw new DcganError(ErrorCode.INVALID_OPTION, `${ignored.join(', ')}: ${ignored.length > 1 ? 'apply' : 'applies'} to a new run; a resumed run keeps its checkpoint's config. Change what may change with flags (--steps, --lr, …), or start a new run without --resume`)
+  }
+  const resume = opts.resume as string
+  const dataset = resumeDataset(opts, resume)
+  if (distributed) flags.device = await localRankDevice(flags.device ?? checkpointDevice(resume))
+  return Trainer.resume(resume, { ...flags, ...(dataset ? { dataset } : {}) })
+}
+
+/**
+ * The dataset flags of `--resume`, over the checkpoint's dataset: --data-path (the data moved, or
+ * the checkpoint's path is not trusted) and --skip-corrupt apply; --dataset and --limit would
+ * change the data order, so they are refused unless they repeat the run's.
+ */
+function resumeDataset(opts: Record<string, unknown>, resume: string): DatasetSpec | undefined {
+  if (opts.dataset === undefined && opts.dataPath === undefined && !opts.skipCorrupt && opts.limit === undefined) return undefined
+  const stored = storedConfig(resume)?.dataset
+  if (!stored) return undefined // unreadable: Trainer.resume says why
+  const changed = ([['--dataset', 'kind', opts.dataset], ['--limit', 'limit', opts.limit]] as const).filter(([, key, v]) => v !== undefined && v !== stored[key])
+  if (changed.length > 0) {
+    const was = changed.map(([flag, key]) => `${flag} ${stored[key] ?? '(none)'}`).join(', ')
+    throw new DcganError(ErrorCode.INVALID_OPTION, `${changed.map(([flag, , v]) => `${flag} ${v}`).join(', ')}: a resumed run cannot change its dataset (it trained with ${was}): the data order depends on it; start a new run instead`)
+  }
+  return { ...stored, ...(opts.dataPath !== undefined ? { path: opts.dataPath as string } : {}), ...(opts.skipCorrupt ? { skipCorrupt: true } : {}) }
+}
+
+/** The config stored in the checkpoint of `runOrFile`, or undefined when it cannot be read. */
+function storedConfig(runOrFile: string): Partial<TrainConfig> | undefined {
+  try {
+    return readCheckpointInfo(findCheckpoint(runOrFile)).trainer?.config as Partial<TrainConfig> | undefined
+  } catch {
+    return undefined
   }
 }
 
 /** The device a checkpoint's run trained on. */
 function checkpointDevice(runOrFile: string): DeviceSpec | undefined {
-  const trainer = readCheckpointInfo(findCheckpoint(runOrFile)).trainer as { config?: { device?: DeviceSpec } } | undefined
-  return trainer?.config?.device
+  return storedConfig(runOrFile)?.device
 }
 
 /** Under a launcher that sets LOCAL_RANK (torchrun, `--nproc`), GPU N for local rank N. */
@@ -171,10 +247,12 @@ async function localRankDevice(device: DeviceSpec | undefined): Promise<DeviceSp
   return rankDevice(device ?? 'auto', localRank, await cudaAvailable())
 }
 
-/** The report at the end of training: if it fails, a warning line, and the training result stands. */
-async function reportAfterTraining(runDir: string): Promise<void> {
+/** The report at the end of training, its real images from the dataset the run trained on (the
+ * trainer's own config, not a path read back from the run folder): if it fails, a warning line,
+ * and the training result stands. */
+async function reportAfterTraining(runDir: string, dataset: DatasetSpec): Promise<void> {
   try {
-    console.error(`report ${await writeReport(runDir)}`)
+    console.error(`report ${await writeReport(runDir, { dataset })}`)
   } catch (e) {
     console.error(`warning: the training report was not written: ${(e as Error).message.split('\n')[0]}`)
   }
@@ -220,8 +298,11 @@ async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; 
   console.error(`wrote ${o.out}: mean a, mean b, mean c, a − b + c${o.variations ? `, then ${o.variations} variations` : ''}`)
 }
 
-async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
-  const result = await evaluateCheckpoint(o.checkpoint, { samples: o.samples, seed: o.seed, batchStats: o.batchStats, device: o.device })
+async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec; dataset?: DatasetKind; dataPath?: string }): Promise<void> {
+  // The flags name the real images; the checkpoint's kind is kept when only the path is given.
+  const kind = o.dataset ?? (o.dataPath !== undefined ? storedConfig(o.checkpoint)?.dataset?.kind : undefined)
+  const dataset = kind !== undefined || o.dataPath !== undefined ? { kind: kind ?? 'mnist', ...(o.dataPath !== undefined ? { path: o.dataPath } : {}) } : undefined
+  const result = await evaluateCheckpoint(o.checkpoint, { samples: o.samples, seed: o.seed, batchStats: o.batchStats, device: o.device, dataset })
   console.log(formatEval(result))
   const runDir = runDirOf(o.checkpoint) ?? runDirOf(result.checkpoint!)
   if (runDir) console.error(`wrote ${writeEval(runDir, result)}`)
@@ -291,7 +372,7 @@ export function program(): Command {
   p.command('generate')
     .description('write generated images: one grid PNG and/or one PNG each')
     .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
-    .option('--count <n>', 'images', int, 64)
+    .option('--count <n>', 'images', count, 64)
     .option('--seed <n>', 'noise seed', int)
     .option('--grid <file.png>', 'one PNG grid')
     .option('--dir <folder>', 'one PNG per image')
@@ -330,6 +411,8 @@ export function program(): Command {
     .option('--seed <n>', 'seed of the noise and of the real images chosen', int, 0)
     .option('--batch-stats', 'BatchNorm on batch statistics instead of running ones')
     .option('--device <name>', "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    .addOption(new Option('--dataset <kind>', "the real images' format (default: the checkpoint's)").choices(datasetKinds))
+    .option('--data-path <path>', 'the real images (idx, cifar10, folder); needed when the checkpoint names a path its run folder does not confirm')
     .action(evalCmd)
   p.command('export')
     .description('the generator (or discriminator) as an ONNX file, or a static web page that samples and interpolates offline')
@@ -364,6 +447,9 @@ export async function main(argv = process.argv): Promise<void> {
     console.error(`dcgan: ${(e as Error).message.split('\n')[0]}`)
     process.exitCode = 1
   }
+  // With its terminal gone, a normal exit aborts (Node restores the terminal's mode and fails on
+  // EIO): the work saved, end as a hung-up process does.
+  if (hungUp) dieOf('SIGHUP')
 }
 
 if (require.main === module) void main()

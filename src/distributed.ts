@@ -238,19 +238,42 @@ export interface LaunchResult {
   failures: string[]
 }
 
+/** Options of {@link launchLocal}. */
+export interface LaunchOptions {
+  /** Seconds a rank waits for the others (`DCGAN_DIST_TIMEOUT` in their environment). */
+  timeout?: number
+  /** Seconds the other ranks get to stop on their own after one failed. Default timeout + 10. */
+  graceSeconds?: number
+  /** Added to the ranks' environment. */
+  env?: NodeJS.ProcessEnv
+  /**
+   * Signals the launcher passes on to every rank, once per signal it receives (a second Ctrl-C is
+   * a second one for each rank too). The ranks then run in a process group of their own, so that
+   * a signal sent to the launcher alone (`docker stop`, `kill PID`) reaches them as one from the
+   * terminal does, and one sent to the whole group is not received twice. Default none: the ranks
+   * share the launcher's group.
+   */
+  forwardSignals?: readonly NodeJS.Signals[]
+}
+
 /**
  * Starts `nproc` copies of `node script ...args` as ranks 0…nproc−1 of a group on this machine
  * (torchrun's variables in their environment; output passed through) and supervises them: when
  * one fails, the others get `graceSeconds` to stop on their own (they see the failure as an
  * `ERR_DCGAN_DISTRIBUTED` error) and are then killed, so a launch never hangs on a dead rank.
  */
-export async function launchLocal(nproc: number, script: string, args: string[], options: { timeout?: number; graceSeconds?: number; env?: NodeJS.ProcessEnv } = {}): Promise<LaunchResult> {
+export async function launchLocal(nproc: number, script: string, args: string[], options: LaunchOptions = {}): Promise<LaunchResult> {
   if (!Number.isInteger(nproc) || nproc < 1 || nproc > 1024) throw new DcganError(ErrorCode.INVALID_OPTION, `invalid nproc: got ${nproc}; allowed: an integer from 1 to 1024`)
   const port = await freePort()
   const grace = (options.graceSeconds ?? (options.timeout ?? 300) + 10) * 1000
   const children: ChildProcess[] = []
   const failures: string[] = []
   let killTimer: NodeJS.Timeout | undefined
+  const forward = options.forwardSignals ?? []
+  const pass = (signal: NodeJS.Signals) => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal)
+  }
+  for (const signal of forward) process.on(signal, pass)
   const exits = Array.from({ length: nproc }, (_, rank) => {
     const env = {
       ...process.env, ...options.env,
@@ -258,7 +281,7 @@ export async function launchLocal(nproc: number, script: string, args: string[],
       MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
       ...(options.timeout === undefined ? {} : { DCGAN_DIST_TIMEOUT: String(options.timeout) }),
     }
-    const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit' })
+    const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit', detached: forward.length > 0 })
     children.push(child)
     return new Promise<void>((resolve) => {
       child.on('error', (e) => {
@@ -278,6 +301,7 @@ export async function launchLocal(nproc: number, script: string, args: string[],
     })
   })
   await Promise.all(exits)
+  for (const signal of forward) process.off(signal, pass)
   if (killTimer) clearTimeout(killTimer)
   return { code: failures.length === 0 ? 0 : 1, failures }
 }

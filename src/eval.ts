@@ -6,7 +6,7 @@ import { type DatasetSpec, mnistImagesPath } from './datasets'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
 import { toOptionsJson } from './options'
-import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomic } from './run-dir'
+import { datasetConfirmed, findCheckpoint, quoted, readCheckpointInfo, RunDir, writeFileAtomic } from './run-dir'
 
 /**
  * What the features of an evaluation come from: the MNIST classifier shipped with this package
@@ -117,14 +117,23 @@ export async function evaluate(gan: DCGAN, options: EvalOptions = {}): Promise<E
 
 /**
  * Evaluates a checkpoint (a file, or a run folder for its latest checkpoint) on the dataset its
- * run was trained on (from the checkpoint's training state; MNIST when it has none).
+ * run was trained on (from the checkpoint's training state; MNIST when it has none), or on
+ * `dataset`. A dataset path read from the checkpoint is opened only when the checkpoint lies in a
+ * run folder whose config.json names the same dataset; otherwise pass `dataset`.
  */
 export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions & { device?: DeviceSpec } = {}): Promise<EvalResult> {
   const file = findCheckpoint(pathOrRun)
   const info = readCheckpointInfo(file)
-  const dataset = options.dataset ?? (info.trainer?.config.dataset as DatasetSpec | undefined)
+  const dataset = options.dataset ?? checkpointDataset(file, info.trainer?.config.dataset as DatasetSpec | undefined)
   const gan = await DCGAN.load(file, { device: options.device })
   return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
+}
+
+/** The dataset a checkpoint names, if its path may be read (see {@link datasetConfirmed}). */
+function checkpointDataset(file: string, stored: DatasetSpec | undefined): DatasetSpec | undefined {
+  if (stored === undefined || datasetConfirmed(file, stored)) return stored
+  throw new DcganError(ErrorCode.INVALID_OPTION, `${file}: names the dataset path ${quoted(stored.path)}, which is not opened: a path read from a checkpoint is used only when the checkpoint lies in a run folder whose config.json names the same dataset. ` +
+    'Say which real images to compare with: dcgan eval --data-path PATH [--dataset KIND], or evaluateCheckpoint(run, { dataset })')
 }
 
 /** The run folder of a run folder or of a checkpoint file in its `checkpoints/` folder; null for a file elsewhere. */

@@ -1,10 +1,12 @@
 // A trained generator anywhere: an ONNX file for any ONNX runtime, and a static web page that
 // samples, interpolates and does latent arithmetic in the browser with onnxruntime-web.
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { ModelConfig } from './config'
 import type { DCGAN } from './dcgan'
+import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
+import { makeDir, readRegularFile, writeFileAtomic } from './run-dir'
 
 /** What dcgan writes into an ONNX file's metadata and checks when reading one. */
 export interface OnnxInfo {
@@ -16,7 +18,9 @@ export interface OnnxInfo {
   model: ModelConfig
   /** The ONNX operator set (17). */
   opset: number
-  /** Whose weights: `'generator'` (the trained ones; `'ema'` once generator EMA exists) or `'discriminator'`. */
+  /** Whose weights: `'ema'` (the generator's moving average, exported when the model keeps one:
+   * `emaDecay` > 0, as `gan.generate` samples it), `'generator'` (the trained generator, without
+   * EMA) or `'discriminator'`. */
   weights: string
   /** Training steps of the exported model. */
   steps: number
@@ -43,8 +47,10 @@ export interface ExportOnnxOptions {
 
 /**
  * Writes a network of `gan` as an ONNX model in inference form (opset 17; BatchNorm on running
- * statistics as BatchNormalization nodes; dynamic batch size), atomically. Resolves to what the
- * file says about itself.
+ * statistics as BatchNormalization nodes; dynamic batch size), atomically. For the generator of a
+ * model with `emaDecay` the moving average is written (`weights: 'ema'`), the network
+ * `gan.generate` samples; else the trained generator (`weights: 'generator'`). Resolves to what
+ * the file says about itself.
  */
 export async function exportOnnx(gan: DCGAN, path: string, options: ExportOnnxOptions = {}): Promise<OnnxInfo> {
   return JSON.parse(await native.exportOnnx(gan.native, path, options.what)) as OnnxInfo
@@ -74,6 +80,9 @@ export interface SiteFile {
   /** Its size in bytes. */
   bytes: number
 }
+
+/** generator.onnx at most for the page: model.js carries it as base64 in one JavaScript string. */
+const MAX_WEB_MODEL_BYTES = 384 * 1024 * 1024
 
 /** The page's own files (classic scripts: they must load from file://). */
 const WEB_DIR = join(__dirname, '..', 'web')
@@ -116,28 +125,48 @@ function scriptWith(name: string, value: unknown): string {
  * from elsewhere, and it works from `file://` (model and WebAssembly ride in classic scripts as
  * base64, since Chromium blocks fetch() there) as well as from any static host. The page draws
  * a grid from a seed (the same z as `gan.generate(n, { seed })`), animates a slerp walk between
- * two seeds and does latent arithmetic (z1 − z2 + z3) on clicked grid cells.
+ * two seeds and does latent arithmetic (z1 − z2 + z3) on clicked grid cells. With `emaDecay` the
+ * page runs the generator's moving average, as {@link exportOnnx} writes it.
+ *
+ * `dir` and its missing parents are created; each file is written atomically (temporary file,
+ * then rename), so a file already there, a symbolic link included, is replaced, never written
+ * through.
  */
 export async function exportWeb(gan: DCGAN, dir: string, options: ExportWebOptions = {}): Promise<SiteFile[]> {
   const seed = options.seed ?? 1
   if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`invalid seed: got ${seed}; allowed: an integer ≥ 0`)
-  mkdirSync(dir, { recursive: true })
-  const info = await exportOnnx(gan, join(dir, 'generator.onnx'))
-  const onnx = readFileSync(join(dir, 'generator.onnx'))
+  makeDir(dir)
+  const written = new Map<string, number>()
+  const write = (name: string, contents: string | Buffer) => {
+    writeFileAtomic(join(dir, name), contents)
+    written.set(name, typeof contents === 'string' ? Buffer.byteLength(contents) : contents.length)
+  }
+  const onnxFile = join(dir, 'generator.onnx')
+  const info = await exportOnnx(gan, onnxFile)
+  let onnx: Buffer
+  try {
+    onnx = readRegularFile(onnxFile, MAX_WEB_MODEL_BYTES)
+  } catch (e) {
+    if (e instanceof DcganError && /bytes, more than/.test(e.message)) {
+      throw new DcganError(ErrorCode.FILE, `${onnxFile}: the generator is too large for the web page (more than ${MAX_WEB_MODEL_BYTES} bytes of ONNX); use the ONNX file itself`)
+    }
+    throw e
+  }
+  written.set('generator.onnx', onnx.length)
   const ort = ortFiles()
   const wasm = readFileSync(join(ort.dist, 'ort-wasm-simd-threaded.wasm'))
   const title = options.title ?? 'DCGAN generator'
-  writeFileSync(join(dir, 'model.js'), scriptWith('DCGAN_MODEL', { info, seed, title, onnx: onnx.toString('base64') }))
-  writeFileSync(join(dir, 'ort-wasm.js'), scriptWith('DCGAN_ORT_WASM', wasm.toString('base64')))
-  for (const name of PAGE_SCRIPTS) copyFileSync(join(WEB_DIR, name), join(dir, name))
+  write('model.js', scriptWith('DCGAN_MODEL', { info, seed, title, onnx: onnx.toString('base64') }))
+  write('ort-wasm.js', scriptWith('DCGAN_ORT_WASM', wasm.toString('base64')))
+  for (const name of PAGE_SCRIPTS) write(name, readFileSync(join(WEB_DIR, name)))
   const template = readFileSync(join(WEB_DIR, 'index.html'), 'utf8')
   const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
   const html = template
     .replace(/\{\{TITLE\}\}/g, () => escapeHtml(title))
     .replace('{{ORT_VERSION}}', ort.version)
     .replace('{{ORT_MODULE}}', () => ortInlineModule(readFileSync(join(ort.dist, 'ort.wasm.bundle.min.mjs'), 'utf8')))
-  writeFileSync(join(dir, 'index.html'), html)
-  writeFileSync(join(dir, 'NOTICE.txt'), `onnxruntime-web ${ort.version} (index.html's inline module, ort-wasm.js): MIT License, Copyright (c) Microsoft Corporation.\n`)
+  write('index.html', html)
+  write('NOTICE.txt', `onnxruntime-web ${ort.version} (index.html's inline module, ort-wasm.js): MIT License, Copyright (c) Microsoft Corporation.\n`)
   const names = ['index.html', 'generator.onnx', 'model.js', 'ort-wasm.js', ...PAGE_SCRIPTS, 'NOTICE.txt']
-  return names.map((name) => ({ name, bytes: statSync(join(dir, name)).size }))
+  return names.map((name) => ({ name, bytes: written.get(name)! }))
 }

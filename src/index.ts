@@ -6,7 +6,7 @@
 export * from './config'
 export * from './dcgan'
 export * from './datasets'
-export { distributedFromEnv, DistributedRun, launchLocal, PeerFailedError, type DistributedOptions, type LaunchResult } from './distributed'
+export { distributedFromEnv, DistributedRun, launchLocal, PeerFailedError, type DistributedOptions, type LaunchOptions, type LaunchResult } from './distributed'
 export * from './train-config'
 export * from './trainer'
 export * from './callbacks'

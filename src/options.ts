@@ -1,6 +1,7 @@
 // How options reach the native layer: as JSON, checked there against the one schema of the Rust
 // core (crates/dcgan-core/src/options.rs), which also supplies every default and preset. Only
 // what JSON cannot say is checked here: that numbers are finite, and that values are plain data.
+import { ErrorCode } from './errors'
 import * as native from './native'
 
 /** Defaults, presets and option names as the native schema declares them. */
@@ -24,28 +25,34 @@ export interface OptionSchema {
 export const OPTION_SCHEMA: Readonly<OptionSchema> = Object.freeze(JSON.parse(native.optionSchemaJson()) as OptionSchema)
 
 /**
- * `value` as JSON text for the native layer. Throws a TypeError naming the field for what JSON
- * would silently change: NaN and ±Infinity (they become null), BigInts, functions, symbols.
+ * `value` as JSON text for the native layer. Throws naming the field for what JSON would silently
+ * change: NaN and ±Infinity (they become null: a RangeError), BigInts, functions, symbols (a
+ * TypeError). Each carries `code` `ERR_DCGAN_INVALID_OPTION`, as the native layer's checks do.
  */
 export function toOptionsJson(value: unknown, what: string): string {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`${what} must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`)
+    throw invalid(TypeError, `${what} must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`)
   }
   checkPlain(value, '')
   return JSON.stringify(value)
+}
+
+/** A RangeError or TypeError (their class kept for callers that test it) with dcgan's code for a bad option. */
+function invalid(kind: typeof RangeError | typeof TypeError, message: string): Error {
+  return Object.assign(new kind(message), { code: ErrorCode.INVALID_OPTION })
 }
 
 function checkPlain(value: unknown, path: string): void {
   const where = path === '' ? 'a value' : path
   switch (typeof value) {
     case 'number':
-      if (!Number.isFinite(value)) throw new RangeError(`invalid ${where}: got ${value}; allowed: a finite number`)
+      if (!Number.isFinite(value)) throw invalid(RangeError, `invalid ${where}: got ${value}; allowed: a finite number`)
       return
     case 'bigint':
-      throw new TypeError(`invalid ${where}: got the BigInt ${value}n; allowed: a number`)
+      throw invalid(TypeError, `invalid ${where}: got the BigInt ${value}n; allowed: a number`)
     case 'function':
     case 'symbol':
-      throw new TypeError(`invalid ${where}: got a ${typeof value}; allowed: plain data (numbers, strings, booleans, objects)`)
+      throw invalid(TypeError, `invalid ${where}: got a ${typeof value}; allowed: plain data (numbers, strings, booleans, objects)`)
     case 'object':
       if (value === null) return
       for (const [k, v] of Object.entries(value)) if (v !== undefined) checkPlain(v, path === '' ? k : `${path}.${k}`)

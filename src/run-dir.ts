@@ -9,8 +9,9 @@
 //
 // Every file is written atomically through one native helper (temporary file `.<name>.tmp-<pid>`,
 // fsync, rename), the scheme checkpoints use too, so one cleanup rule covers all of them.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
 import { DcganError, ErrorCode } from './errors'
 import * as native from './native'
 import type { DataPosition } from './datasets'
@@ -18,6 +19,12 @@ import type { DataPosition } from './datasets'
 const CHECKPOINT = /^step-(\d+)\.safetensors$/
 const SAMPLE = /^step-(\d+)\.png$/
 const TEMPORARY = /^\.(.+)\.tmp-(\d+)$/
+/** A lock file holds a pid: anything longer is not one of ours. */
+const MAX_LOCK_BYTES = 64
+/** metrics.jsonl is read whole to trim it: about 230 bytes a step, so a million steps fit. */
+const MAX_METRICS_BYTES = 256 * 1024 * 1024
+/** config.json of a run: a few hundred bytes. */
+const MAX_CONFIG_BYTES = 1024 * 1024
 
 /** A file of a run with the training step it belongs to. */
 export interface StepFile {
@@ -140,7 +147,7 @@ export class RunDir {
   /** Drops the lines of `metrics.jsonl` past `step` (and torn ones), so a resumed run logs each step once. */
   async trimMetrics(step: number): Promise<void> {
     if (!existsSync(this.metricsFile)) return
-    const lines = readFileSync(this.metricsFile, 'utf8').split('\n').filter((line) => line.trim() !== '')
+    const lines = readRegularFile(this.metricsFile, MAX_METRICS_BYTES, 'utf8').split('\n').filter((line) => line.trim() !== '')
     const kept = lines.filter((line) => {
       try {
         return (JSON.parse(line) as { step?: unknown }).step as number <= step
@@ -177,8 +184,8 @@ export class RunDir {
         fd = openSync(file, 'wx')
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw failed(e)
-        const holder = Number(readFileSync(file, 'utf8').trim())
-        if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+        const holder = lockHolder(file)
+        if (holder !== null && isAlive(holder)) {
           throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: another trainer (process ${holder}) is writing to this run folder; wait for it to finish or use another outDir`)
         }
         rmSync(file, { force: true }) // left by a process that died
@@ -196,6 +203,23 @@ export class RunDir {
     }
     throw new DcganError(ErrorCode.RUN_LOCKED, `${this.path}: cannot take the run folder's lock`)
   }
+}
+
+/**
+ * The process id written in a lock file, or null when there is none to wait for (the file is gone,
+ * or holds no pid: a writer died between creating and writing it). A lock file that is not a
+ * regular file (a FIFO would block the read forever) or longer than a pid is refused.
+ */
+function lockHolder(file: string): number | null {
+  let text: string
+  try {
+    text = readRegularFile(file, MAX_LOCK_BYTES, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null // released meanwhile
+    throw new DcganError(ErrorCode.FILE, `${(e as Error).message}; it is no lock that dcgan wrote: remove it`)
+  }
+  const pid = Number(text.trim())
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : null
 }
 
 /**
@@ -217,6 +241,39 @@ export function makeDir(dir: string): void {
     }
   }
   if (!statSync(dir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${dir}: is not a folder`)
+}
+
+/**
+ * Reads `file` if it is a regular file of at most `maxBytes`, as `readFileSync` would, without
+ * blocking on a FIFO with no writer (opened non-blocking, then checked with fstat) or reading a
+ * device such as `/dev/zero` without end. Throws `ERR_DCGAN_FILE` saying what the path is
+ * instead; a missing file throws Node's ENOENT error, as `readFileSync` does.
+ */
+export function readRegularFile(file: string, maxBytes: number): Buffer
+export function readRegularFile(file: string, maxBytes: number, encoding: 'utf8'): string
+export function readRegularFile(file: string, maxBytes: number, encoding?: 'utf8'): Buffer | string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) {
+      const what = stat.isDirectory() ? 'a folder' : stat.isFIFO() ? 'a FIFO (named pipe)' : stat.isSocket() ? 'a socket' : 'a device'
+      throw new DcganError(ErrorCode.FILE, `${file}: is ${what}; only regular files are read`)
+    }
+    if (stat.size > maxBytes) {
+      throw new DcganError(ErrorCode.FILE, `${file}: is ${stat.size} bytes, more than the ${maxBytes} this kind of file may have`)
+    }
+    const bytes = Buffer.alloc(stat.size)
+    let read = 0
+    while (read < bytes.length) {
+      const n = readSync(fd, bytes, read, bytes.length - read, read)
+      if (n === 0) break
+      read += n
+    }
+    const out = bytes.subarray(0, read)
+    return encoding ? out.toString(encoding) : out
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** Writes `file` atomically (temporary file, fsync, rename): a reader never sees half a file. */
@@ -270,6 +327,32 @@ export function findCheckpoint(pathOrRun: string): string {
   const all = run.checkpoints()
   if (all.length === 0) throw new DcganError(ErrorCode.FILE, `${pathOrRun}: holds no checkpoints (expected ${join(run.checkpointDir, 'step-*.safetensors')})`)
   return all[all.length - 1].path
+}
+
+/**
+ * Whether the dataset that checkpoint `file` names may be opened without the user naming it. A
+ * path read from a file is not trusted alone: a checkpoint from a stranger could point it at
+ * private images (or /etc), which would be trained on and shown in real.png. So a dataset with a
+ * path is used only when `file` lies in a run folder's checkpoints/ and that folder's config.json
+ * names the same dataset, as in a run trained on this machine; one without a path (MNIST) always.
+ */
+export function datasetConfirmed(file: string, dataset: unknown): boolean {
+  if (typeof dataset !== 'object' || dataset === null) return false
+  if ((dataset as { path?: unknown }).path === undefined) return true
+  const run = RunDir.of(file)
+  if (!run) return false
+  try {
+    const config = JSON.parse(readRegularFile(run.configFile, MAX_CONFIG_BYTES, 'utf8')) as { dataset?: unknown } | null
+    return isDeepStrictEqual(config?.dataset, dataset)
+  } catch {
+    return false // missing, unreadable or not JSON: nothing confirms the path
+  }
+}
+
+/** A value read from a file, for a message: quoted (no control characters reach the terminal) and short. */
+export function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
 }
 
 /** Reads a model or checkpoint file's header (not its tensors), checked and parsed once, natively. */

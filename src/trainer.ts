@@ -1,11 +1,14 @@
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
 import type { ModelConfig, OptimizerConfig } from './config'
 import { type Callbacks, type FitResult, MetricsLog, ProgressBar, type StepInfo } from './callbacks'
 import { DCGAN, type DeferredStats, saveImageGrid, type StepResult } from './dcgan'
-import { type Batch, type DataPosition, type Dataset, DatasetExhausted, openDataset } from './datasets'
+import { type Batch, type DataPosition, type Dataset, type DatasetSpec, DatasetExhausted, openDataset } from './datasets'
 import { type DistributedOptions, DistributedRun, PeerFailedError } from './distributed'
 import { DcganError, ErrorCode, hasErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
-import { findCheckpoint, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
+import { type CheckpointInfo, datasetConfirmed, findCheckpoint, quoted, readCheckpointInfo, RunDir, writeFileAtomicAsync } from './run-dir'
 import { modelOptions, type PresetName, resolveTrainConfig, type TrainConfig } from './train-config'
 
 /** Raised when losses or weights stop being finite (`code` `ERR_DCGAN_NON_FINITE`); training stops and keeps the last good checkpoint. */
@@ -79,14 +82,128 @@ interface TrainerState {
   data: DataPosition
 }
 
-/** Fields a resumed run cannot change: the weights' shape and initialisation, the seed, the data. */
-const FIXED_ON_RESUME = [...Object.keys(OPTION_SCHEMA.model), 'seed', 'dataset']
+/** Fields a resumed run cannot change: the weights' shape and initialisation, the seed (the
+ * dataset's order is checked field by field: {@link resumeDataset}). */
+const FIXED_ON_RESUME = [...Object.keys(OPTION_SCHEMA.model), 'seed']
+/** Dataset fields that decide the data order, with their defaults. The path may be given anew (the
+ * data moved); skipCorrupt, prefetch and workers leave the order of readable images as it was. */
+const DATASET_ORDER: Record<string, unknown> = { kind: undefined, split: 'train', limit: undefined, shuffle: true }
+/** Older checkpoints tried when the newest of a run folder cannot be read. */
+const OLDER_TRIED = 8
+
+/** What {@link Trainer.resume} may change. */
+export type ResumeOverrides = Partial<Omit<TrainConfig, keyof ModelConfig | 'seed'>>
 /** Every training option, those without a default (lrD, lrG) included: what a resumed run hands back. */
 const OPTIMIZER_KEYS = OPTION_SCHEMA.optimizerKeys as Array<keyof OptimizerConfig>
 
 /** A model and training state loaded from a checkpoint, handed by `Trainer.resume` to the constructor. */
 class Restored {
   constructor(readonly gan: DCGAN, readonly state: TrainerState, readonly file: string) {}
+}
+
+/** Loads checkpoint `file` and its checked training state with `overrides` applied. */
+async function resumeFrom(file: string, overrides: ResumeOverrides): Promise<Trainer> {
+  const info = readCheckpointInfo(file)
+  const state = checkedState(info)
+  const fixed = Object.keys(overrides).filter((k) => FIXED_ON_RESUME.includes(k) && (overrides as Record<string, unknown>)[k] !== undefined)
+  if (fixed.length > 0) {
+    throw new DcganError(ErrorCode.INVALID_OPTION, `cannot change ${fixed.join(', ')} when resuming: the checkpoint's weights and data order depend on it; start a new run instead`)
+  }
+  const outDir = resumeOutDir(file, overrides.outDir)
+  const dataset = resumeDataset(file, state.config.dataset, overrides.dataset)
+  const config = { ...state.config, ...overrides, outDir, dataset }
+  if (overrides.epochs !== undefined && overrides.steps === undefined) delete config.steps
+  const resolved = resolveTrainConfig(config) // fail on bad overrides before loading anything
+  const gan = await DCGAN.load(file, { device: resolved.device })
+  await gan.native.setOptimizer(JSON.stringify(Object.fromEntries(OPTIMIZER_KEYS.map((k) => [k, resolved[k]]))))
+  return new Trainer(config, undefined, new Restored(gan, state, file))
+}
+
+/**
+ * The training state of a checkpoint, checked against its model header: a checkpoint may come
+ * from anyone, and a fractional step or a config that contradicts the weights would be written
+ * into every later checkpoint and file name. Throws `ERR_DCGAN_FILE` naming the checkpoint.
+ */
+function checkedState(info: CheckpointInfo): TrainerState {
+  const bad = (why: string) => new DcganError(ErrorCode.FILE, `${info.file}: its training state ${why}; it is damaged or was not written by dcgan's Trainer`)
+  if (!info.trainer) throw new DcganError(ErrorCode.FILE, `${info.file}: is a model file without training state; load it with DCGAN.load instead`)
+  const { config, step, data } = info.trainer as unknown as Record<string, unknown>
+  const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+  if (!isCount(step)) throw bad(`has step ${quoted(step)}; allowed: an integer ≥ 0`)
+  if (typeof info.steps === 'number' && step !== info.steps) throw bad(`is at step ${step}, its model at step ${info.steps}`)
+  const position = data as Record<string, unknown> | null
+  if (typeof position !== 'object' || position === null || !isCount(position.epoch) || !isCount(position.position)) {
+    throw bad(`has the data position ${quoted(data)}; allowed: { epoch, position }, integers ≥ 0`)
+  }
+  if (typeof config !== 'object' || config === null) throw bad('has no config')
+  const c = config as Record<string, unknown>
+  const differ = Object.keys(OPTION_SCHEMA.model).filter((k) => !isDeepStrictEqual(c[k], info.model[k]))
+  if (differ.length > 0) throw bad(`says ${differ.map((k) => `${k} ${quoted(c[k])}`).join(', ')}, its model has ${differ.map((k) => `${k} ${quoted(info.model[k])}`).join(', ')}`)
+  if (typeof c.dataset !== 'object' || c.dataset === null) throw bad(`has the dataset ${quoted(c.dataset)}`)
+  return info.trainer as unknown as TrainerState
+}
+
+/** A resumed run writes into the run folder its checkpoint lies in; `outDir` only places a checkpoint from elsewhere. */
+function resumeOutDir(file: string, outDir: string | undefined): string {
+  const run = RunDir.of(file)
+  if (run === null) {
+    if (outDir !== undefined) return outDir
+    throw new DcganError(ErrorCode.INVALID_OPTION, `${file}: is not in a run folder's checkpoints/; say where the resumed run goes with outDir`)
+  }
+  if (outDir !== undefined && resolve(outDir) !== resolve(run.path)) {
+    throw new DcganError(ErrorCode.INVALID_OPTION, `cannot move a resumed run to ${outDir}: it continues in ${run.path}, the run folder its checkpoint lies in, beside its metrics and samples; leave out outDir (--out), or copy the run folder to ${outDir} and resume the copy`)
+  }
+  return run.path
+}
+
+/**
+ * The dataset of a resumed run: the checkpoint's, if {@link datasetConfirmed} lets its path be
+ * opened, or the one `given`, whose data order must be the checkpoint's.
+ */
+function resumeDataset(file: string, stored: DatasetSpec, given: DatasetSpec | undefined): DatasetSpec {
+  if (given === undefined) {
+    if (datasetConfirmed(file, stored)) return stored
+    throw new DcganError(ErrorCode.INVALID_OPTION, `${file}: names the dataset path ${quoted(stored.path)}, which is not opened: a path read from a checkpoint is used only when the checkpoint lies in a run folder whose config.json names the same dataset. ` +
+      'Say where the data is: dcgan train --resume … --data-path PATH, or Trainer.resume(run, { dataset })')
+  }
+  const a = stored as unknown as Record<string, unknown>
+  const b = given as unknown as Record<string, unknown>
+  const changed = Object.entries(DATASET_ORDER).filter(([k, d]) => (a[k] ?? d) !== (b[k] ?? d)).map(([k]) => k)
+  if (changed.length > 0) {
+    throw new DcganError(ErrorCode.INVALID_OPTION, `cannot change dataset when resuming (${changed.map((k) => `${k}: ${quoted(a[k])} in the checkpoint, ${quoted(b[k])} given`).join('; ')}): the data order depends on it; start a new run instead`)
+  }
+  return given
+}
+
+/**
+ * `error`, from resuming `file`, the newest checkpoint of run folder `pathOrRun`: when the file
+ * cannot be read, the message names the newest older checkpoint that can (resume from it).
+ */
+async function withOlderCheckpoint(error: unknown, pathOrRun: string, file: string): Promise<unknown> {
+  if (!hasErrorCode(error, ErrorCode.FILE) || !statSync(pathOrRun, { throwIfNoEntry: false })?.isDirectory()) return error
+  const older = new RunDir(pathOrRun).checkpoints().filter((c) => c.path !== file).reverse().slice(0, OLDER_TRIED)
+  for (const c of older) {
+    if (!(await readable(c.path))) continue
+    return new DcganError(ErrorCode.FILE, `${error.message}. The older checkpoint ${c.path} (step ${c.step}) is intact: resume from it with dcgan train --resume ${c.path} (Trainer.resume of that file); the steps after it are redone`)
+  }
+  return error
+}
+
+/** Whether a checkpoint's header, training state and tensors read (loaded on the CPU, then freed). */
+async function readable(file: string): Promise<boolean> {
+  try {
+    checkedState(readCheckpointInfo(file))
+    await (await DCGAN.load(file, { device: 'cpu' })).dispose()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** An error of a built-in dataset's batch (per image: the dataset opened) says how to go on past an unreadable image. */
+function withSkipHint(e: unknown, dataset: Dataset): unknown {
+  if (!hasErrorCode(e, ErrorCode.FILE) || !dataset.spec || dataset.spec.skipCorrupt === true) return e
+  return new DcganError(ErrorCode.FILE, `${e.message}; to skip unreadable images with a warning, set skipCorrupt: true in the dataset (dcgan train --skip-corrupt; a resumed run may add it)`)
 }
 
 /** The seed of the fixed noise batch that sample grids are drawn from. */
@@ -132,29 +249,20 @@ export class Trainer {
    * Continues a run from a checkpoint (a file, or a run folder for its latest checkpoint) exactly
    * where it stopped, in the run folder the checkpoint lies in (a path stored in the checkpoint
    * is never used). `overrides` may extend the run (`steps`, `epochs`), change the optimiser
-   * (`lr`, …; it takes effect from the next step), the schedule of outputs, or move them
-   * (`outDir`). The model's shape, `seed` and `dataset` cannot change: the weights and the data
-   * order depend on them.
+   * (`lr`, …; it takes effect from the next step) or the schedule of outputs. `outDir` is for a
+   * checkpoint outside a run folder; one inside writes to its own folder. The model's shape,
+   * `seed` and the dataset's order (`kind`, `split`, `limit`, `shuffle`) cannot change: the weights
+   * and the data order depend on them. `dataset` may give the data's path anew, and must when the
+   * checkpoint's path is not confirmed by its run folder's config.json (see README, "CLI").
+   * A run folder whose newest checkpoint cannot be read fails naming an older one that can.
    */
-  static async resume(pathOrRun: string, overrides: Partial<Omit<TrainConfig, keyof ModelConfig | 'seed' | 'dataset'>> = {}): Promise<Trainer> {
+  static async resume(pathOrRun: string, overrides: ResumeOverrides = {}): Promise<Trainer> {
     const file = findCheckpoint(pathOrRun)
-    const info = readCheckpointInfo(file)
-    if (!info.trainer) throw new DcganError(ErrorCode.FILE, `${file}: is a model file without training state; load it with DCGAN.load instead`)
-    const fixed = Object.keys(overrides).filter((k) => FIXED_ON_RESUME.includes(k) && (overrides as Record<string, unknown>)[k] !== undefined)
-    if (fixed.length > 0) {
-      throw new DcganError(ErrorCode.INVALID_OPTION, `cannot change ${fixed.join(', ')} when resuming: the checkpoint's weights and data order depend on it; start a new run instead`)
+    try {
+      return await resumeFrom(file, overrides)
+    } catch (e) {
+      throw await withOlderCheckpoint(e, pathOrRun, file)
     }
-    const outDir = overrides.outDir ?? RunDir.of(file)?.path
-    if (outDir === undefined) {
-      throw new DcganError(ErrorCode.INVALID_OPTION, `${file}: is not in a run folder's checkpoints/; say where the resumed run goes with outDir`)
-    }
-    const state = info.trainer as unknown as TrainerState
-    const config = { ...state.config, ...overrides, outDir }
-    if (overrides.epochs !== undefined && overrides.steps === undefined) delete config.steps
-    const resolved = resolveTrainConfig(config) // fail on bad overrides before loading anything
-    const gan = await DCGAN.load(file, { device: resolved.device })
-    await gan.native.setOptimizer(JSON.stringify(Object.fromEntries(OPTIMIZER_KEYS.map((k) => [k, resolved[k]]))))
-    return new Trainer(config, undefined, new Restored(gan, state, file))
   }
 
   /** Steps done so far. */
@@ -209,7 +317,9 @@ export class Trainer {
     const last = this.#run.lastRecordedStep()
     if (last === null) return
     if (!overwrite) {
-      throw new DcganError(ErrorCode.RUN_EXISTS, `${this.config.outDir}: already holds a run (${last > 0 ? `checkpoints up to step ${last}` : 'metrics'}); resume it (Trainer.resume, dcgan train --resume), replace it (overwrite: true, --overwrite) or choose another outDir`)
+      // Without a checkpoint (killed before its first) there is nothing to resume from.
+      const what = last > 0 ? `checkpoints up to step ${last}); resume it (Trainer.resume, dcgan train --resume), replace it` : 'metrics but no checkpoint to resume from); replace it'
+      throw new DcganError(ErrorCode.RUN_EXISTS, `${this.config.outDir}: already holds a run (${what} (overwrite: true, --overwrite) or choose another outDir`)
     }
     this.#run.clear()
   }
@@ -224,7 +334,7 @@ export class Trainer {
     try {
       return await dataset.next()
     } catch (e) {
-      if (!(e instanceof DatasetExhausted)) throw e
+      if (!(e instanceof DatasetExhausted)) throw withSkipHint(e, dataset)
       if (dist) await collective(() => dist.vote(true))
       return 'exhausted'
     }
