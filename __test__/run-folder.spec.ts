@@ -132,6 +132,10 @@ test('a checkpoint whose training state contradicts its model is refused, naming
     t.true(e!.message.startsWith(`${file}: `), e!.message)
   }
   t.deepEqual(listCheckpoints(run).map((c) => c.step), [2], 'nothing was written')
+  // A checkpoint from before a model field existed (spectralNorm) lacks it: the header says it.
+  writeFileSync(file, original)
+  await forge(file, (s) => delete s.config.spectralNorm)
+  t.false((await Trainer.resume(run, { steps: 3 })).config.spectralNorm)
 })
 
 test("a dataset path stored in a checkpoint is opened only when its run folder's config.json names it", async (t) => {
@@ -160,6 +164,9 @@ test("a dataset path stored in a checkpoint is opened only when its run folder's
   cpSync(data, moved, { recursive: true })
   const cli = (...args: string[]) => spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli.js'), 'train', '--resume', planted, '--steps', '3', ...args], { encoding: 'utf8' })
   t.regex(cli().stderr, /^dcgan: .*which is not opened: .*Say where the data is: dcgan train --resume … --data-path PATH/m)
+  // Other dataset flags do not make the stored path the user's.
+  t.regex(cli('--skip-corrupt').stderr, /^dcgan: .*which is not opened: /m)
+  t.regex(cli('--dataset', 'folder').stderr, /^dcgan: .*which is not opened: /m)
   t.is(cli('--data-path', moved).status, 0)
   t.is(JSON.parse(readFileSync(join(planted, 'config.json'), 'utf8')).dataset.path, moved)
   t.is((await Trainer.resume(planted)).config.dataset.path, moved, 'confirmed from now on by the config.json of the resumed run')

@@ -13,7 +13,7 @@ import { distributedFromEnv, launchLocal, rankDevice } from './distributed'
 import { DcganError, ErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
-import { findCheckpoint, readCheckpointInfo } from './run-dir'
+import { datasetConfirmed, findCheckpoint, readCheckpointInfo } from './run-dir'
 import { interpolate, saveImages, vectorArithmetic } from './sampling'
 import { PRESETS, type PresetName, type TrainConfig } from './train-config'
 import { Trainer } from './trainer'
@@ -111,9 +111,13 @@ async function launchTrain(opts: Record<string, unknown>): Promise<void> {
   const i = argv.findIndex((a) => a === '--nproc' || a.startsWith('--nproc='))
   argv.splice(i, argv[i].includes('=') ? 1 : 2)
   const timeout = opts.distTimeout as number | undefined
-  // Ctrl-C, SIGTERM or SIGHUP, to the launcher or to its process group, reaches every rank once:
+  // Ctrl-C, SIGTERM or SIGHUP, to the launcher or to its process group, reaches every rank (twice
+  // within milliseconds when sent to the group: the ranks take that as one, see stopOnSignals):
   // they agree to stop after the same step and rank 0 writes a checkpoint; the launcher waits.
-  const result = await launchLocal(opts.nproc as number, process.argv[1], argv, { timeout, forwardSignals: STOP_SIGNALS })
+  process.stderr.on('error', () => undefined) // a closed terminal (SIGHUP) fails writes to stderr
+  process.once('SIGHUP', () => (hungUp = true))
+  const env = { [FORWARDED_ENV]: '1' }
+  const result = await launchLocal(opts.nproc as number, process.argv[1], argv, { timeout, forwardSignals: STOP_SIGNALS, env })
   if (result.code !== 0) throw new Error(`distributed training failed: ${result.failures.join('; ')}`)
 }
 
@@ -152,14 +156,24 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 /** Set when SIGHUP stopped training: the process then ends by SIGHUP (see `main`). */
 let hungUp = false
 
+/** Set by `--nproc`'s launcher in its ranks' environment: it forwards the stop signals to them. */
+const FORWARDED_ENV = 'DCGAN_SIGNALS_FORWARDED'
+/** For a rank of `--nproc`, a repeat sooner than this is the same request: a signal sent to the
+ * process group (a terminal's Ctrl-C, systemd, Slurm) reaches it twice, directly and forwarded by
+ * its launcher. Elsewhere a second signal quits at once, however soon. */
+const SAME_SIGNAL_MS = 1000
+
 function stopOnSignals(): AbortController {
   const controller = new AbortController()
   // A closed terminal fails writes to stderr (EIO): the progress lines are lost, not the run.
   process.stderr.on('error', () => undefined)
-  let signals = 0
+  const same = process.env[FORWARDED_ENV] === '1' ? SAME_SIGNAL_MS : 0
+  let first = 0
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
-      if (++signals > 1) return dieOf(signal)
+      if (first > 0 && Date.now() - first < same) return
+      if (first > 0) return dieOf(signal)
+      first = Date.now()
       hungUp ||= signal === 'SIGHUP'
       console.error(`\ninterrupted${signal === 'SIGINT' ? '' : ` by ${signal}`}: finishing the current step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)`)
       controller.abort()
@@ -223,6 +237,9 @@ function resumeDataset(opts: Record<string, unknown>, resume: string): DatasetSp
     const was = changed.map(([flag, key]) => `${flag} ${stored[key] ?? '(none)'}`).join(', ')
     throw new DcganError(ErrorCode.INVALID_OPTION, `${changed.map(([flag, , v]) => `${flag} ${v}`).join(', ')}: a resumed run cannot change its dataset (it trained with ${was}): the data order depends on it; start a new run instead`)
   }
+  // Without --data-path the checkpoint's own path goes on: only if its run folder confirms it, as
+  // for a resume without dataset flags (otherwise Trainer.resume would take it as the user's).
+  if (opts.dataPath === undefined && stored.path !== undefined && !datasetConfirmed(findCheckpoint(resume), stored)) return undefined
   return { ...stored, ...(opts.dataPath !== undefined ? { path: opts.dataPath as string } : {}), ...(opts.skipCorrupt ? { skipCorrupt: true } : {}) }
 }
 

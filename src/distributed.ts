@@ -247,11 +247,12 @@ export interface LaunchOptions {
   /** Added to the ranks' environment. */
   env?: NodeJS.ProcessEnv
   /**
-   * Signals the launcher passes on to every rank, once per signal it receives (a second Ctrl-C is
-   * a second one for each rank too). The ranks then run in a process group of their own, so that
-   * a signal sent to the launcher alone (`docker stop`, `kill PID`) reaches them as one from the
-   * terminal does, and one sent to the whole group is not received twice. Default none: the ranks
-   * share the launcher's group.
+   * Signals the launcher passes on to every rank, so that one sent to the launcher alone
+   * (`docker stop`, `kill PID`) reaches the ranks as one sent to the whole process group (a
+   * terminal's Ctrl-C, systemd, Slurm) does. The latter then reaches a rank twice within
+   * milliseconds: the ranks must take a repeat that close as the same signal (the CLI's ranks do).
+   * A rank that ends by a forwarded SIGHUP (the CLI's way out once its checkpoint is written when
+   * the terminal is gone) has not failed. Default none.
    */
   forwardSignals?: readonly NodeJS.Signals[]
 }
@@ -270,38 +271,43 @@ export async function launchLocal(nproc: number, script: string, args: string[],
   const failures: string[] = []
   let killTimer: NodeJS.Timeout | undefined
   const forward = options.forwardSignals ?? []
+  const forwarded = new Set<NodeJS.Signals>()
   const pass = (signal: NodeJS.Signals) => {
+    forwarded.add(signal)
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal)
   }
   for (const signal of forward) process.on(signal, pass)
-  const exits = Array.from({ length: nproc }, (_, rank) => {
-    const env = {
-      ...process.env, ...options.env,
-      RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_WORLD_SIZE: String(nproc),
-      MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
-      ...(options.timeout === undefined ? {} : { DCGAN_DIST_TIMEOUT: String(options.timeout) }),
-    }
-    const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit', detached: forward.length > 0 })
-    children.push(child)
-    return new Promise<void>((resolve) => {
-      child.on('error', (e) => {
-        failures.push(`rank ${rank} could not start: ${e.message}`)
-        resolve()
-      })
-      child.on('exit', (code, signal) => {
-        if (code !== 0) {
-          failures.push(`rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`)
-          // The others notice through c10d within their timeout; past the grace period they are killed.
-          killTimer ??= setTimeout(() => {
-            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-          }, grace)
-        }
-        resolve()
+  try {
+    const exits = Array.from({ length: nproc }, (_, rank) => {
+      const env = {
+        ...process.env, ...options.env,
+        RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_WORLD_SIZE: String(nproc),
+        MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+        ...(options.timeout === undefined ? {} : { DCGAN_DIST_TIMEOUT: String(options.timeout) }),
+      }
+      const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit' })
+      children.push(child)
+      return new Promise<void>((resolve) => {
+        child.on('error', (e) => {
+          failures.push(`rank ${rank} could not start: ${e.message}`)
+          resolve()
+        })
+        child.on('exit', (code, signal) => {
+          if (code !== 0 && !(signal === 'SIGHUP' && forwarded.has('SIGHUP'))) {
+            failures.push(`rank ${rank} (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`)
+            // The others notice through c10d within their timeout; past the grace period they are killed.
+            killTimer ??= setTimeout(() => {
+              for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+            }, grace)
+          }
+          resolve()
+        })
       })
     })
-  })
-  await Promise.all(exits)
-  for (const signal of forward) process.off(signal, pass)
+    await Promise.all(exits)
+  } finally {
+    for (const signal of forward) process.off(signal, pass)
+  }
   if (killTimer) clearTimeout(killTimer)
   return { code: failures.length === 0 ? 0 : 1, failures }
 }

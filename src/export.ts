@@ -81,8 +81,9 @@ export interface SiteFile {
   bytes: number
 }
 
-/** generator.onnx at most for the page: model.js carries it as base64 in one JavaScript string. */
-const MAX_WEB_MODEL_BYTES = 384 * 1024 * 1024
+/** generator.onnx at most for the page: model.js carries it as base64 in one JavaScript string,
+ * which V8 caps at 2^29 − 24 characters (4/3 of this, plus the script around it). */
+const MAX_WEB_MODEL_BYTES = 380 * 1024 * 1024
 
 /** The page's own files (classic scripts: they must load from file://). */
 const WEB_DIR = join(__dirname, '..', 'web')

@@ -21,8 +21,20 @@ const SAMPLE = /^step-(\d+)\.png$/
 const TEMPORARY = /^\.(.+)\.tmp-(\d+)$/
 /** A lock file holds a pid: anything longer is not one of ours. */
 const MAX_LOCK_BYTES = 64
-/** metrics.jsonl is read whole to trim it: about 230 bytes a step, so a million steps fit. */
-const MAX_METRICS_BYTES = 256 * 1024 * 1024
+/** metrics.jsonl is read whole to trim it (as the report reads it): about 230 bytes a step, so
+ * four million steps fit. */
+const MAX_METRICS_BYTES = 1024 * 1024 * 1024
+const NEWLINE = Buffer.from('\n')
+
+/** The step of a metrics line, or Infinity for a torn or foreign one (dropped when trimming). */
+function stepOf(line: Buffer): number {
+  try {
+    const step = (JSON.parse(line.toString('utf8')) as { step?: unknown }).step
+    return typeof step === 'number' ? step : Infinity
+  } catch {
+    return Infinity
+  }
+}
 /** config.json of a run: a few hundred bytes. */
 const MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -147,15 +159,19 @@ export class RunDir {
   /** Drops the lines of `metrics.jsonl` past `step` (and torn ones), so a resumed run logs each step once. */
   async trimMetrics(step: number): Promise<void> {
     if (!existsSync(this.metricsFile)) return
-    const lines = readRegularFile(this.metricsFile, MAX_METRICS_BYTES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-    const kept = lines.filter((line) => {
-      try {
-        return (JSON.parse(line) as { step?: unknown }).step as number <= step
-      } catch {
-        return false
-      }
-    })
-    if (kept.length < lines.length) await writeFileAtomicAsync(this.metricsFile, kept.map((l) => l + '\n').join(''))
+    // Line by line on the bytes: a long run's log is larger than one JavaScript string may be.
+    const bytes = readRegularFile(this.metricsFile, MAX_METRICS_BYTES)
+    const kept: Buffer[] = []
+    let dropped = false
+    for (let start = 0; start < bytes.length;) {
+      const end = bytes.indexOf(0x0a, start)
+      const line = bytes.subarray(start, end === -1 ? bytes.length : end)
+      start = end === -1 ? bytes.length : end + 1
+      if (line.toString('utf8').trim() === '') continue
+      if (stepOf(line) <= step) kept.push(line, NEWLINE)
+      else dropped = true
+    }
+    if (dropped) await writeFileAtomicAsync(this.metricsFile, Buffer.concat(kept))
   }
 
   /** Deletes all but the newest `keep` checkpoints, and temporary files left by writers that died. */

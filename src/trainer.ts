@@ -137,6 +137,9 @@ function checkedState(info: CheckpointInfo): TrainerState {
   }
   if (typeof config !== 'object' || config === null) throw bad('has no config')
   const c = config as Record<string, unknown>
+  // A field newer than the checkpoint (spectralNorm, say) is missing from its config: the model
+  // header, which the core fills with the default, says what it was.
+  for (const k of Object.keys(OPTION_SCHEMA.model)) if (c[k] === undefined) c[k] = info.model[k]
   const differ = Object.keys(OPTION_SCHEMA.model).filter((k) => !isDeepStrictEqual(c[k], info.model[k]))
   if (differ.length > 0) throw bad(`says ${differ.map((k) => `${k} ${quoted(c[k])}`).join(', ')}, its model has ${differ.map((k) => `${k} ${quoted(info.model[k])}`).join(', ')}`)
   if (typeof c.dataset !== 'object' || c.dataset === null) throw bad(`has the dataset ${quoted(c.dataset)}`)
