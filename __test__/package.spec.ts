@@ -4,7 +4,7 @@
 // exports map from CommonJS and ESM. Slow-ish (npm pack and two npm installs, about a minute).
 import test from 'ava'
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DCGAN } from '../src/index'
@@ -15,9 +15,20 @@ const ADDON = join(ROOT, 'dcgan.linux-x64-gnu.node')
 const ENV = JSON.parse(readFileSync(join(ROOT, '.dcgan-env.json'), 'utf8')) as { libtorch: string; kind: string }
 const TINY = ['--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '16', '--batch-size', '8', '--limit', '64', '--device', 'cpu', '--seed', '3']
 
+/** Temporary folders of this file (two npm installs and a copy: hundreds of MB a run), removed at the end. */
+const scratchDirs: string[] = []
+function scratch(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  scratchDirs.push(dir)
+  return dir
+}
+test.after.always(() => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true })
+})
+
 /** A folder of links to just these programs: a PATH without cargo and c++. */
 function pathOf(...programs: string[]): string {
-  const bin = mkdtempSync(join(tmpdir(), 'dcgan-bin-'))
+  const bin = scratch('dcgan-bin-')
   for (const p of programs) symlinkSync(execFileSync('sh', ['-c', `command -v ${p}`], { encoding: 'utf8' }).trim(), join(bin, p))
   return bin
 }
@@ -37,7 +48,7 @@ function sh(cmd: string, args: string[], cwd: string, env = USER_ENV): SpawnSync
 }
 
 function freshProject(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dcgan-user-'))
+  const dir = scratch('dcgan-user-')
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'user-project', private: true }))
   return dir
 }
@@ -50,7 +61,7 @@ function npmInstall(dir: string, args: string[]): void {
 const packed = (() => {
   let tarballs: { platform: string; main: string } | undefined
   return () => {
-    tarballs ??= JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-prebuilt.mjs'), mkdtempSync(join(tmpdir(), 'dcgan-packed-'))], { encoding: 'utf8' }))
+    tarballs ??= JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-prebuilt.mjs'), scratch('dcgan-packed-')], { encoding: 'utf8' }))
     return tarballs!
   }
 })()
@@ -77,7 +88,7 @@ test.serial('the prebuilt tarballs install without cargo or c++ and train 20 ste
   t.is(esm.stdout.trim(), 'function ERR_DCGAN_FILE true true', esm.stderr)
 
   // Copied elsewhere (with its link to libtorch), the installed package still loads and runs.
-  const copy = mkdtempSync(join(tmpdir(), 'dcgan-copy-'))
+  const copy = scratch('dcgan-copy-')
   cpSync(join(project, 'node_modules'), join(copy, 'node_modules'), { recursive: true, verbatimSymlinks: true })
   const gen = sh(join(BIN, 'node'), ['-e', "const d = require('dcgan'); d.DCGAN.load(d.findCheckpoint(process.argv[1])).then(g => g.generate(2)).then(x => console.log(x.shape.join('x')))", run], copy)
   t.is(gen.stdout.trim(), '2x1x16x16', gen.stderr)
@@ -158,7 +169,7 @@ test('the addon finds libtorch relative to itself: no absolute path, no CUDA lib
 
 /** Whether a node process running `args` mapped libtorch, and how much memory it held at exit. */
 function libtorchLoaded(args: string[]): { loaded: boolean; rssMb: number; out: string } {
-  const probe = join(mkdtempSync(join(tmpdir(), 'dcgan-probe-')), 'probe.js')
+  const probe = join(scratch('dcgan-probe-'), 'probe.js')
   writeFileSync(probe, "process.on('exit', () => { const m = require('fs').readFileSync('/proc/self/maps', 'utf8'); process.stderr.write(`\\nPROBE ${m.includes('libtorch_cpu.so')} ${Math.round(process.memoryUsage().rss / 1e6)}\\n`) })")
   const r = spawnSync(process.execPath, ['-r', probe, ...args], { cwd: ROOT, encoding: 'utf8' })
   const [, loaded, rss] = r.stderr.match(/PROBE (true|false) (\d+)/) ?? []
@@ -184,7 +195,7 @@ testNeeding("device 'cuda' on a CPU-only libtorch names the missing library and 
   })
 
 test('an option-schema.json other than the addon\'s is refused on the first native call, naming the file', (t) => {
-  const copy = mkdtempSync(join(tmpdir(), 'dcgan-stale-'))
+  const copy = scratch('dcgan-stale-')
   for (const f of ['dist', 'index.js', 'package.json', 'dcgan.linux-x64-gnu.node']) cpSync(join(ROOT, f), join(copy, f), { recursive: true })
   symlinkSync(ENV.libtorch, join(copy, 'libtorch'))
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'))

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: the core's Rust tests, then the ava suite against the built addon.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, SetupError, resolvePython } from './torch-env.mjs'
@@ -50,5 +50,6 @@ const r = spawnSync('node', rust, { stdio: ['inherit', 'pipe', 'inherit'], cwd: 
 process.stdout.write(r.stdout ?? '')
 const notRun = (r.stdout ?? '').split('\n').filter((l) => l.includes(': NOT RUN on this'))
 if (notRun.length > 0) console.log(`\nRust tests whose comparison could not run on this machine (they checked what they could):\n${notRun.map((l) => `  ${l}`).join('\n')}`)
+if (rustEnv.DCGAN_BF16_FIXTURES) rmSync(rustEnv.DCGAN_BF16_FIXTURES, { recursive: true, force: true })
 if (r.status !== 0) process.exit(r.status ?? 1)
 step(join(ROOT, 'node_modules', '.bin', 'ava'), [])

@@ -247,6 +247,7 @@ fn checkpoints_move_between_precisions() {
     bf16.train.precision = Precision::Fp32;
     let s = bf16.train_step(next.0, next.1).unwrap();
     assert!(stats_vec(&s).iter().all(|v| v.is_finite()));
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -270,6 +271,7 @@ fn checkpoints_without_precision_load_as_fp32() {
     weights::save(&path, &tensors, file.metadata).unwrap();
     let e = Gan::load(&path, Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("bad 'train' metadata") && e.contains("fp16"), "{e}");
+    std::fs::remove_file(&path).unwrap();
 }
 
 /// Output, input gradient and weight gradient of a 4×4 stride-2 (transposed) convolution in
