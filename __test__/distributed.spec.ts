@@ -296,6 +296,37 @@ for (const [how, signal, toGroup] of [['Ctrl-C at a terminal', 'SIGINT', true], 
   })
 }
 
+test('ranks whose launcher is killed outright (SIGKILL: nothing forwarded) stop after a step, rank 0 checkpointing it', async (t) => {
+  const dir = join(tmp(), 'run')
+  const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
+    { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const ranks = () => spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
+  let started: number[] = []
+  t.teardown(() => {
+    for (const pid of started) {
+      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+  })
+  const metrics = join(dir, 'metrics.jsonl')
+  const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
+  const since = Date.now()
+  while (rows() < 3 && Date.now() - since < 180_000) await new Promise((r) => setTimeout(r, 100))
+  t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${stderr}`)
+  started = ranks()
+  t.is(started.length, 2)
+  child.kill('SIGKILL')
+  const alive = () => started.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')))
+  const killedAt = Date.now()
+  while (alive().length > 0 && Date.now() - killedAt < 60_000) await new Promise((r) => setTimeout(r, 100))
+  t.deepEqual(alive(), [], 'ranks still running 60 s after their launcher was killed')
+  t.regex(stderr, /the launcher is gone: finishing the current step and writing a checkpoint/)
+  const steps = rows()
+  t.deepEqual(listCheckpoints(dir).map((c) => c.step), [steps])
+  t.is((await DCGAN.load(listCheckpoints(dir)[0].path)).config.stepsDone, steps)
+})
+
 test('local rank N trains on GPU N with CUDA and on the CPU without; a bad LOCAL_RANK is refused by name', async (t) => {
   t.is(rankDevice('cuda', 1, true), 'cuda:1')
   t.is(rankDevice('cuda', '2', false), 'cuda:2') // asked for CUDA: a machine without it says so when the model is built

@@ -167,8 +167,20 @@ function stopOnSignals(): AbortController {
   const controller = new AbortController()
   // A closed terminal fails writes to stderr (EIO): the progress lines are lost, not the run.
   process.stderr.on('error', () => undefined)
-  const same = process.env[FORWARDED_ENV] === '1' ? SAME_SIGNAL_MS : 0
+  const launched = process.env[FORWARDED_ENV] === '1'
+  const same = launched ? SAME_SIGNAL_MS : 0
   let first = 0
+  if (launched && process.channel) {
+    // The launcher's IPC channel closes when it dies without passing anything on (SIGKILL, the
+    // OOM killer): stop as for a signal rather than train on with no one to wait for the run.
+    process.channel.unref()
+    process.once('disconnect', () => {
+      if (first > 0) return
+      first = Date.now()
+      console.error('\nthe launcher is gone: finishing the current step and writing a checkpoint')
+      controller.abort()
+    })
+  }
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
       if (first > 0 && Date.now() - first < same) return

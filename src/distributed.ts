@@ -1,7 +1,7 @@
 // Data-parallel training (DistributedDataParallel's semantics on libtorch's c10d, Gloo backend):
 // joining a group, the shard of each batch a rank trains on, and `dcgan train --nproc N`'s
 // supervisor of local worker processes.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { DeviceSpec } from './config'
@@ -252,7 +252,9 @@ export interface LaunchOptions {
    * terminal's Ctrl-C, systemd, Slurm) does. The latter then reaches a rank twice within
    * milliseconds: the ranks must take a repeat that close as the same signal (the CLI's ranks do).
    * A rank that ends by a forwarded SIGHUP (the CLI's way out once its checkpoint is written when
-   * the terminal is gone) has not failed. Default none.
+   * the terminal is gone) has not failed. The ranks also get an IPC channel to the launcher,
+   * whose 'disconnect' tells them the launcher is gone (killed with SIGKILL, say: nothing was
+   * forwarded). Default none.
    */
   forwardSignals?: readonly NodeJS.Signals[]
 }
@@ -285,7 +287,8 @@ export async function launchLocal(nproc: number, script: string, args: string[],
         MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
         ...(options.timeout === undefined ? {} : { DCGAN_DIST_TIMEOUT: String(options.timeout) }),
       }
-      const child = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio: 'inherit' })
+      const stdio: StdioOptions = forward.length > 0 ? ['inherit', 'inherit', 'inherit', 'ipc'] : 'inherit'
+      const child: ChildProcess = spawn(process.execPath, [...process.execArgv, script, ...args], { env, stdio })
       children.push(child)
       return new Promise<void>((resolve) => {
         child.on('error', (e) => {
