@@ -255,29 +255,41 @@ test('a rank that fails outside a step, refuses its shard of a batch or runs out
   t.true(x1.seconds < 60, `rank 1 waited ${x1.seconds} s`)
 })
 
+/**
+ * `dcgan train --nproc 2` until stopped (in a process group of its own when `detached`), once it
+ * has logged 3 steps: its two ranks' pids and what it printed so far. The teardown kills whatever
+ * is left, should the test fail first.
+ */
+async function launchedRun(t: ExecutionContext, detached: boolean) {
+  const dir = join(tmp(), 'run')
+  const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
+    { detached, stdio: ['ignore', 'ignore', 'pipe'] })
+  const out = { stderr: '' }
+  child.stderr.on('data', (d) => (out.stderr += d))
+  const ended = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: out.stderr })))
+  let ranks: number[] = []
+  t.teardown(() => {
+    for (const pid of [...(detached ? [-child.pid!] : []), ...ranks]) {
+      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+  })
+  const metrics = join(dir, 'metrics.jsonl')
+  const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
+  const since = Date.now()
+  while (rows() < 3 && Date.now() - since < 180_000) await new Promise((r) => setTimeout(r, 100))
+  t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${out.stderr}`)
+  ranks = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
+  t.is(ranks.length, 2)
+  return { dir, child, out, ended, ranks, metrics, rows }
+}
+
+/** The processes of `pids` still running (not zombies). */
+const running = (pids: number[]) => pids.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')))
+
 for (const [how, signal, toGroup] of [['Ctrl-C at a terminal', 'SIGINT', true], ['SIGTERM to the launcher alone (docker stop, kill PID)', 'SIGTERM', false]] as const) {
   test(`${how} stops every rank after the same step: rank 0 checkpoints it, the launcher exits 0`, async (t) => {
-    const dir = join(tmp(), 'run')
     // A terminal's Ctrl-C signals the whole foreground process group; `kill PID` the launcher only.
-    const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (d) => (stderr += d))
-    const ended = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })))
-    const ranks = () => spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
-    let started: number[] = []
-    t.teardown(() => {
-      for (const pid of [-child.pid!, ...started]) {
-        try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
-      }
-    })
-    const metrics = join(dir, 'metrics.jsonl')
-    const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
-    const since = Date.now()
-    while (rows() < 3 && Date.now() - since < 180_000) await new Promise((r) => setTimeout(r, 100))
-    t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${stderr}`)
-    started = ranks()
-    t.is(started.length, 2)
+    const { dir, child, ended, ranks, metrics } = await launchedRun(t, true)
     process.kill(toGroup ? -child.pid! : child.pid!, signal)
     const r = await ended
     t.is(r.code, 0, r.stderr)
@@ -291,37 +303,17 @@ for (const [how, signal, toGroup] of [['Ctrl-C at a terminal', 'SIGINT', true], 
     t.deepEqual(readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), Array.from({ length: steps }, (_, i) => i + 1))
     t.is((await DCGAN.load(listCheckpoints(dir)[0].path)).config.stepsDone, steps)
     // No rank outlives the launcher.
-    const alive = started.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')))
-    t.deepEqual(alive, [], 'ranks left running')
+    t.deepEqual(running(ranks), [], 'ranks left running')
   })
 }
 
 test('ranks whose launcher is killed outright (SIGKILL: nothing forwarded) stop after a step, rank 0 checkpointing it', async (t) => {
-  const dir = join(tmp(), 'run')
-  const child = spawn(process.execPath, [CLI, 'train', '--nproc', '2', ...TINY, '--steps', '1000000', '--checkpoint-every', '1000000', '--dist-timeout', '60', '--out', dir],
-    { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const ranks = () => spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0)
-  let started: number[] = []
-  t.teardown(() => {
-    for (const pid of started) {
-      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
-    }
-  })
-  const metrics = join(dir, 'metrics.jsonl')
-  const rows = () => (existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).length : 0)
-  const since = Date.now()
-  while (rows() < 3 && Date.now() - since < 180_000) await new Promise((r) => setTimeout(r, 100))
-  t.true(rows() >= 3, `fewer than 3 steps within 180 s: ${stderr}`)
-  started = ranks()
-  t.is(started.length, 2)
+  const { dir, child, out, ranks, rows } = await launchedRun(t, false)
   child.kill('SIGKILL')
-  const alive = () => started.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')))
   const killedAt = Date.now()
-  while (alive().length > 0 && Date.now() - killedAt < 60_000) await new Promise((r) => setTimeout(r, 100))
-  t.deepEqual(alive(), [], 'ranks still running 60 s after their launcher was killed')
-  t.regex(stderr, /the launcher is gone: finishing the current step and writing a checkpoint/)
+  while (running(ranks).length > 0 && Date.now() - killedAt < 60_000) await new Promise((r) => setTimeout(r, 100))
+  t.deepEqual(running(ranks), [], 'ranks still running 60 s after their launcher was killed')
+  t.regex(out.stderr, /the launcher is gone: finishing the current step and writing a checkpoint/)
   const steps = rows()
   t.deepEqual(listCheckpoints(dir).map((c) => c.step), [steps])
   t.is((await DCGAN.load(listCheckpoints(dir)[0].path)).config.stepsDone, steps)

@@ -13,8 +13,6 @@ import { readRegularFile, RunDir, type StepFile, writeFileAtomicAsync } from './
 // (and never a FIFO or device), only the fields the page shows are kept, and every value from a
 // file is escaped on its way into the HTML.
 
-/** `metrics.jsonl` at most: the trainer writes under 300 bytes a step, so about 4 million steps. */
-const MAX_METRICS_BYTES = 1024 * 1024 * 1024
 /** Distinct steps read at most (they stay in memory while the page is built). */
 const MAX_METRIC_STEPS = 2_000_000
 /** A longer line is not one the trainer wrote (its lines are under 300 bytes): skipped unparsed. */
@@ -122,14 +120,9 @@ function readMetrics(run: RunDir): Row[] {
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${runDir}: no such run folder; give the --out folder of a training run`)
   const file = run.metricsFile
   if (!existsSync(file)) throw new DcganError(ErrorCode.FILE, `${runDir}: has no metrics.jsonl; is it the output folder of \`dcgan train\` or Trainer.fit?`)
-  // A Buffer, split here: a whole 1 GiB file would not fit one JavaScript string.
-  const bytes = readRegularFile(file, MAX_METRICS_BYTES)
   const byStep = new Map<number, Row>()
-  for (let start = 0; start < bytes.length;) {
-    const newline = bytes.indexOf(0x0a, start)
-    const end = newline < 0 ? bytes.length : newline
-    const row = end - start <= MAX_METRICS_LINE ? parseRow(bytes.toString('utf8', start, end)) : null
-    start = end + 1
+  for (const line of run.metricsLines()) {
+    const row = line.length <= MAX_METRICS_LINE ? parseRow(line.toString('utf8')) : null
     if (!row) continue
     // A resumed run logs again the steps after its checkpoint; the later line is the one kept.
     byStep.set(row.step, row)

@@ -21,8 +21,8 @@ const SAMPLE = /^step-(\d+)\.png$/
 const TEMPORARY = /^\.(.+)\.tmp-(\d+)$/
 /** A lock file holds a pid: anything longer is not one of ours. */
 const MAX_LOCK_BYTES = 64
-/** metrics.jsonl is read whole to trim it (as the report reads it): about 230 bytes a step, so
- * four million steps fit. */
+/** metrics.jsonl at most (read whole to trim it, and by the report): the trainer writes under 300
+ * bytes a step, so about four million steps fit. */
 const MAX_METRICS_BYTES = 1024 * 1024 * 1024
 const NEWLINE = Buffer.from('\n')
 
@@ -159,19 +159,25 @@ export class RunDir {
   /** Drops the lines of `metrics.jsonl` past `step` (and torn ones), so a resumed run logs each step once. */
   async trimMetrics(step: number): Promise<void> {
     if (!existsSync(this.metricsFile)) return
-    // Line by line on the bytes: a long run's log is larger than one JavaScript string may be.
-    const bytes = readRegularFile(this.metricsFile, MAX_METRICS_BYTES)
     const kept: Buffer[] = []
     let dropped = false
-    for (let start = 0; start < bytes.length;) {
-      const end = bytes.indexOf(0x0a, start)
-      const line = bytes.subarray(start, end === -1 ? bytes.length : end)
-      start = end === -1 ? bytes.length : end + 1
+    for (const line of this.metricsLines()) {
       if (line.toString('utf8').trim() === '') continue
       if (stepOf(line) <= step) kept.push(line, NEWLINE)
       else dropped = true
     }
     if (dropped) await writeFileAtomicAsync(this.metricsFile, Buffer.concat(kept))
+  }
+
+  /** The lines of `metrics.jsonl` (a regular file of at most 1 GiB), without their newlines, as
+   * views of one Buffer: a long run's log is larger than one JavaScript string may be. */
+  *metricsLines(): Generator<Buffer> {
+    const bytes = readRegularFile(this.metricsFile, MAX_METRICS_BYTES)
+    for (let start = 0; start < bytes.length;) {
+      const end = bytes.indexOf(0x0a, start)
+      yield bytes.subarray(start, end === -1 ? bytes.length : end)
+      start = end === -1 ? bytes.length : end + 1
+    }
   }
 
   /** Deletes all but the newest `keep` checkpoints, and temporary files left by writers that died. */

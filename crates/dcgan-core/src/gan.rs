@@ -297,17 +297,10 @@ impl Gan {
     }
 
     /// Refuses a state that training cannot have produced, naming the tensor: NaN or infinite
-    /// values, a negative variance or second moment, a negative step count.
+    /// values, a negative variance or second moment, a step count out of range.
     fn check_state(&self) -> std::result::Result<(), String> {
         for (name, t) in self.named_tensors() {
-            let bad = |why: &str| format!("tensor '{name}' {why}; the file is corrupt or was written by a run that diverged");
-            if t.f_isfinite().and_then(|f| f.f_all()).and_then(|a| a.f_int64_value(&[])).map_err(|e| e.to_string())? == 0 {
-                return Err(bad("holds NaN or infinite values"));
-            }
-            let never_negative = name.ends_with(".running_var") || name.starts_with("optim.") && name.contains(".exp_avg_sq.");
-            if never_negative && t.f_lt(0.0).and_then(|n| n.f_any()).and_then(|a| a.f_int64_value(&[])).map_err(|e| e.to_string())? != 0 {
-                return Err(bad("holds negative values, which a variance cannot have"));
-            }
+            crate::model::check_values(&name, &t).map_err(|e| e.to_string())?;
         }
         // Counts reach JavaScript as numbers, exact up to 2⁵³ − 1 (and a count near i64::MAX
         // would wrap at the next step).
@@ -347,7 +340,8 @@ impl Gan {
             .iter()
             .filter_map(|(k, t)| k.strip_prefix(EMA_PREFIX).map(|n| (n.to_string(), t.shallow_clone())))
             .collect();
-        ema.load_state(&own)
+        // Shapes checked by `check_tensors`, values by `check_state`, under their own names.
+        ema.copy_state(&own)
     }
 
     /// Loads a file written by `save` onto `device`. The header is read and the model it declares
@@ -366,8 +360,10 @@ impl Gan {
         // step, and resuming it in fp32 works.
         let mut gan = Gan::build(header.model, header.train, device, Some(0))?;
         gan.check_tensors(&loaded.tensors).map_err(|e| Error::file(path, e))?;
-        gan.generator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
-        gan.discriminator.load_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
+        // Copied unchecked (their shapes were checked above): the whole state's values are
+        // checked once at the end (`check_state`), and a refused file drops this model.
+        gan.generator.copy_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
+        gan.discriminator.copy_state(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         gan.load_ema(&loaded.tensors).map_err(|e| Error::file(path, e))?;
         let int = |key: &str| -> Result<i64> {
             field(key)?.parse().map_err(|_| Error::file(path, format!("bad '{key}' metadata")))
@@ -415,12 +411,12 @@ impl Gan {
         }
         let mut found = Vec::new();
         if gen {
-            self.generator.load_state(&loaded.tensors).map_err(in_file)?;
+            self.generator.copy_state(&loaded.tensors).map_err(in_file)?;
             self.reset_ema()?;
             found.push("generator");
         }
         if disc {
-            self.discriminator.load_state(&loaded.tensors).map_err(in_file)?;
+            self.discriminator.copy_state(&loaded.tensors).map_err(in_file)?;
             found.push("discriminator");
         }
         Ok(found)

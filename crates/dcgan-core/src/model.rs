@@ -66,20 +66,7 @@ pub trait Network {
                     target.size()
                 )));
             }
-            let wrong = |why: &str| Error::Input(format!("tensor '{name}' {why}; the file is corrupt or was written by a run that diverged"));
-            if name.ends_with("num_batches_tracked") {
-                if source.kind() != Kind::Int64 || source.f_int64_value(&[])? < 0 {
-                    return Err(wrong("is not a count of batches (an int64 ≥ 0)"));
-                }
-                continue;
-            }
-            let source = source.f_to_kind(Kind::Float)?;
-            if source.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
-                return Err(wrong("holds NaN or infinite values"));
-            }
-            if name.ends_with(".running_var") && source.f_lt(0.0)?.f_any()?.f_int64_value(&[])? != 0 {
-                return Err(wrong("holds negative values, which a variance cannot have"));
-            }
+            check_values(name, source)?;
         }
         Ok(())
     }
@@ -88,10 +75,16 @@ pub trait Network {
     /// passed: a refused file leaves the network as it was.
     fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         self.check_state(tensors)?;
+        self.copy_state(tensors)
+    }
+
+    /// `load_state` without its check, for a caller that ran `check_state` itself (before
+    /// changing anything, over several networks).
+    fn copy_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         let state = self.state();
         let mut tracked = Vec::new();
         for (name, target, _) in &state {
-            let source = &tensors[name];
+            let source = tensors.get(name).ok_or_else(|| Error::Input(format!("the weights lack '{name}'")))?;
             if name.ends_with("num_batches_tracked") {
                 tracked.push(source.f_int64_value(&[])?);
                 continue;
@@ -106,6 +99,30 @@ pub trait Network {
         }
         Ok(())
     }
+}
+
+/// Refuses values of tensor `name` that training cannot produce, naming the tensor: NaN or
+/// infinite values, a negative variance (a BatchNorm running variance, Adam's second moment), a
+/// batch count that is not a whole number ≥ 0.
+pub(crate) fn check_values(name: &str, t: &Tensor) -> Result<()> {
+    if name.ends_with("num_batches_tracked") {
+        if t.kind() != Kind::Int64 || t.f_int64_value(&[])? < 0 {
+            return Err(Error::Input(implausible(name, "is not a count of batches (an int64 ≥ 0)")));
+        }
+        return Ok(());
+    }
+    if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+        return Err(Error::Input(implausible(name, "holds NaN or infinite values")));
+    }
+    let variance = name.ends_with(".running_var") || name.starts_with("optim.") && name.contains(".exp_avg_sq.");
+    if variance && t.f_lt(0.0)?.f_any()?.f_int64_value(&[])? != 0 {
+        return Err(Error::Input(implausible(name, "holds negative values, which a variance cannot have")));
+    }
+    Ok(())
+}
+
+fn implausible(name: &str, why: &str) -> String {
+    format!("tensor '{name}' {why}; the file is corrupt or was written by a run that diverged")
 }
 
 /// z (zDim×1×1) → 4×4 → … → C×S×S through transposed convolutions, BatchNorm and ReLU, Tanh out.

@@ -144,8 +144,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
+    let views = st.tensors();
     if let Some(expected) = metadata.get(CHECKSUM_KEY) {
-        let views = st.tensors();
         let actual = checksum(views.iter().map(|(name, v)| (name.as_str(), v.dtype(), v.shape(), v.data())));
         if actual != *expected {
             return Err(Error::file(
@@ -158,7 +158,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         }
     }
     let mut tensors = HashMap::new();
-    for (name, view) in st.tensors() {
+    for (name, view) in views {
         let kind = kind_of(view.dtype())
             .ok_or_else(|| Error::file(path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
