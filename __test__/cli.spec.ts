@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, listCheckpoints } from '../src/index'
+import { DCGAN, listCheckpoints, saveImageGrid } from '../src/index'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-cli-'))
@@ -240,4 +240,18 @@ test("the README's synopsis lists every flag of every command", (t) => {
     t.true(cmd === 'report' || flags.length > 0, cmd)
     for (const flag of new Set(flags)) t.true(new RegExp(`${flag}(?![a-z-])`).test(lines), `dcgan ${cmd}: ${flag} missing from the README's synopsis`)
   }
+})
+
+test('a folder of colour images at the default 1 channel trains in gray and says so once, as a warning line', async (t) => {
+  const data = tmp()
+  for (let i = 0; i < 8; i++) {
+    const px = new Float32Array(3 * 16 * 16).fill(-1)
+    px.fill(i / 8, 0, 256) // a red plane
+    await saveImageGrid({ data: px, shape: [1, 3, 16, 16] }, join(data, `${i}.png`), { nrow: 1, padding: 0 })
+  }
+  const r = dcgan('train', '--dataset', 'folder', '--data-path', data, ...TINY.filter((a) => a !== '--limit' && a !== '64'), '--steps', '2', '--out', join(tmp(), 'run'))
+  t.is(r.code, 0, r.stderr)
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'))
+  t.is(warnings.length, 1, r.stderr)
+  t.regex(warnings[0], /^warning: .*\/\d\.png is in colour, but the model has 1 channel: colour images are converted to gray \(channels: 3, dcgan train --channels 3, trains on colour\)$/)
 })

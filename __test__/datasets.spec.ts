@@ -40,8 +40,14 @@ test('an image folder is read recursively in path order, centre-cropped, resized
   t.deepEqual([px(1, 0), px(1, 1), px(1, 2)], [-1, 1, -1]) // b/c.PNG green
   t.deepEqual([px(2, 0), px(2, 1), px(2, 2)], [-1, -1, 1]) // b/deeper/d.png blue
   // Grayscale: ITU-R 601 luma of pure red is 76.
-  const gray = await (await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 1, batchSize: 3 })).next()
+  t.deepEqual(b.warnings ?? [], [])
+  const grayDataset = await openDataset({ kind: 'folder', path: root, shuffle: false }, { imageSize: 8, channels: 1, batchSize: 3 })
+  const gray = await grayDataset.next()
   t.true(close(gray.data[0], v(76)), `${gray.data[0]}`)
+  // Said once, with the first colour image: a folder of photos does not turn gray silently.
+  t.is(gray.warnings?.length, 1)
+  t.regex(gray.warnings![0], /a\.png is in colour, but the model has 1 channel: colour images are converted to gray \(channels: 3, dcgan train --channels 3, trains on colour\)$/)
+  t.deepEqual((await grayDataset.next()).warnings ?? [], [])
 })
 
 test('a corrupt image fails with its name, or is skipped with a warning when skipCorrupt is set', async (t) => {

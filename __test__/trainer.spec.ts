@@ -3,7 +3,7 @@ import test from 'ava'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, ErrorCode, IterableDataset, NonFiniteError, Trainer, cudaAvailable, listCheckpoints, resolveTrainConfig, saveImageGrid, type TrainConfig } from '../src/index'
+import { DCGAN, ErrorCode, IterableDataset, NonFiniteError, ProgressBar, Trainer, cudaAvailable, listCheckpoints, resolveTrainConfig, saveImageGrid, type TrainConfig } from '../src/index'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-trainer-'))
 // A tiny run on 200 MNIST images: 12 batches of 16 per epoch, so 30 steps cross two epoch ends.
@@ -266,4 +266,39 @@ test('an unreadable image stops training with its name and how to skip it; skipC
   const r = await resumed.fit({ progress: false }).finally(() => process.off('warning', onWarning))
   t.like(r, { reason: 'completed', steps: 3 })
   t.true(warnings.some((w) => /skipped .*3\.png/.test(w)), warnings.join('\n'))
+})
+
+test('warnings go to the callbacks that take them (the progress bar prints them), else to process.emitWarning', async (t) => {
+  const data = tmp()
+  for (let i = 0; i < 4; i++) await saveImageGrid({ data: new Float32Array(256).fill(i / 4), shape: [1, 1, 16, 16] }, join(data, `${i}.png`), { nrow: 1, padding: 0 })
+  writeFileSync(join(data, '1.png'), 'not a png')
+  const dataset = { kind: 'folder' as const, path: data, shuffle: false, skipCorrupt: true }
+  const heard: Array<{ step: number; message: string }> = []
+  const fromProcess: string[] = []
+  const onProcessWarning = (w: Error) => void fromProcess.push(w.message)
+  process.on('warning', onProcessWarning)
+  try {
+    const trainer = new Trainer(tiny(tmp(), { steps: 1, batchSize: 2, dataset }))
+    await trainer.fit({ progress: false, callbacks: { onWarning: (w) => void heard.push(w) } })
+    await new Promise((r) => setImmediate(r)) // process warnings are emitted on the next tick
+    t.is(heard.length, 1)
+    t.is(heard[0].step, 0) // before the step the batch feeds
+    t.regex(heard[0].message, /^skipped [^:]*\/1\.png: cannot decode image/)
+    t.false(fromProcess.some((m) => m.includes('1.png')), fromProcess.join('\n'))
+  } finally {
+    process.off('warning', onProcessWarning)
+  }
+  const lines: string[] = []
+  const bar = new ProgressBar({ write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream)
+  bar.onWarning({ message: 'x.png is odd' })
+  t.deepEqual(lines, ['warning: x.png is odd\n'])
+})
+
+test("the progress line's first ETA comes from the first step's time, not 0", (t) => {
+  const lines: string[] = []
+  const bar = new ProgressBar({ write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream, { intervalMs: 1e9 })
+  const step = { lossD: 1, lossG: 2, dReal: 0.5, dFake: 0.5, dFakeAfter: 0.5, epoch: 0, imagesPerSec: 10, totalSteps: 11 }
+  bar.onStepEnd({ ...step, step: 1, stepMs: 2000 })
+  t.is(lines.length, 1)
+  t.regex(lines[0], /^step 1\/11 \(9%\) .* \| ETA 20s\n$/)
 })

@@ -44,6 +44,10 @@ export interface Callbacks {
   onSample?(info: { step: number; path: string }): void | Promise<void>
   /** After a checkpoint is written; `path` is the safetensors file. */
   onCheckpoint?(info: { step: number; path: string }): void | Promise<void>
+  /** Something the run goes on despite: an image skipped as unreadable (`skipCorrupt`), colour images
+   * made gray for a one-channel model, an option without effect. When no callback has this hook,
+   * `fit()` passes the message to `process.emitWarning`. */
+  onWarning?(info: { step: number; message: string }): void | Promise<void>
   /** Once when `fit()` stops, whatever the reason, even when it throws; the place to flush and close. */
   onTrainEnd?(result: FitResult): void | Promise<void>
 }
@@ -146,9 +150,15 @@ export class ProgressBar implements Callbacks {
     this.#bar.update(i.step, payload)
   }
 
+  /** Writes `warning: message` on a line of its own (the bar redraws below it). */
+  onWarning(info: { message: string }): void {
+    this.#stream.write(`${this.#bar ? '\r\x1b[2K' : ''}warning: ${info.message}\n`)
+  }
+
   #line(i: StepInfo): void {
     const now = performance.now()
-    if (this.#started === 0) [this.#started, this.#firstStep] = [now, i.step - 1]
+    // From the first step's start: its own time gives the first line's ETA.
+    if (this.#started === 0) [this.#started, this.#firstStep] = [now - i.stepMs, i.step - 1]
     if (now - this.#lastLine < this.#intervalMs && i.step !== i.totalSteps && i.step !== this.#firstStep + 1) return
     this.#lastLine = now
     const done = i.step - this.#firstStep

@@ -404,7 +404,11 @@ export class Trainer {
     let dirty = false // steps done since the last checkpoint
     // With deferStats a step's numbers arrive with the next step: the step they belong to waits here.
     const deferred = c.deferStats && !dist
-    if (c.deferStats && dist) process.emitWarning('deferStats has no effect in a data-parallel run: each step waits for its vote', 'DcganWarning')
+    const warn = async (message: string) => {
+      const heard = callbacks.filter((cb) => cb.onWarning)
+      if (heard.length === 0) process.emitWarning(message, 'DcganWarning')
+      for (const cb of heard) await cb.onWarning!({ step: this.#step, message })
+    }
     let waiting: StepDone | null = null
     let lastReport = 0
     const report = async (done: StepDone, stats: StepResult) => {
@@ -425,13 +429,14 @@ export class Trainer {
       if (done && last) await report(done, last.stats)
     }
     try {
+      if (c.deferStats && dist) await warn('deferStats has no effect in a data-parallel run: each step waits for its vote')
       while (this.#step < total) {
         const batch = await this.#nextBatch(dataset, options.signal, dist)
         if (typeof batch === 'string') {
           reason = batch
           break
         }
-        for (const w of batch.warnings ?? []) process.emitWarning(w, 'DatasetWarning')
+        for (const w of batch.warnings ?? []) await warn(w)
         const previousEpoch = this.#data.epoch
         const started = performance.now()
         // The step and the state it advances, as one turn: a checkpoint() asked for meanwhile

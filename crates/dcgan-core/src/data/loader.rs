@@ -137,7 +137,7 @@ impl Loader {
         crate::executor::tune_malloc();
         let (tx, rx) = sync_channel(opts.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let producer = Producer { source, opts: opts.clone(), len, stop: stop.clone() };
+        let producer = Producer { source, opts: opts.clone(), len, stop: stop.clone(), colour_seen: Mutex::new(ColourSeen::No) };
         let thread = std::thread::Builder::new()
             .name("dcgan-data".into())
             .spawn(move || producer.run(tx))
@@ -183,6 +183,17 @@ struct Producer {
     opts: LoaderOptions,
     len: usize,
     stop: Arc<AtomicBool>,
+    colour_seen: Mutex<ColourSeen>,
+}
+
+/// Whether a colour image was made gray for a one-channel model: said once per loader, with the
+/// batch it was first seen in, because a folder of photos trained at the default `channels: 1`
+/// otherwise turns gray without a word.
+enum ColourSeen {
+    No,
+    /// Seen at this source index, not yet told.
+    At(usize),
+    Told,
 }
 
 impl Producer {
@@ -248,7 +259,9 @@ impl Producer {
         }
         at.position += o.batch_size;
         let shape = [rows.len(), o.channels, o.image_size as usize, o.image_size as usize];
-        Ok(Some(Batch { data, shape, next: self.after(at), warnings: Vec::new() }))
+        let mut warnings = Vec::new();
+        self.tell_colour(&mut warnings);
+        Ok(Some(Batch { data, shape, next: self.after(at), warnings }))
     }
 
     /// After an epoch's last full batch, the order stands at the start of the next epoch.
@@ -280,14 +293,42 @@ impl Producer {
                         }
                         write += 1;
                     }
-                    Err(e) if o.skip_corrupt => warnings.push(format!("skipped {}: {e}", self.source.describe(indices[k] as usize))),
+                    Err(e) if o.skip_corrupt => warnings.push(self.skipped(indices[k] as usize, &e)),
                     Err(e) => return Err(e),
                 }
             }
             filled = write;
         }
+        self.tell_colour(&mut warnings);
         let shape = [o.batch_size, o.channels, o.image_size as usize, o.image_size as usize];
         Ok(Some(Batch { data, shape, next: self.after(at), warnings }))
+    }
+
+    /// "skipped <image>: <why>", naming the image once where the error already starts with it.
+    fn skipped(&self, index: usize, e: &Error) -> String {
+        let (what, why) = (self.source.describe(index), e.to_string());
+        if why.starts_with(&what) { format!("skipped {why}") } else { format!("skipped {what}: {why}") }
+    }
+
+    fn saw_colour(&self, index: usize) {
+        if let Ok(mut seen) = self.colour_seen.lock() {
+            if matches!(*seen, ColourSeen::No) {
+                *seen = ColourSeen::At(index);
+            }
+        }
+    }
+
+    /// The warning for the first colour image made gray, once.
+    fn tell_colour(&self, warnings: &mut Vec<String>) {
+        let Ok(mut seen) = self.colour_seen.lock() else { return };
+        if let ColourSeen::At(index) = *seen {
+            *seen = ColourSeen::Told;
+            warnings.push(format!(
+                "{} is in colour, but the model has 1 channel: colour images are converted to gray \
+                 (channels: 3, dcgan train --channels 3, trains on colour)",
+                self.source.describe(index)
+            ));
+        }
     }
 
     /// Decodes and prepares `indices` into consecutive slots of `out`, on `workers` threads.
@@ -309,6 +350,9 @@ impl Producer {
                             .zip(slots.chunks_mut(per_image))
                             .map(|(&i, slot)| {
                                 let img = self.source.read(i as usize)?;
+                                if o.channels == 1 && img.channels == 3 {
+                                    self.saw_colour(i as usize);
+                                }
                                 prepare_into(&img, o.channels, o.image_size, slot);
                                 Ok(())
                             })
