@@ -2,6 +2,7 @@
 // SIGKILL and SIGINT. Each leaves the previous checkpoint loadable and the run resumable.
 import test from 'ava'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { gzipSync } from 'node:zlib'
 import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -148,3 +149,38 @@ test('SIGINT finishes the step, writes a checkpoint and exits 0; the run resumes
   t.deepEqual(listCheckpoints(run).map((c) => c.step).at(-1), steps + 2)
 })
 
+
+/** Opens an IDX file in a child process whose TMPDIR is `tmpdir` (and `env`); the error it gets. */
+function openIdxWith(path: string, env: Record<string, string>): { code?: string; message?: string; length?: number } {
+  const script = `require(${JSON.stringify(join(ROOT, 'dist', 'index.js'))}).openDataset({ kind: 'idx', path: ${JSON.stringify(path)} }, { imageSize: 8, batchSize: 1 })
+    .then((d) => console.log(JSON.stringify({ length: d.length })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, ...env } })
+  return JSON.parse(r.stdout)
+}
+
+testNeeding('a .gz IDX inflates into TMPDIR only when a twentieth of it stays free, and into a tmpfs only within the memory limit', mounting, (t) => {
+  const disk = mountTmpfs('20m')
+  try {
+    const idx = (count: number) => {
+      const header = Buffer.alloc(16)
+      header.writeUInt32BE(0x803, 0)
+      header.writeUInt32BE(count, 4)
+      header.writeUInt32BE(1024, 8)
+      header.writeUInt32BE(1024, 12)
+      const path = join(tmp(), `${count}-idx3-ubyte.gz`)
+      writeFileSync(path, gzipSync(Buffer.concat([header, Buffer.alloc(count << 20)])))
+      return path
+    }
+    const fits = idx(16) // 16 MiB of 20: 4 MiB stay free
+    t.deepEqual(openIdxWith(fits, { TMPDIR: disk.dir }), { length: 16 })
+    t.deepEqual(readdirSync(disk.dir), [], 'the inflated copy is unlinked')
+    const tooBig = openIdxWith(idx(19), { TMPDIR: disk.dir }) // would leave 1 MiB of 20
+    t.is(tooBig.code, ErrorCode.FILE)
+    t.regex(tooBig.message!, /19-idx3-ubyte\.gz: inflates to 19\.0 MiB \(as its header announces\), but .* has 20\.0 MiB free, of which 1\.0 MiB stays free; set TMPDIR to a larger disk, or unpack the file \(gunzip\) and give the \.idx file$/)
+    const inMemory = openIdxWith(fits, { TMPDIR: disk.dir, DCGAN_MEMORY_LIMIT: '8M' })
+    t.is(inMemory.code, ErrorCode.FILE)
+    t.regex(inMemory.message!, /16-idx3-ubyte\.gz: inflating it into .*, a file system in memory \(tmpfs\), needs about 16\.0 MiB, more than the memory limit of 8\.0 MiB \(DCGAN_MEMORY_LIMIT\); set TMPDIR to a folder on disk, or unpack the file \(gunzip\)$/)
+  } finally {
+    disk.unmount()
+  }
+})

@@ -98,13 +98,7 @@ fn inflate(path: &Path, header: &[u8], reader: Box<dyn Read>, needed: u64) -> Re
     let tmp = dir.join(format!(".dcgan-idx-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create a temporary file to inflate {} into: {e}", path.display())))?;
     let _ = std::fs::remove_file(&tmp); // the open file stays readable; nothing is left behind
-    let free = free_space(&file);
-    if free < needed {
-        return Err(Error::file(path, format!(
-            "inflates to {} (as its header announces), but {} has only {} free; set TMPDIR to a larger disk",
-            limits::human(needed), dir.display(), limits::human(free)
-        )));
-    }
+    check_room(path, &dir, &file, needed)?;
     let mut out = std::io::BufWriter::new(&file);
     let copy = || -> std::io::Result<u64> {
         out.write_all(header)?;
@@ -122,15 +116,48 @@ fn inflate(path: &Path, header: &[u8], reader: Box<dyn Read>, needed: u64) -> Re
 
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Free bytes on the file system of `file` (unlimited when it cannot be asked).
-fn free_space(file: &File) -> u64 {
-    use std::os::fd::AsRawFd;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor and a struct to fill.
-    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) } != 0 {
-        return u64::MAX;
+/// The inflated copy must leave a twentieth of its file system free (other programs write there
+/// too), and on a tmpfs, which lives in memory, fit the memory limit as well.
+fn check_room(path: &Path, dir: &Path, file: &File, needed: u64) -> Result<()> {
+    let Some(room) = TempRoom::of(file) else { return Ok(()) };
+    let keep = room.total / 20;
+    if room.free.saturating_sub(keep) < needed {
+        return Err(Error::file(path, format!(
+            "inflates to {} (as its header announces), but {} has {} free, of which {} stays free; \
+             set TMPDIR to a larger disk, or unpack the file (gunzip) and give the .idx file",
+            limits::human(needed), dir.display(), limits::human(room.free), limits::human(keep)
+        )));
     }
-    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
+    if room.in_memory {
+        let what = format!("inflating it into {}, a file system in memory (tmpfs),", dir.display());
+        limits::within_memory(needed, &what, |m| Error::file(path, format!("{m}; set TMPDIR to a folder on disk, or unpack the file (gunzip)")))?;
+    }
+    Ok(())
+}
+
+/// Size and free space of a temporary file's file system, and whether it is a tmpfs.
+struct TempRoom {
+    total: u64,
+    free: u64,
+    in_memory: bool,
+}
+
+impl TempRoom {
+    /// None when the file system cannot be asked.
+    fn of(file: &File) -> Option<TempRoom> {
+        use std::os::fd::AsRawFd;
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor and a struct to fill.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+            return None;
+        }
+        let block = st.f_bsize as u64;
+        Some(TempRoom {
+            total: (st.f_blocks as u64).saturating_mul(block),
+            free: (st.f_bavail as u64).saturating_mul(block),
+            in_memory: st.f_type as i64 == libc::TMPFS_MAGIC as i64,
+        })
+    }
 }
 
 impl super::Source for IdxImages {
