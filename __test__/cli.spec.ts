@@ -255,3 +255,49 @@ test('a folder of colour images at the default 1 channel trains in gray and says
   t.is(warnings.length, 1, r.stderr)
   t.regex(warnings[0], /^warning: .*\/\d\.png is in colour, but the model has 1 channel: colour images are converted to gray \(channels: 3, dcgan train --channels 3, trains on colour\)$/)
 })
+
+// Every training flag reaches the run: config.json, the checkpoint's stored config (`dcgan inspect`)
+// and the model the checkpoint loads as. Each value differs from its default, so an ignored flag fails.
+test('train: every model, optimiser, stabiliser and schedule flag reaches config.json, the checkpoint and the loaded model', async (t) => {
+  const dir = tmp()
+  try {
+    const run = join(dir, 'run')
+    // --epochs without --steps: 16 images in batches of 8, 2 epochs → 4 steps (the default 5 epochs would be 10).
+    const r = dcgan('train', '--image-size', '16', '--features-g', '4', '--features-d', '4', '--z-dim', '16', '--batch-size', '8', '--limit', '16', '--device', 'cpu', '--seed', '3', '--out', run,
+      '--channels', '3', '--init', 'pytorch-example', '--spectral-norm',
+      '--lr', '3e-4', '--beta1', '0.4', '--beta2', '0.99', '--eps', '1e-7', '--d-steps', '2', '--generator-loss', 'minimax',
+      '--lr-d', '5e-4', '--lr-g', '1e-4', '--real-label', '0.9', '--r1-gamma', '0.5', '--r1-every', '3',
+      '--augment', 'translation,cutout', '--ema-decay', '0.9',
+      '--epochs', '2', '--sample-every', '3', '--sample-count', '4', '--checkpoint-every', '3', '--keep-checkpoints', '1', '--defer-stats')
+    t.is(r.code, 0, r.stderr)
+    const model = { zDim: 16, channels: 3, featuresG: 4, featuresD: 4, imageSize: 16, init: 'pytorch-example', spectralNorm: true }
+    const optimizer = {
+      lr: 3e-4, beta1: 0.4, beta2: 0.99, eps: 1e-7, dSteps: 2, generatorLoss: 'minimax', precision: 'fp32',
+      lrD: 5e-4, lrG: 1e-4, realLabel: 0.9, loss: 'bce', r1Gamma: 0.5, r1Every: 3, augment: 'translation,cutout', emaDecay: 0.9,
+    }
+    const config = {
+      ...model, ...optimizer, device: 'cpu', seed: 3, batchSize: 8, epochs: 2, outDir: run, checkpointEvery: 3, keepCheckpoints: 1,
+      sampleEvery: 3, sampleCount: 4, dataset: { kind: 'mnist', limit: 16 }, deferStats: true, cudaGraph: false,
+    }
+    t.deepEqual(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')), config)
+    const info = JSON.parse(dcgan('inspect', '--checkpoint', run).stdout)
+    t.deepEqual({ model: info.model, optimizer: info.optimizer, steps: info.steps, config: info.config }, { model, optimizer, steps: 4, config })
+    t.deepEqual(listCheckpoints(run).map((c) => c.step), [4]) // --keep-checkpoints 1 pruned step 3's
+    const gan = await DCGAN.load(listCheckpoints(run)[0].path)
+    t.deepEqual(gan.config, { model, train: optimizer, device: 'cpu', stepsDone: 4 })
+    t.true((await gan.state()).has('ema.gen.2.weight')) // the moving average is kept
+    // --sample-every 3 and the end; --sample-count 4 makes 2×2 grids of 3-channel 16 px images: 2·18 + 2 px.
+    t.deepEqual(readdirSync(join(run, 'samples')).sort(), ['step-000003.png', 'step-000004.png'])
+    const sample = readFileSync(join(run, 'samples', 'step-000003.png'))
+    t.deepEqual([sample.readUInt32BE(16), sample.readUInt32BE(20), sample[25]], [38, 38, 2]) // width, height, colour type RGB
+    t.is(readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 4)
+    // --loss hinge, which takes no realLabel other than 1 and no minimax: its own run.
+    const hinge = join(dir, 'hinge')
+    const h = dcgan('train', ...TINY, '--steps', '1', '--sample-every', '0', '--loss', 'hinge', '--out', hinge)
+    t.is(h.code, 0, h.stderr)
+    t.is(JSON.parse(readFileSync(join(hinge, 'config.json'), 'utf8')).loss, 'hinge')
+    t.is((await DCGAN.load(listCheckpoints(hinge)[0].path)).config.train.loss, 'hinge')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
