@@ -25,6 +25,13 @@ test('defaults and presets come from the native schema, and are what the native 
   const resolved = resolveTrainConfig({})
   for (const [k, v] of Object.entries(DEFAULT_TRAIN_CONFIG)) t.deepEqual((resolved as unknown as Record<string, unknown>)[k], v, k)
   t.like(resolveTrainConfig({}, 'quick'), PRESETS.quick)
+  // The presets' values as the README documents them, written out: a schema that changed one fails.
+  const seed = { zDim: 100, channels: 1, featuresG: 64, featuresD: 64, imageSize: 64, lr: 2e-4, beta1: 0.5, beta2: 0.999, dSteps: 1, batchSize: 128, epochs: 5 }
+  t.like(resolveTrainConfig({}, 'paper'), seed)
+  const quick = { imageSize: 32, featuresG: 32, featuresD: 32, batchSize: 64, steps: 1500, init: 'pytorch-example', checkpointEvery: 500, sampleEvery: 250 } as const
+  t.like(resolveTrainConfig({}, 'quick'), { ...quick, lr: 2e-4, emaDecay: 0, realLabel: 1 })
+  t.like(resolveTrainConfig({}, 'best'), { ...quick, lr: 4e-3, emaDecay: 0.999, realLabel: 0.9 })
+  t.like(resolveTrainConfig({}, 'best64'), { ...quick, imageSize: 64, lr: 4e-3, emaDecay: 0.999, realLabel: 0.9 })
   t.like(resolveTrainConfig({}, 'best'), { ...PRESETS.quick, emaDecay: PRESETS.best.emaDecay, lr: PRESETS.best.lr, realLabel: PRESETS.best.realLabel })
   t.like(resolveTrainConfig({}, 'best64'), { ...PRESETS.best, imageSize: 64 })
   const gan = new DCGAN({ imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu' })

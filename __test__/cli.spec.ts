@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, listCheckpoints, saveImageGrid } from '../src/index'
+import { DCGAN, interpolate, listCheckpoints, saveImageGrid, vectorArithmetic } from '../src/index'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-cli-'))
@@ -297,6 +297,56 @@ test('train: every model, optimiser, stabiliser and schedule flag reaches config
     t.is(h.code, 0, h.stderr)
     t.is(JSON.parse(readFileSync(join(hinge, 'config.json'), 'utf8')).loss, 'hinge')
     t.is((await DCGAN.load(listCheckpoints(hinge)[0].path)).config.train.loss, 'hinge')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+// generate, interpolate and arithmetic write the PNG the API writes for the same arguments, byte for
+// byte; each flag changes the bytes when its value does.
+test('generate, interpolate and arithmetic: each flag gives the PNG the API writes for the same arguments', async (t) => {
+  const dir = tmp()
+  try {
+    const run = join(dir, 'run')
+    // pytorch-example init: the seed's N(0, 0.02) BatchNorm weights would make the images nearly
+    // independent of z, so that a wrong seed or path could give the same bytes.
+    const r = dcgan('train', ...TINY, '--init', 'pytorch-example', '--steps', '2', '--sample-every', '0', '--out', run)
+    t.is(r.code, 0, r.stderr)
+    const gan = await DCGAN.load(listCheckpoints(run)[0].path)
+    const api = async (name: string, images: Promise<{ data: Float32Array; shape: number[] }>, nrow: number) => {
+      const path = join(dir, `api-${name}.png`)
+      await saveImageGrid(await images, path, { nrow })
+      return readFileSync(path)
+    }
+    const cli = (name: string, ...args: string[]) => {
+      const path = join(dir, `cli-${name}.png`)
+      const c = dcgan(...args, '--checkpoint', run, ...(args[0] === 'generate' ? ['--grid'] : ['--out']), path)
+      t.is(c.code, 0, c.stderr)
+      return readFileSync(path)
+    }
+    const seed7 = cli('seed7', 'generate', '--seed', '7', '--count', '4', '--nrow', '2')
+    t.deepEqual(seed7, await api('seed7', gan.generate(4, { seed: 7 }), 2))
+    t.notDeepEqual(cli('seed8', 'generate', '--seed', '8', '--count', '4', '--nrow', '2'), seed7)
+    // --nrow 4 (the default for 4 images is 2 a row) and --count 5.
+    t.deepEqual(cli('row', 'generate', '--seed', '7', '--count', '4', '--nrow', '4'), await api('row', gan.generate(4, { seed: 7 }), 4))
+    t.deepEqual(cli('five', 'generate', '--seed', '7', '--count', '5', '--nrow', '2'), await api('five', gan.generate(5, { seed: 7 }), 2))
+
+    // interpolate: slerp by default, --method linear, --from/--to, --frames; the strip is one row.
+    const slerpStrip = cli('slerp', 'interpolate', '--from', '1', '--to', '2', '--frames', '5')
+    t.deepEqual(slerpStrip, await api('slerp', interpolate(gan, { from: { seed: 1 }, to: { seed: 2 }, frames: 5, method: 'slerp' }), 5))
+    const linearStrip = cli('linear', 'interpolate', '--from', '1', '--to', '2', '--frames', '5', '--method', 'linear')
+    t.deepEqual(linearStrip, await api('linear', interpolate(gan, { from: { seed: 1 }, to: { seed: 2 }, frames: 5, method: 'linear' }), 5))
+    t.notDeepEqual(linearStrip, slerpStrip)
+    t.deepEqual(cli('other', 'interpolate', '--from', '3', '--to', '2', '--frames', '4'), await api('other', interpolate(gan, { from: { seed: 3 }, to: { seed: 2 }, frames: 4 }), 4))
+
+    // arithmetic: --a/--b/--c seed lists, --variations, --noise; four images a row.
+    const points = (...seeds: number[]) => seeds.map((seed) => ({ seed }))
+    const concepts = { a: points(1, 2), b: points(3), c: points(4, 5) }
+    const ar = cli('ar', 'arithmetic', '--a', '1,2', '--b', '3', '--c', '4,5', '--variations', '3', '--noise', '0.5')
+    t.deepEqual(ar, await api('ar', vectorArithmetic(gan, { ...concepts, variations: 3, noise: 0.5 }).then((x) => x.images), 4))
+    t.notDeepEqual(ar, await api('ar-default-noise', vectorArithmetic(gan, { ...concepts, variations: 3 }).then((x) => x.images), 4))
+    const swapped = cli('ar-swapped', 'arithmetic', '--a', '4,5', '--b', '3', '--c', '1,2', '--variations', '0')
+    t.deepEqual(swapped, await api('ar-swapped', vectorArithmetic(gan, { a: concepts.c, b: concepts.b, c: concepts.a }).then((x) => x.images), 4))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
