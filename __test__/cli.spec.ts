@@ -41,6 +41,16 @@ test('bad input exits non-zero with a one-line reason', (t) => {
     [['generate', '--checkpoint', '/nonexistent/run', '--grid', 'x.png'], /^dcgan: \/nonexistent\/run: no such file or folder/],
     [['generate', '--checkpoint', tmp()], /^dcgan: say where the images go/],
     [['train', '--dataset', 'folder', '--data-path', '/nonexistent/images', '--out', tmp()], /^dcgan: .*\/nonexistent\/images: is not a folder/],
+    // Empty or odd numbers are refused, not read as 0 (Number('') is 0) or as another number.
+    [['arithmetic', '--checkpoint', 'x', '--a', '1,2,', '--b', '3', '--c', '4', '--out', 'x.png'], /argument '1,2,' is invalid\. '1,2,' has an empty seed: give seeds separated by commas, e\.g\. 1,2,3\./],
+    [['arithmetic', '--checkpoint', 'x', '--a', '', '--b', '3', '--c', '4', '--out', 'x.png'], /argument '' is invalid\. '' has an empty seed/],
+    [['arithmetic', '--checkpoint', 'x', '--a', '1', '--b', '3', '--c', '4', '--variations', '', '--out', 'x.png'], /argument '' is invalid\. '' is not an integer\./],
+    [['interpolate', '--checkpoint', 'x', '--from', '', '--to', '2', '--out', 'x.png'], /argument '' is invalid\. '' is not an integer\./],
+    [['generate', '--checkpoint', 'x', '--grid', 'x.png', '--seed', ' '], /argument ' ' is invalid\. ' ' is not an integer\./],
+    [['generate', '--checkpoint', 'x', '--grid', 'x.png', '--seed', '1e3'], /argument '1e3' is invalid\. '1e3' is not an integer\./],
+    [['generate', '--checkpoint', 'x', '--grid', 'x.png', '--seed', '0x10'], /argument '0x10' is invalid\. '0x10' is not an integer\./],
+    [['generate', '--checkpoint', 'x', '--grid', 'x.png', '--seed', '18446744073709551615'], /argument '18446744073709551615' is invalid\. '18446744073709551615' is beyond 9007199254740991, the largest integer taken\./],
+    [['generate', '--checkpoint', 'x', '--grid', 'x.png', '--seed', '-1'], /argument '-1' is invalid\. '-1' is not a seed: an integer from 0 to 9007199254740991\./],
   ]
   for (const [args, message] of cases) {
     const r = dcgan(...args)

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DCGAN, ErrorCode, Trainer, openDataset, saveImageGrid, type DCGANOptions } from '../src/index'
+import { DCGAN, ErrorCode, Trainer, interpolate, lerp, openDataset, saveImageGrid, slerp, vectorArithmetic, type DCGANOptions } from '../src/index'
 import { testNeeding } from './helpers'
 
 const small: DCGANOptions = { imageSize: 16, featuresG: 2, featuresD: 2, device: 'cpu', seed: 0 }
@@ -106,6 +106,37 @@ test('bad sampling requests are rejected', async (t) => {
   await t.throwsAsync(gan.generate(1.5), { message: /invalid n: got 1.5/ })
   await t.throwsAsync(gan.generateFrom(new Float32Array(150)), { message: /150 values, which is not a positive multiple of zDim = 100/ })
   await t.throwsAsync(gan.discriminate({ data: new Float32Array(10), shape: [10] }), { message: /the image batch has shape \[10\]/ })
+  await t.throwsAsync(gan.generateFrom(new Float32Array(150)), { instanceOf: RangeError, code: ErrorCode.INVALID_INPUT })
+  // Seeds stop at 2^53 − 1, and the message says so (a larger number is not the integer typed).
+  await t.throwsAsync(gan.generate(1, { seed: 2 ** 60 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got 1152921504606847000; allowed: an integer from 0 to 9007199254740991' })
+  t.throws(() => new DCGAN({ ...small, seed: 2 ** 53 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got 9007199254740992; allowed: an integer from 0 to 9007199254740991' })
+  t.is((await gan.latent(1, Number.MAX_SAFE_INTEGER)).length, 100)
+  // Options of the wrong type are named, not napi's 'BooleanExpected'.
+  await t.throwsAsync(gan.generate(2, { batchStats: 'yes' as never }), { instanceOf: TypeError, code: ErrorCode.INVALID_OPTION, message: "invalid batchStats: got 'yes'; allowed: true or false" })
+  await t.throwsAsync(saveImageGrid({ data: new Float32Array(4), shape: [1, 1, 2, 2] }, join(tmpdir(), 'never.png'), { normalize: 1 as never }), { code: ErrorCode.INVALID_OPTION, message: 'invalid normalize: got 1; allowed: true or false' })
+  await t.throwsAsync(gan.generate('4' as never), { code: ErrorCode.INVALID_OPTION, message: "invalid n: got the string '4'; allowed: a number" })
+})
+
+test('bad interpolation and arithmetic requests carry a code and name what is wrong', async (t) => {
+  const gan = new DCGAN({ ...small, zDim: 4 })
+  const zero = new Float32Array(4)
+  await t.throwsAsync(interpolate(gan, undefined as never), { instanceOf: TypeError, code: ErrorCode.INVALID_OPTION, message: 'interpolate(gan, options) takes options { from, to }, got undefined' })
+  await t.throwsAsync(interpolate(gan, { from: { seed: 1.5 }, to: { seed: 2 } }), { code: ErrorCode.INVALID_OPTION, message: 'invalid from.seed: got 1.5; allowed: an integer from 0 to 9007199254740991' })
+  await t.throwsAsync(interpolate(gan, { from: 'x' as never, to: { seed: 2 } }), { instanceOf: TypeError, code: ErrorCode.INVALID_INPUT, message: /^from: a latent point must be/ })
+  await t.throwsAsync(interpolate(gan, { from: [1, 2], to: { seed: 2 } }), { instanceOf: RangeError, code: ErrorCode.INVALID_INPUT, message: 'from has 2 values; a latent vector has zDim = 4' })
+  await t.throwsAsync(interpolate(gan, { from: zero, to: zero, frames: 1 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid frames: got 1; allowed: an integer from 2 to 1024' })
+  await t.throwsAsync(interpolate(gan, { from: zero, to: zero, method: 'cubic' as never }), { code: ErrorCode.INVALID_OPTION, message: "invalid method: got \"cubic\"; allowed: 'linear', 'slerp'" })
+  await t.throwsAsync(vectorArithmetic(gan, { a: [], b: [zero], c: [zero] }), { code: ErrorCode.INVALID_INPUT, message: 'a needs at least one latent point' })
+  await t.throwsAsync(vectorArithmetic(gan, { a: [zero], b: [zero], c: [zero], variations: -1 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid variations: got -1; allowed: an integer from 0 to 1024' })
+  await t.throwsAsync(vectorArithmetic(gan, { a: [zero], b: [zero], c: [zero], noise: -2 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid noise: got -2; allowed: a standard deviation, a finite number ≥ 0' })
+  await t.throwsAsync(vectorArithmetic(gan, { a: [zero], b: [zero], c: [zero], seed: -1 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got -1; allowed: an integer from 0 to 9007199254740991' })
+  t.throws(() => lerp(Float32Array.of(1, 2, 3), Float32Array.of(1, 2), 0.5), { code: ErrorCode.INVALID_INPUT, message: 'the two vectors have 3 and 2 values: give two of the same length' })
+  // From the origin no great circle exists: slerp is the straight line there (it was NaN).
+  const b = Float32Array.of(1, -2, 0.5, 4)
+  t.deepEqual(slerp(zero, b, 0.25), lerp(zero, b, 0.25))
+  t.deepEqual(slerp(b, zero, 0.25), lerp(b, zero, 0.25))
+  const frames = await interpolate(gan, { from: zero, to: { seed: 2 }, frames: 3 })
+  t.deepEqual(frames, await gan.generateFrom(Float32Array.from([...zero, ...lerp(zero, await gan.latent(1, 2), 0.5), ...(await gan.latent(1, 2))])))
 })
 
 test('loading a missing, foreign or corrupt file names it and says what is wrong', async (t) => {

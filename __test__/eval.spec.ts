@@ -2,11 +2,11 @@
 // evaluating checkpoints (deterministic, eval.json), the `dcgan eval` command and its errors.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import {
-  CLASSIFIER_PATH, DCGAN, type EvalResult, Trainer, type TrainConfig, evaluate, evaluateCheckpoint, evaluateImages,
+  CLASSIFIER_PATH, DCGAN, ErrorCode, type EvalResult, Trainer, type TrainConfig, evaluate, evaluateCheckpoint, evaluateImages,
   listCheckpoints, mnistImagesPath, openDataset, readSafetensors, runDirOf, writeEval,
 } from '../src/index'
 
@@ -111,7 +111,12 @@ test('bad inputs give clear errors', async (t) => {
   await t.throwsAsync(evaluate(gan, { samples: 2.5 }), { message: 'invalid samples: got 2.5; allowed: an integer from 2 to 50000' })
   await t.throwsAsync(evaluate(gan, { seed: -1 }), { message: 'invalid seed: got -1; allowed: an integer ≥ 0' })
   await t.throwsAsync(evaluate(gan, { samples: 10001 }), { message: /the real yardstick needs 10001 distinct real images but the dataset .*t10k-images-idx3-ubyte\) holds 10000; use samples ≤ 10000/ })
-  await t.throwsAsync(evaluate({} as DCGAN), { message: 'evaluate() takes a DCGAN' })
+  await t.throwsAsync(evaluate({} as DCGAN), { code: ErrorCode.INVALID_INPUT, message: 'evaluate(gan, options) takes a DCGAN (new DCGAN(…) or await DCGAN.load(file))' })
+  // MNIST comes with the package: a path given with it is refused, not silently dropped.
+  await t.throwsAsync(evaluate(gan, { samples: 20, dataset: { kind: 'mnist', path: '/elsewhere' } }), {
+    code: ErrorCode.INVALID_OPTION,
+    message: "invalid dataset.path: the mnist dataset comes with the package and takes no path; use kind 'idx' for your own IDX file (dcgan eval --dataset idx)",
+  })
   const dir = tmp()
   const garbage = join(dir, 'model.safetensors')
   writeFileSync(garbage, 'not a model at all')
@@ -140,9 +145,23 @@ test('dcgan eval: a table, eval.json in the run folder, one-line errors', async 
     [['eval', '--checkpoint', bad], /^dcgan: .*x.safetensors: not a valid safetensors file/],
     [['eval', '--checkpoint', run, '--samples', '0'], /^dcgan: invalid samples: got 0; allowed: an integer from 2 to 50000\n/],
     [['eval', '--checkpoint', run, '--samples', 'lots'], /'lots' is not an integer/],
+    [['eval', '--checkpoint', run, '--samples', ''], /'' is not an integer/],
+    // A run trained on MNIST takes no --data-path: refused, not ignored.
+    [['eval', '--checkpoint', run, '--samples', '20', '--data-path', '/nonexistent'], /^dcgan: invalid dataset.path: the mnist dataset comes with the package and takes no path/],
+    // Where the result goes is checked before the evaluation, not after it.
+    [['eval', '--checkpoint', run, '--samples', '20', '--out', '/nonexistent/dir/eval.json'], /^dcgan: \/nonexistent\/dir\/eval\.json: cannot be written \(ENOENT\); give another --out\n$/],
   ] as Array<[string[], RegExp]>) {
     const e = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
     t.is(e.status, 1, args.join(' '))
     t.regex(e.stderr, message)
+    t.is(e.stdout, '', 'nothing was evaluated')
   }
+  // --out writes the evaluation elsewhere, and leaves the run's eval.json alone.
+  const elsewhere = join(tmp(), 'mine.json')
+  const before = readFileSync(join(run, 'eval.json'), 'utf8')
+  const o = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', run, '--samples', '20', '--out', elsewhere], { encoding: 'utf8' })
+  t.is(o.status, 0, o.stderr)
+  t.like(JSON.parse(readFileSync(elsewhere, 'utf8')), { samples: 20, seed: 0, step: 4 })
+  t.is(readFileSync(join(run, 'eval.json'), 'utf8'), before)
+  t.deepEqual(readdirSync(dirname(elsewhere)), ['mine.json'], 'the write test left nothing behind')
 })

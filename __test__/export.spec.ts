@@ -227,6 +227,36 @@ test('dcgan export: onnx and web from a run folder, --what discriminator, bad co
   r = cli('--format', 'tflite', '--out', site)
   t.not(r.status, 0)
   t.regex(r.stderr, /Allowed choices are onnx, web/)
+  r = cli('--format', 'onnx', '--out', join(tmp(), 'x.onnx'), '--seed', '5')
+  t.is(r.status, 1)
+  t.regex(r.stderr, /^dcgan: --seed is the web page's first seed \(--format web\): drop it for --format onnx\n$/)
+  r = cli('--format', 'web', '--out', join(tmp(), 'x'), '--seed', '')
+  t.is(r.status, 1)
+  t.regex(r.stderr, /option '--seed <n>' argument '' is invalid\. '' is not an integer\./)
+})
+
+test('a web export that fails leaves no half-written site: a folder it made goes, files it added go', async (t) => {
+  const gan = await DCGAN.create({ imageSize: 16, zDim: 8, featuresG: 4, featuresD: 4, device: 'cpu', seed: 1 })
+  // index.html is written after the 19 MB of model and runtime: a folder in its place fails it late.
+  const site = join(tmp(), 'site')
+  mkdirSync(join(site, 'index.html'), { recursive: true })
+  writeFileSync(join(site, 'mine.txt'), "the user's")
+  await t.throwsAsync(exportWeb(gan, site), { code: ErrorCode.FILE, message: /index\.html/ })
+  t.deepEqual(readdirSync(site).sort(), ['index.html', 'mine.txt'], "files added by the failed export are gone, the user's stay")
+  const fresh = join(tmp(), 'site')
+  // A seed that is not one is refused before anything is written.
+  await t.throwsAsync(exportWeb(gan, fresh, { seed: 2 ** 60 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got 1152921504606847000; allowed: an integer from 0 to 9007199254740991' })
+  t.false(existsSync(fresh))
+})
+
+test("a web page's title is put in as text: one that reads like the template's placeholders stays text", async (t) => {
+  const gan = await DCGAN.create({ imageSize: 16, zDim: 8, featuresG: 4, featuresD: 4, device: 'cpu', seed: 1 })
+  const site = join(tmp(), 'site')
+  await exportWeb(gan, site, { title: 'Digits {{ORT_MODULE}} {{ORT_VERSION}} {{TITLE}}' })
+  const html = readFileSync(join(site, 'index.html'), 'utf8')
+  t.is(html.match(/<title>(.*)<\/title>/)![1], 'Digits {{ORT_MODULE}} {{ORT_VERSION}} {{TITLE}}')
+  t.is(html.split('globalThis.ort = {').length, 2, "onnxruntime's module is in the page once, in its own slot")
+  t.true(html.indexOf('globalThis.ort = {') > html.indexOf('</title>'))
 })
 
 test('exportWeb replaces symbolic links already in the output folder, never writing through them', async (t) => {

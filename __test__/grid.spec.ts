@@ -49,7 +49,7 @@ test("normalize, valueRange and padValue give torchvision's pixels, byte for byt
   const fixture = await readSafetensors(join(FIXTURES, 'grid', 'grids.safetensors'))
   const cases = JSON.parse(fixture.metadata.cases) as Record<string, { nrow: number; padding: number; normalize: boolean; value_range?: [number, number]; pad_value?: number }>
   const dir = mkdtempSync(join(tmpdir(), 'dcgan-grid-'))
-  t.is(Object.keys(cases).length, 4)
+  t.is(Object.keys(cases).length, 6)
   for (const [name, o] of Object.entries(cases)) {
     const options: GridOptions = { nrow: o.nrow, padding: o.padding, normalize: o.normalize, valueRange: o.value_range, padValue: o.pad_value }
     const file = join(dir, `${name}.png`)

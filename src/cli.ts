@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `dcgan` command: train, generate, interpolate, arithmetic, eval, export, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, cudaAvailable, saveImageGrid } from './dcgan'
-import { evaluateCheckpoint, formatEval, runDirOf, writeEval } from './eval'
+import { evaluateCheckpoint, formatEval, runDirOf, writeEvalFile } from './eval'
 import { exportOnnx, exportWeb } from './export'
 import type { DatasetKind, DatasetSpec } from './datasets'
 import { missingInstall } from './native'
@@ -24,9 +24,18 @@ function packageVersion(): string {
 }
 
 /** An integer flag value; commander reports the message with the flag's name. */
+/** A decimal integer: not '' or ' ' (which Number reads as 0), '1e3', '0x10' or one beyond 2^53 − 1. */
 function int(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${value}' is not an integer.`)
+  if (!/^\s*[-+]?\d+\s*$/.test(value)) throw new InvalidArgumentError(`'${value}' is not an integer.`)
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is beyond ${Number.MAX_SAFE_INTEGER}, the largest integer taken.`)
+  return n
+}
+
+/** A seed: an integer from 0 to 2^53 − 1 (the largest a JavaScript number holds exactly). */
+function seed(value: string): number {
+  const n = int(value)
+  if (n < 0) throw new InvalidArgumentError(`'${value}' is not a seed: an integer from 0 to ${Number.MAX_SAFE_INTEGER}.`)
   return n
 }
 
@@ -46,8 +55,12 @@ function num(value: string): number {
   return n
 }
 
+/** A comma-separated list of seeds, none of them empty ('1,2,' is refused, not read as 1,2,0). */
 function seeds(value: string): number[] {
-  return value.split(',').map((s) => int(s.trim()))
+  return value.split(',').map((s) => {
+    if (s.trim() === '') throw new InvalidArgumentError(`'${value}' has an empty seed: give seeds separated by commas, e.g. 1,2,3.`)
+    return seed(s)
+  })
 }
 
 /** Config fields as flags: [field, flag, parser, description]. */
@@ -77,7 +90,7 @@ const FIELDS: Array<[keyof TrainConfig, string, ((v: string) => unknown) | null,
   ['batchSize', '--batch-size <n>', int, 'images per step'],
   ['steps', '--steps <n>', int, 'training steps (overrides --epochs)'],
   ['epochs', '--epochs <n>', int, 'passes over the dataset'],
-  ['seed', '--seed <n>', int, 'seed of weights, noise and data order'],
+  ['seed', '--seed <n>', seed, 'seed of weights, noise and data order'],
   ['device', '--device <name>', null, "'auto', 'cpu', 'cuda' or 'cuda:N'"],
   ['threads', '--threads <n>', int, 'CPU threads for libtorch'],
   ['outDir', '--out <dir>', null, 'run folder for metrics, samples, checkpoints'],
@@ -319,27 +332,42 @@ async function interpolateCmd(o: { checkpoint: string; from: number; to: number;
   if (o.dir) console.error(`wrote ${(await saveImages(images, o.dir, 'frame')).length} frames to ${o.dir}`)
 }
 
-async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; c: number[]; variations: number; noise: number; out: string; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
+async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; c: number[]; variations: number; noise: number; seed: number; out: string; batchStats?: boolean; device?: DeviceSpec }): Promise<void> {
   const gan = await loadModel(o.checkpoint, o.device)
   const toPoints = (s: number[]) => s.map((seed) => ({ seed }))
-  const r = await vectorArithmetic(gan, { a: toPoints(o.a), b: toPoints(o.b), c: toPoints(o.c), variations: o.variations, noise: o.noise, batchStats: o.batchStats })
+  const r = await vectorArithmetic(gan, { a: toPoints(o.a), b: toPoints(o.b), c: toPoints(o.c), variations: o.variations, noise: o.noise, seed: o.seed, batchStats: o.batchStats })
   await saveImageGrid(r.images, o.out, { nrow: 4 })
   console.error(`wrote ${o.out}: mean a, mean b, mean c, a − b + c${o.variations ? `, then ${o.variations} variations` : ''}`)
 }
 
-async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec; dataset?: DatasetKind; dataPath?: string }): Promise<void> {
+async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec; dataset?: DatasetKind; dataPath?: string; out?: string }): Promise<void> {
+  // Where the result goes is settled, and found writable, before the (possibly long) evaluation.
+  const runDir = runDirOf(o.checkpoint) ?? runDirOf(findCheckpoint(o.checkpoint))
+  const target = o.out ?? (runDir === null ? null : join(runDir, 'eval.json'))
+  if (target !== null) checkWritable(target, o.out === undefined ? 'give --out FILE.json elsewhere' : 'give another --out')
   // The flags name the real images; the checkpoint's kind is kept when only the path is given.
   const kind = o.dataset ?? (o.dataPath !== undefined ? storedConfig(o.checkpoint)?.dataset?.kind : undefined)
   const dataset = kind !== undefined || o.dataPath !== undefined ? { kind: kind ?? 'mnist', ...(o.dataPath !== undefined ? { path: o.dataPath } : {}) } : undefined
   const result = await evaluateCheckpoint(o.checkpoint, { samples: o.samples, seed: o.seed, batchStats: o.batchStats, device: o.device, dataset })
   console.log(formatEval(result))
-  const runDir = runDirOf(o.checkpoint) ?? runDirOf(result.checkpoint!)
-  if (runDir) console.error(`wrote ${writeEval(runDir, result)}`)
-  else console.error('not in a run folder: eval.json not written')
+  if (target !== null) console.error(`wrote ${writeEvalFile(target, result)}`)
+  else console.error('not in a run folder: eval.json not written (--out FILE.json writes it)')
+}
+
+/** Fails now, naming `path` and `fix`, if a file cannot be written there (a read-only or immutable folder). */
+function checkWritable(path: string, fix: string): void {
+  const probe = join(dirname(path), `.dcgan-write-test-${process.pid}`)
+  try {
+    closeSync(openSync(probe, 'wx'))
+    rmSync(probe)
+  } catch (e) {
+    throw new DcganError(ErrorCode.FILE, `${path}: cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`)
+  }
 }
 
 async function exportCmd(o: { checkpoint: string; format: 'onnx' | 'web'; out: string; what: 'generator' | 'discriminator'; seed?: number }): Promise<void> {
   if (o.format === 'web' && o.what !== 'generator') throw new Error('--format web exports the generator only: drop --what')
+  if (o.format === 'onnx' && o.seed !== undefined) throw new Error("--seed is the web page's first seed (--format web): drop it for --format onnx")
   const gan = await DCGAN.load(findCheckpoint(o.checkpoint), { device: 'cpu' })
   if (o.format === 'onnx') {
     const info = await exportOnnx(gan, o.out, { what: o.what })
@@ -402,7 +430,7 @@ export function program(): Command {
     .description('write generated images: one grid PNG and/or one PNG each')
     .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
     .option('--count <n>', 'images', count, 64)
-    .option('--seed <n>', 'noise seed', int)
+    .option('--seed <n>', 'noise seed', seed)
     .option('--grid <file.png>', 'one PNG grid')
     .option('--dir <folder>', 'one PNG per image')
     .option('--nrow <n>', 'images per grid row', int)
@@ -412,8 +440,8 @@ export function program(): Command {
   p.command('interpolate')
     .description('images along a path between two latent points, as a strip and/or frames')
     .requiredOption('--checkpoint <run|file>', 'a run folder or a checkpoint file')
-    .requiredOption('--from <seed>', 'seed of the start point', int)
-    .requiredOption('--to <seed>', 'seed of the end point', int)
+    .requiredOption('--from <seed>', 'seed of the start point', seed)
+    .requiredOption('--to <seed>', 'seed of the end point', seed)
     .option('--frames <n>', 'images along the path', int, 10)
     .addOption(new Option('--method <name>', 'interpolation').choices(['linear', 'slerp']).default('slerp'))
     .option('--out <file.png>', 'the frames side by side')
@@ -428,7 +456,8 @@ export function program(): Command {
     .requiredOption('--b <seeds>', 'seeds of concept b (e.g. neutral woman)', seeds)
     .requiredOption('--c <seeds>', 'seeds of concept c (e.g. neutral man)', seeds)
     .option('--variations <n>', 'extra images around the result', int, 8)
-    .option('--noise <x>', 'standard deviation of the variations', num, 0.25)
+    .option('--noise <x>', 'standard deviation of the variations (≥ 0)', num, 0.25)
+    .option('--seed <n>', "seed of the variations' noise", seed, 0)
     .requiredOption('--out <file.png>', 'the grid: a, b, c, result, variations')
     .option('--batch-stats', 'BatchNorm on batch statistics')
     .option('--device <name>', 'device')
@@ -437,11 +466,12 @@ export function program(): Command {
     .description('measure a checkpoint: FID (and on MNIST Inception Score, digits covered) of samples and of real held-out images; writes eval.json into the run folder')
     .requiredOption('--checkpoint <run|file>', 'a run folder (its latest checkpoint) or a checkpoint file')
     .option('--samples <n>', 'generated images, and as many real held-out images', int, 2000)
-    .option('--seed <n>', 'seed of the noise and of the real images chosen', int, 0)
+    .option('--seed <n>', 'seed of the noise and of the real images chosen', seed, 0)
     .option('--batch-stats', 'BatchNorm on batch statistics instead of running ones')
     .option('--device <name>', "'auto', 'cpu', 'cuda' or 'cuda:N'")
     .addOption(new Option('--dataset <kind>', "the real images' format (default: the checkpoint's)").choices(datasetKinds))
     .option('--data-path <path>', 'the real images (idx, cifar10, folder); needed when the checkpoint names a path its run folder does not confirm')
+    .option('--out <file.json>', 'where the evaluation is written (default: eval.json in the run folder)')
     .action(evalCmd)
   p.command('export')
     .description('the generator (or discriminator) as an ONNX file, or a static web page that samples and interpolates offline')
@@ -449,7 +479,7 @@ export function program(): Command {
     .addOption(new Option('--format <name>', 'onnx: one .onnx file; web: a folder with index.html').choices(['onnx', 'web']).makeOptionMandatory())
     .requiredOption('--out <path>', 'the .onnx file, or the folder of the page')
     .addOption(new Option('--what <network>', 'which network (onnx only)').choices(['generator', 'discriminator']).default('generator'))
-    .option('--seed <n>', "the page's first seed (web only)", int)
+    .option('--seed <n>', "the page's first seed (web only)", seed)
     .action(exportCmd)
   p.command('inspect')
     .description("show a checkpoint's configuration, step and size")

@@ -1,8 +1,8 @@
 import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
-import { DcganError, ErrorCode } from './errors'
+import { codedError, DcganError, ErrorCode } from './errors'
 import { toOptionsJson } from './options'
-import { asFloat32 } from './values'
+import { asFloat32, checkFlag } from './values'
 import type { DeferredStats } from './native'
 
 /** A batch of images (or any tensor): values in row-major order and the shape, e.g. n×C×H×W. */
@@ -84,7 +84,7 @@ function tensorArg(t: unknown, what: string): { data: Float32Array; shape: numbe
  * native side checks its range. */
 function numberArg<T extends number | undefined>(v: T, what: string): T {
   if (v !== undefined && typeof v !== 'number') {
-    throw new DcganError(ErrorCode.INVALID_INPUT, `invalid ${what}: got ${describe(v)}; allowed: a number`)
+    throw new DcganError(ErrorCode.INVALID_OPTION, `invalid ${what}: got ${describe(v)}; allowed: a number`)
   }
   return v
 }
@@ -194,7 +194,7 @@ export class DCGAN {
 
   /** `n` images (n×C×S×S in [−1, 1]) from the generator. */
   async generate(n: number, options: GenerateOptions = {}): Promise<Tensor> {
-    return wrap(await this.#native.generate(numberArg(n, 'n'), numberArg(options?.seed, 'seed'), options?.batchStats))
+    return wrap(await this.#native.generate(numberArg(n, 'n'), numberArg(options?.seed, 'seed'), checkFlag(options?.batchStats, 'batchStats')))
   }
 
   /** Images for the given latent vectors: `z` holds n×zDim values. */
@@ -202,15 +202,15 @@ export class DCGAN {
     const values = asFloat32(z, 'z')
     const zDim = this.config.model.zDim
     if (values.length === 0 || values.length % zDim !== 0) {
-      throw new RangeError(`z has ${values.length} values, which is not a positive multiple of zDim = ${zDim}`)
+      throw codedError(RangeError, ErrorCode.INVALID_INPUT, `z has ${values.length} values, which is not a positive multiple of zDim = ${zDim}`)
     }
-    return wrap(await this.#native.generateFrom(values, values.length / zDim, options.batchStats))
+    return wrap(await this.#native.generateFrom(values, values.length / zDim, checkFlag(options?.batchStats, 'batchStats')))
   }
 
   /** D(x): the probability that each image (n×C×S×S in [−1, 1]) is real; n values. */
   async discriminate(images: TensorInput, options: Pick<GenerateOptions, 'batchStats'> = {}): Promise<Float32Array> {
     const { data, shape } = tensorArg(images, 'images')
-    return (await this.#native.discriminate(data, shape, options?.batchStats)).data
+    return (await this.#native.discriminate(data, shape, checkFlag(options?.batchStats, 'batchStats'))).data
   }
 
   /** Saves everything needed to continue training to one safetensors file, atomically. The
@@ -281,7 +281,7 @@ export interface GridOptions {
 export async function saveImageGrid(images: TensorInput, path: string, options: GridOptions = {}): Promise<void> {
   const { nrow, padding, normalize, valueRange, padValue } = options ?? {}
   const { data, shape } = tensorArg(images, 'images')
-  return native.writeImageGrid(data, shape, path, numberArg(nrow, 'nrow'), numberArg(padding, 'padding'), { normalize, valueRange, padValue })
+  return native.writeImageGrid(data, shape, path, numberArg(nrow, 'nrow'), numberArg(padding, 'padding'), { normalize: checkFlag(normalize, 'normalize'), valueRange, padValue })
 }
 
 /** Every tensor of a safetensors file as float32, with the file's metadata. */

@@ -3,9 +3,9 @@
  * them, never on message text.
  */
 export const ErrorCode = Object.freeze({
-  /** An option or config field is unknown, of the wrong type or out of range. */
+  /** An option, config field or argument (a count, a seed, a flag) is unknown, of the wrong type or out of range. */
   INVALID_OPTION: 'ERR_DCGAN_INVALID_OPTION',
-  /** A value given to a call is wrong: a batch's shape, a non-finite value, a count. */
+  /** Data given to a call is wrong: a batch's shape or type, a non-finite value, a latent vector of the wrong length. */
   INVALID_INPUT: 'ERR_DCGAN_INVALID_INPUT',
   /** Weights or losses stopped being finite: training diverged. */
   NON_FINITE: 'ERR_DCGAN_NON_FINITE',
@@ -37,6 +37,11 @@ export interface CodedError extends Error {
 /** Whether `e` is an error with dcgan's `code`. */
 export function hasErrorCode(e: unknown, code: ErrorCodeValue): e is CodedError {
   return e instanceof Error && (e as Error & { code?: unknown }).code === code
+}
+
+/** A RangeError or TypeError (the class kept for callers that test it) with one of dcgan's codes. */
+export function codedError(kind: typeof RangeError | typeof TypeError, code: ErrorCodeValue, message: string): CodedError {
+  return Object.assign(new kind(message), { code })
 }
 
 /** An error with a dcgan code, for failures detected in TypeScript. */

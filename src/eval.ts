@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, type Tensor } from './dcgan'
 import { type DatasetSpec, mnistImagesPath } from './datasets'
-import { DcganError, ErrorCode } from './errors'
+import { codedError, DcganError, ErrorCode } from './errors'
 import * as native from './native'
 import { toOptionsJson } from './options'
 import { datasetConfirmed, findCheckpoint, quoted, readCheckpointInfo, RunDir, writeFileAtomic } from './run-dir'
@@ -67,9 +67,14 @@ export const CLASSIFIER_PATH = join(__dirname, '..', 'models', 'mnist-classifier
 
 /** Where the real images of a dataset come from: MNIST's test split (held out from training), or the dataset itself. */
 function realSource(dataset: DatasetSpec): { datasetJson: string; mnistFile?: string } {
-  if (dataset.kind === 'mnist') return { datasetJson: JSON.stringify({ kind: 'mnist', split: 'test' }), mnistFile: mnistImagesPath('test') }
+  if (dataset.kind === 'mnist') {
+    if (dataset.path !== undefined) {
+      throw new DcganError(ErrorCode.INVALID_OPTION, "invalid dataset.path: the mnist dataset comes with the package and takes no path; use kind 'idx' for your own IDX file (dcgan eval --dataset idx)")
+    }
+    return { datasetJson: JSON.stringify({ kind: 'mnist', split: 'test' }), mnistFile: mnistImagesPath('test') }
+  }
   if ((dataset.kind as string) === 'custom') {
-    throw new TypeError('the model was trained on a custom dataset: pass `dataset` (a DatasetSpec of real images like its training data) to evaluate it')
+    throw codedError(TypeError, ErrorCode.INVALID_OPTION, 'the model was trained on a custom dataset: pass `dataset` (a DatasetSpec of real images like its training data) to evaluate it')
   }
   return { datasetJson: toOptionsJson(dataset, 'the dataset') }
 }
@@ -99,7 +104,7 @@ function scores(s: native.EvalScores): EvalScores {
  */
 export async function evaluate(gan: DCGAN, options: EvalOptions = {}): Promise<EvalResult> {
   const dataset = options.dataset ?? { kind: 'mnist' }
-  if (!(gan instanceof DCGAN)) throw new TypeError('evaluate() takes a DCGAN')
+  if (!(gan instanceof DCGAN)) throw codedError(TypeError, ErrorCode.INVALID_INPUT, 'evaluate(gan, options) takes a DCGAN (new DCGAN(…) or await DCGAN.load(file))')
   const kind: EvalKind = dataset.kind === 'mnist' && gan.config.model.channels === 1 ? 'mnist-classifier' : 'discriminator-features'
   if (kind === 'mnist-classifier' && !existsSync(CLASSIFIER_PATH)) {
     throw new DcganError(ErrorCode.FILE, `${CLASSIFIER_PATH}: the MNIST classifier is missing; reinstall the package or run node scripts/train-classifier.mjs`)
@@ -143,6 +148,11 @@ export function runDirOf(pathOrRun: string): string | null {
 
 /** Writes `<runDir>/eval.json` (atomically) with exactly the fields of {@link EvalResult}; returns its path. */
 export function writeEval(runDir: string, result: EvalResult): string {
+  return writeEvalFile(new RunDir(runDir).evalFile, result)
+}
+
+/** Writes `result` to `path` (atomically) with exactly the fields of {@link EvalResult}; returns the path. */
+export function writeEvalFile(path: string, result: EvalResult): string {
   const pick = (s: EvalScores): EvalScores => ({
     fid: s.fid,
     ...(s.inceptionScore !== undefined ? { inceptionScore: s.inceptionScore } : {}),
@@ -158,7 +168,6 @@ export function writeEval(runDir: string, result: EvalResult): string {
     step: result.step,
     ...(result.checkpoint !== undefined ? { checkpoint: result.checkpoint } : {}),
   }
-  const path = new RunDir(runDir).evalFile
   writeFileAtomic(path, JSON.stringify(out, null, 2) + '\n')
   return path
 }

@@ -1,12 +1,13 @@
 // A trained generator anywhere: an ONNX file for any ONNX runtime, and a static web page that
 // samples, interpolates and does latent arithmetic in the browser with onnxruntime-web.
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { ModelConfig } from './config'
 import type { DCGAN } from './dcgan'
-import { DcganError, ErrorCode } from './errors'
+import { codedError, DcganError, ErrorCode } from './errors'
 import * as native from './native'
 import { makeDir, readRegularFile, writeFileAtomic } from './run-dir'
+import { checkSeed } from './values'
 
 /** What dcgan writes into an ONNX file's metadata and checks when reading one. */
 export interface OnnxInfo {
@@ -134,15 +135,33 @@ function scriptWith(name: string, value: unknown): string {
  * through.
  */
 export async function exportWeb(gan: DCGAN, dir: string, options: ExportWebOptions = {}): Promise<SiteFile[]> {
-  const seed = options.seed ?? 1
-  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`invalid seed: got ${seed}; allowed: an integer ≥ 0`)
+  const seed = checkSeed(options.seed ?? 1)
+  const title = options.title ?? 'DCGAN generator'
+  if (typeof title !== 'string') throw codedError(TypeError, ErrorCode.INVALID_OPTION, `invalid title: got ${typeof title}; allowed: a string`)
+  const existed = existsSync(dir)
+  const created: string[] = [] // files this call adds, removed again if it fails
+  try {
+    return await writeSite(gan, dir, seed, title, (path) => {
+      if (!existsSync(path)) created.push(path)
+    })
+  } catch (e) {
+    // No half-written site: a folder this call made goes, and in one that was there, the files it added.
+    if (!existed) rmSync(dir, { recursive: true, force: true })
+    else for (const path of created) rmSync(path, { force: true })
+    throw e
+  }
+}
+
+async function writeSite(gan: DCGAN, dir: string, seed: number, title: string, adding: (path: string) => void): Promise<SiteFile[]> {
   makeDir(dir)
   const written = new Map<string, number>()
   const write = (name: string, contents: string | Buffer) => {
+    adding(join(dir, name))
     writeFileAtomic(join(dir, name), contents)
     written.set(name, typeof contents === 'string' ? Buffer.byteLength(contents) : contents.length)
   }
   const onnxFile = join(dir, 'generator.onnx')
+  adding(onnxFile)
   const info = await exportOnnx(gan, onnxFile)
   let onnx: Buffer
   try {
@@ -156,17 +175,18 @@ export async function exportWeb(gan: DCGAN, dir: string, options: ExportWebOptio
   written.set('generator.onnx', onnx.length)
   const ort = ortFiles()
   const wasm = readFileSync(join(ort.dist, 'ort-wasm-simd-threaded.wasm'))
-  const title = options.title ?? 'DCGAN generator'
   write('model.js', scriptWith('DCGAN_MODEL', { info, seed, title, onnx: onnx.toString('base64') }))
   write('ort-wasm.js', scriptWith('DCGAN_ORT_WASM', wasm.toString('base64')))
   for (const name of PAGE_SCRIPTS) write(name, readFileSync(join(WEB_DIR, name)))
   const template = readFileSync(join(WEB_DIR, 'index.html'), 'utf8')
   const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
-  const html = template
-    .replace(/\{\{TITLE\}\}/g, () => escapeHtml(title))
-    .replace('{{ORT_VERSION}}', ort.version)
-    .replace('{{ORT_MODULE}}', () => ortInlineModule(readFileSync(join(ort.dist, 'ort.wasm.bundle.min.mjs'), 'utf8')))
-  write('index.html', html)
+  // One pass over the template: text put in (a title that reads "{{ORT_MODULE}}") is not read again.
+  const fill: Record<string, () => string> = {
+    TITLE: () => escapeHtml(title),
+    ORT_VERSION: () => ort.version,
+    ORT_MODULE: () => ortInlineModule(readFileSync(join(ort.dist, 'ort.wasm.bundle.min.mjs'), 'utf8')),
+  }
+  write('index.html', template.replace(/\{\{(TITLE|ORT_VERSION|ORT_MODULE)\}\}/g, (_, key: string) => fill[key]()))
   write('NOTICE.txt', `onnxruntime-web ${ort.version} (index.html's inline module, ort-wasm.js): MIT License, Copyright (c) Microsoft Corporation.\n`)
   const names = ['index.html', 'generator.onnx', 'model.js', 'ort-wasm.js', ...PAGE_SCRIPTS, 'NOTICE.txt']
   return names.map((name) => ({ name, bytes: written.get(name)! }))

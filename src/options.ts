@@ -1,7 +1,7 @@
 // How options reach the native layer: as JSON, checked there against the one schema of the Rust
 // core (crates/dcgan-core/src/options.rs), which also supplies every default and preset. Only
 // what JSON cannot say is checked here: that numbers are finite, and that values are plain data.
-import { ErrorCode } from './errors'
+import { codedError, ErrorCode } from './errors'
 import * as native from './native'
 
 /** Defaults, presets and option names as the native schema declares them. */
@@ -39,7 +39,7 @@ export function toOptionsJson(value: unknown, what: string): string {
 
 /** A RangeError or TypeError (their class kept for callers that test it) with dcgan's code for a bad option. */
 function invalid(kind: typeof RangeError | typeof TypeError, message: string): Error {
-  return Object.assign(new kind(message), { code: ErrorCode.INVALID_OPTION })
+  return codedError(kind, ErrorCode.INVALID_OPTION, message)
 }
 
 function checkPlain(value: unknown, path: string): void {

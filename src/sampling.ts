@@ -1,10 +1,12 @@
 import { join } from 'node:path'
 import { type DCGAN, saveImageGrid, type Tensor } from './dcgan'
+import { codedError, ErrorCode } from './errors'
 import { makeDir } from './run-dir'
+import { checkFlag, checkSeed, MAX_SEED } from './values'
 
-/** A point in latent space: n×zDim values (one vector when n = 1), or a seed to draw it from. */
+/** A point in latent space: one vector of zDim values, or a seed to draw it from. */
 export type Latent = Float32Array | number[] | {
-  /** An integer; draws the vector as `gan.latent(1, seed)` does, i.e. the z of `generate(1, { seed })`. */
+  /** An integer from 0 to 2^53 − 1; draws the vector as `gan.latent(1, seed)` does, i.e. the z of `generate(1, { seed })`. */
   seed: number
 }
 
@@ -17,27 +19,34 @@ export interface SampleMode {
   batchStats?: boolean
 }
 
-async function toVector(gan: DCGAN, p: Latent): Promise<Float32Array> {
+async function toVector(gan: DCGAN, p: Latent, what: string): Promise<Float32Array> {
   if (p instanceof Float32Array) return p
   if (Array.isArray(p)) return Float32Array.from(p)
-  if (p && typeof p === 'object' && Number.isInteger(p.seed)) return gan.latent(1, p.seed)
-  throw new TypeError('a latent point must be a Float32Array, an array of numbers or { seed: integer }')
+  if (p && typeof p === 'object' && 'seed' in p) return gan.latent(1, checkSeed(p.seed, `${what}.seed`))
+  throw codedError(TypeError, ErrorCode.INVALID_INPUT, `${what}: a latent point must be a Float32Array or an array of zDim numbers, or { seed: an integer from 0 to ${MAX_SEED} }`)
 }
 
 function checkLength(v: Float32Array, zDim: number, what: string): void {
-  if (v.length !== zDim) throw new RangeError(`${what} has ${v.length} values; a latent vector has zDim = ${zDim}`)
+  if (v.length !== zDim) throw codedError(RangeError, ErrorCode.INVALID_INPUT, `${what} has ${v.length} values; a latent vector has zDim = ${zDim}`)
+}
+
+function checkSameLength(a: ArrayLike<number>, b: ArrayLike<number>): void {
+  if (a.length !== b.length) throw codedError(RangeError, ErrorCode.INVALID_INPUT, `the two vectors have ${a.length} and ${b.length} values: give two of the same length`)
 }
 
 /** Linear interpolation (1 − t)·a + t·b. */
 export function lerp(a: Float32Array, b: Float32Array, t: number): Float32Array {
+  checkSameLength(a, b)
   return a.map((x, i) => (1 - t) * x + t * b[i])
 }
 
 /**
  * Spherical interpolation along the great circle from a to b (White, "Sampling Generative
  * Networks"): keeps intermediate points at a typical distance from the origin for Gaussian z.
+ * Where no great circle is defined (a or b the zero vector, or the two parallel) it is {@link lerp}.
  */
 export function slerp(a: Float32Array, b: Float32Array, t: number): Float32Array {
+  checkSameLength(a, b)
   let dot = 0
   let na = 0
   let nb = 0
@@ -46,6 +55,7 @@ export function slerp(a: Float32Array, b: Float32Array, t: number): Float32Array
     na += a[i] * a[i]
     nb += b[i] * b[i]
   }
+  if (na === 0 || nb === 0) return lerp(a, b, t)
   const cos = Math.min(1, Math.max(-1, dot / Math.sqrt(na * nb)))
   const omega = Math.acos(cos)
   if (omega < 1e-6) return lerp(a, b, t)
@@ -68,12 +78,14 @@ export interface InterpolateOptions extends SampleMode {
 
 /** Images along a path in latent space from `from` to `to`: frames×C×S×S. */
 export async function interpolate(gan: DCGAN, o: InterpolateOptions): Promise<Tensor> {
+  checkOptions(o, 'interpolate', '{ from, to }')
   const frames = o.frames ?? 10
-  if (!Number.isInteger(frames) || frames < 2 || frames > 1024) throw new RangeError(`invalid frames: got ${frames}; allowed: an integer from 2 to 1024`)
+  if (!Number.isInteger(frames) || frames < 2 || frames > 1024) throw codedError(RangeError, ErrorCode.INVALID_OPTION, `invalid frames: got ${frames}; allowed: an integer from 2 to 1024`)
   const method = o.method ?? 'slerp'
-  if (method !== 'linear' && method !== 'slerp') throw new RangeError(`invalid method: got ${JSON.stringify(method)}; allowed: 'linear', 'slerp'`)
+  if (method !== 'linear' && method !== 'slerp') throw codedError(RangeError, ErrorCode.INVALID_OPTION, `invalid method: got ${JSON.stringify(method)}; allowed: 'linear', 'slerp'`)
+  checkFlag(o.batchStats, 'batchStats')
   const zDim = gan.config.model.zDim
-  const [a, b] = [await toVector(gan, o.from), await toVector(gan, o.to)]
+  const [a, b] = [await toVector(gan, o.from, 'from'), await toVector(gan, o.to, 'to')]
   checkLength(a, zDim, 'from')
   checkLength(b, zDim, 'to')
   const z = new Float32Array(frames * zDim)
@@ -111,12 +123,17 @@ export interface ArithmeticResult {
   images: Tensor
 }
 
+/** An options object, or an error that says what the call takes. */
+function checkOptions(o: unknown, call: string, takes: string): void {
+  if (o === null || typeof o !== 'object') throw codedError(TypeError, ErrorCode.INVALID_OPTION, `${call}(gan, options) takes options ${takes}, got ${o === null ? 'null' : typeof o}`)
+}
+
 async function mean(gan: DCGAN, points: Latent[], what: string): Promise<Float32Array> {
-  if (!Array.isArray(points) || points.length === 0) throw new RangeError(`${what} needs at least one latent point`)
+  if (!Array.isArray(points) || points.length === 0) throw codedError(RangeError, ErrorCode.INVALID_INPUT, `${what} needs at least one latent point`)
   const zDim = gan.config.model.zDim
   const m = new Float32Array(zDim)
   for (const p of points) {
-    const v = await toVector(gan, p)
+    const v = await toVector(gan, p, `a point of ${what}`)
     checkLength(v, zDim, `a point of ${what}`)
     for (let i = 0; i < zDim; i++) m[i] += v[i] / points.length
   }
@@ -128,17 +145,21 @@ async function mean(gan: DCGAN, points: Latent[], what: string): Promise<Float32
  * z = a − b + c ("smiling woman − neutral woman + neutral man = smiling man").
  */
 export async function vectorArithmetic(gan: DCGAN, o: ArithmeticOptions): Promise<ArithmeticResult> {
+  checkOptions(o, 'vectorArithmetic', '{ a, b, c }')
+  const variations = o.variations ?? 0
+  if (!Number.isInteger(variations) || variations < 0 || variations > 1024) throw codedError(RangeError, ErrorCode.INVALID_OPTION, `invalid variations: got ${variations}; allowed: an integer from 0 to 1024`)
+  const noise = o.noise ?? 0.25
+  if (typeof noise !== 'number' || !Number.isFinite(noise) || noise < 0) throw codedError(RangeError, ErrorCode.INVALID_OPTION, `invalid noise: got ${noise}; allowed: a standard deviation, a finite number ≥ 0`)
+  const seed = checkSeed(o.seed ?? 0)
+  checkFlag(o.batchStats, 'batchStats')
   const [a, b, c] = [await mean(gan, o.a, 'a'), await mean(gan, o.b, 'b'), await mean(gan, o.c, 'c')]
   const result = a.map((x, i) => x - b[i] + c[i])
-  const variations = o.variations ?? 0
-  if (!Number.isInteger(variations) || variations < 0 || variations > 1024) throw new RangeError(`invalid variations: got ${variations}; allowed: an integer from 0 to 1024`)
   const zDim = a.length
   const z = new Float32Array((4 + variations) * zDim)
   ;[a, b, c, result].forEach((v, k) => z.set(v, k * zDim))
   if (variations > 0) {
-    const eps = await gan.latent(variations, o.seed ?? 0)
-    const scale = o.noise ?? 0.25
-    for (let k = 0; k < variations; k++) for (let i = 0; i < zDim; i++) z[(4 + k) * zDim + i] = result[i] + scale * eps[k * zDim + i]
+    const eps = await gan.latent(variations, seed)
+    for (let k = 0; k < variations; k++) for (let i = 0; i < zDim; i++) z[(4 + k) * zDim + i] = result[i] + noise * eps[k * zDim + i]
   }
   return { a, b, c, result, images: await gan.generateFrom(z, o) }
 }

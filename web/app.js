@@ -125,8 +125,10 @@
 
   // --- wiring ----------------------------------------------------------------------------------
   function seedInput(id) {
-    const v = Number($(id).value)
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${id}: a seed is an integer ≥ 0`)
+    const text = $(id).value.trim()
+    const v = Number(text)
+    // An empty field is no seed (Number('') is 0); seeds stop at 2^53 − 1, as the library's do.
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(v)) throw new RangeError(`${id}: a seed is an integer from 0 to ${Number.MAX_SAFE_INTEGER}`)
     return v
   }
 

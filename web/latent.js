@@ -135,9 +135,11 @@
       na += a[i] * a[i]
       nb += b[i] * b[i]
     }
+    const lerp = () => a.map((x, i) => (1 - t) * x + t * b[i])
+    if (na === 0 || nb === 0) return lerp()
     const cos = Math.min(1, Math.max(-1, dot / Math.sqrt(na * nb)))
     const omega = Math.acos(cos)
-    if (omega < 1e-6) return a.map((x, i) => (1 - t) * x + t * b[i])
+    if (omega < 1e-6) return lerp()
     const s = Math.sin(omega)
     const wa = Math.sin((1 - t) * omega) / s
     const wb = Math.sin(t * omega) / s

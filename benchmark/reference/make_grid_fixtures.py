@@ -28,13 +28,16 @@ CASES = {
     'rgb-range-pad': (rgb, dict(nrow=3, padding=2, normalize=True, value_range=(-1.0, 1.0), pad_value=0.5)),
     'gray-range-white-pad': (gray, dict(nrow=4, padding=3, normalize=True, value_range=(-0.5, 1.5), pad_value=1.0)),
     'gray-minmax-no-pad': (gray, dict(nrow=3, padding=0, normalize=True)),
+    # One image: make_grid returns it alone, without the padding.
+    'rgb-one': (rgb[:1], dict(nrow=8, padding=2, normalize=True, value_range=(-1.0, 1.0))),
+    'gray-one-minmax': (gray[:1], dict(nrow=8, padding=2, normalize=True)),
 }
 
 tensors, meta = {}, {}
 for name, (images, options) in CASES.items():
     grid = make_grid(images.clone(), **options)
     pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to('cpu', torch.uint8)
-    if images.shape[1] == 1:
+    if images.shape[1] == 1 and pixels.shape[-1] == 3:
         assert torch.equal(pixels[..., 0], pixels[..., 1]) and torch.equal(pixels[..., 0], pixels[..., 2])
         pixels = pixels[..., :1]
     tensors[f'{name}.images'] = images.clone()

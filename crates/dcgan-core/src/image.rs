@@ -67,6 +67,8 @@ pub fn grid_styled(data: &[f32], shape: &[usize], nrow: usize, padding: usize, s
     }
     let nrow = nrow.clamp(1, n);
     let rows = n.div_ceil(nrow);
+    // torchvision's make_grid returns a lone image as it is, unpadded.
+    let padding = if n == 1 { 0 } else { padding };
     let side = |count: usize, size: usize| count.checked_mul(size.checked_add(padding)?)?.checked_add(padding).filter(|&s| s <= MAX_PNG_SIDE);
     let too_large = || Error::Input(format!("a grid of {n} images of {h}×{w} in rows of {nrow} with padding {padding} is larger than a PNG may be ({MAX_PNG_SIDE} pixels a side)"));
     let (gw, gh) = (side(nrow, w).ok_or_else(too_large)?, side(rows, h).ok_or_else(too_large)?);

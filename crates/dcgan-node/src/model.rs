@@ -180,9 +180,9 @@ pub fn live_models() -> u32 {
     dcgan_core::gan::live_models() as u32
 }
 
-/// A seed argument: an integer ≥ 0 (negative seeds are refused, not folded onto 0).
+/// A seed argument: an integer from 0 to 2^53 − 1 (negative seeds are refused, not folded onto 0).
 fn seed_arg(v: f64) -> dcgan_core::Result<u64> {
-    Ok(integer_in("seed", v, 0, i64::MAX)? as u64)
+    Ok(integer_in("seed", v, 0, dcgan_core::options::MAX_SEED as i64)? as u64)
 }
 
 #[napi]
