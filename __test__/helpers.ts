@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DCGAN, readSafetensors, type Tensor } from '../src/index'
 
@@ -79,4 +79,32 @@ export function testNeeding(title: string, need: Need, fn: (t: ExecutionContext)
   if (need.met) test(title, fn)
   else if (need.required) test(title, (t) => t.fail(`cannot run here, where it must: ${need.reason}`))
   else test.skip(`${title} [skipped: ${need.reason}]`, fn)
+}
+
+/**
+ * Copies the tensors of safetensors file `from` whose names `keep` accepts into a new safetensors
+ * file `to`, byte for byte and without `__metadata__` (as `safetensors.torch.save_file` writes a
+ * bare `state_dict`): an 8-byte little-endian header length, the JSON header, the data.
+ */
+export function filterSafetensors(from: string, to: string, keep: (name: string) => boolean): string[] {
+  const file = readFileSync(from)
+  const headerLength = Number(file.readBigUInt64LE(0))
+  const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>
+  const data = file.subarray(8 + headerLength)
+  const out: Record<string, unknown> = {}
+  const chunks: Buffer[] = []
+  let offset = 0
+  const names = Object.keys(header).filter((name) => name !== '__metadata__' && keep(name))
+  for (const name of names) {
+    const { dtype, shape, data_offsets: [begin, end] } = header[name]
+    out[name] = { dtype, shape, data_offsets: [offset, offset + end - begin] }
+    chunks.push(data.subarray(begin, end))
+    offset += end - begin
+  }
+  let json = JSON.stringify(out)
+  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const length = Buffer.alloc(8)
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)))
+  writeFileSync(to, Buffer.concat([length, Buffer.from(json), ...chunks]))
+  return names
 }

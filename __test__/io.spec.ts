@@ -1,12 +1,12 @@
 // Saving, loading, PyTorch interop, PNG grids and MNIST batches.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
 import { DCGAN, mnist, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
-import { IN_CI, maxAbsDiff, testNeeding, torchPython } from './helpers'
+import { filterSafetensors, IN_CI, maxAbsDiff, testNeeding, torchPython } from './helpers'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
 const cfg = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 12, device: 'cpu' as const }
@@ -127,4 +127,43 @@ test('an epoch visits every image once, then a new order begins', async (t) => {
   const second = await sums()
   t.deepEqual([...first].sort(), [...second].sort()) // the same 10 images
   t.notDeepEqual(first, second) // in another order
+})
+
+test('loadWeights of a generator-only file (weights from PyTorch) loads the generator and leaves the discriminator; a file with neither network is refused', async (t) => {
+  const dir = tmp()
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const source = new DCGAN({ ...cfg, seed: 21 })
+  await source.trainStep(batch(1)) // running statistics and weights unlike a fresh model's
+  const saved = join(dir, 'model.safetensors')
+  await source.save(saved)
+  const sourceState = await source.state()
+  const network = (state: Map<string, Tensor>, prefix: string) => [...state].filter(([k]) => k.startsWith(prefix))
+
+  const genOnly = join(dir, 'gen.safetensors')
+  const kept = filterSafetensors(saved, genOnly, (name) => name.startsWith('gen.'))
+  t.true(kept.length > 0 && kept.every((k) => k.startsWith('gen.')))
+  t.deepEqual((await readSafetensors(genOnly)).metadata, {})
+  const target = new DCGAN({ ...cfg, seed: 22 })
+  const before = await target.state()
+  t.notDeepEqual(network(before, 'gen.'), network(sourceState, 'gen.')) // so that loading shows
+  t.deepEqual(await target.loadWeights(genOnly), ['generator'])
+  const after = await target.state()
+  t.deepEqual(network(after, 'gen.'), network(sourceState, 'gen.'))
+  t.deepEqual(network(after, 'disc.'), network(before, 'disc.'))
+  t.deepEqual((await target.generate(3, { seed: 4 })).data, (await source.generate(3, { seed: 4 })).data)
+
+  // The discriminator alone, likewise.
+  const discOnly = join(dir, 'disc.safetensors')
+  filterSafetensors(saved, discOnly, (name) => name.startsWith('disc.'))
+  const other = new DCGAN({ ...cfg, seed: 23 })
+  const otherBefore = await other.state()
+  t.deepEqual(await other.loadWeights(discOnly), ['discriminator'])
+  t.deepEqual(network(await other.state(), 'disc.'), network(sourceState, 'disc.'))
+  t.deepEqual(network(await other.state(), 'gen.'), network(otherBefore, 'gen.'))
+
+  // Adam's moments alone (optim.*): neither network; refused, and the model is left as it was.
+  const neither = join(dir, 'optim.safetensors')
+  t.true(filterSafetensors(saved, neither, (name) => name.startsWith('optim.')).length > 0)
+  await t.throwsAsync(target.loadWeights(neither), { code: 'ERR_DCGAN_FILE', message: `${neither}: holds no 'gen.*' or 'disc.*' tensors: not DCGAN weights` })
+  t.deepEqual([...(await target.state())], [...after])
 })
