@@ -146,6 +146,7 @@ test('loading a missing, foreign or corrupt file names it and says what is wrong
   const junk = join(dir, 'junk.safetensors')
   writeFileSync(junk, 'this is not a safetensors file')
   await t.throwsAsync(DCGAN.load(junk), { message: /junk.safetensors: not a valid safetensors file/ })
+  await t.throwsAsync(DCGAN.load(dir), { code: ErrorCode.FILE, message: `${dir}: is a folder; DCGAN.load takes a checkpoint file (for a run folder's latest: DCGAN.load(findCheckpoint(${JSON.stringify(dir)})))` })
   const gan = new DCGAN(small)
   await t.throwsAsync(gan.loadWeights(junk), { message: /junk.safetensors: not a valid safetensors file/ })
   // Weights of another configuration.

@@ -2,12 +2,12 @@
 // evaluating checkpoints (deterministic, eval.json), the `dcgan eval` command and its errors.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import {
   CLASSIFIER_PATH, DCGAN, ErrorCode, type EvalResult, Trainer, type TrainConfig, evaluate, evaluateCheckpoint, evaluateImages,
-  listCheckpoints, mnistImagesPath, openDataset, readSafetensors, runDirOf, writeEval,
+  listCheckpoints, mnistImagesPath, openDataset, readSafetensors, runDirOf, saveImageGrid, writeEval,
 } from '../src/index'
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js')
@@ -164,4 +164,18 @@ test('dcgan eval: a table, eval.json in the run folder, one-line errors', async 
   t.like(JSON.parse(readFileSync(elsewhere, 'utf8')), { samples: 20, seed: 0, step: 4 })
   t.is(readFileSync(join(run, 'eval.json'), 'utf8'), before)
   t.deepEqual(readdirSync(dirname(elsewhere)), ['mine.json'], 'the write test left nothing behind')
+})
+
+test("a run whose image folder moved: the error says where the run trained and how to point at the images now", async (t) => {
+  const images = tmp()
+  for (let i = 0; i < 12; i++) await saveImageGrid({ data: new Float32Array(256).fill(i / 12 - 0.5), shape: [1, 1, 16, 16] }, join(images, `${i}.png`), { nrow: 1, padding: 0 })
+  const run = await tinyRun({ dataset: { kind: 'folder', path: images } })
+  const moved = `${images}-moved`
+  renameSync(images, moved)
+  await t.throwsAsync(evaluateCheckpoint(run, { samples: 4 }), {
+    code: ErrorCode.FILE,
+    message: new RegExp(`is not a folder; the run trained on "${images}": if its images moved, say where they are now with dcgan eval --data-path PATH \\(evaluateCheckpoint\\(run, \\{ dataset \\}\\)\\)$`),
+  })
+  const r = await evaluateCheckpoint(run, { samples: 4, dataset: { kind: 'folder', path: moved } })
+  t.is(r.kind, 'discriminator-features')
 })

@@ -139,7 +139,9 @@ test('long runs are averaged down to at most maxPoints per line; torn and repeat
 test('a folder without metrics.jsonl: the error says what is missing', async (t) => {
   const dir = tmp()
   await t.throwsAsync(writeReport(dir), { message: /has no metrics\.jsonl; is it the output folder of `dcgan train`/ })
-  await t.throwsAsync(writeReport(join(dir, 'nope')), { message: /no such run folder/ })
+  await t.throwsAsync(writeReport(join(dir, 'nope')), { message: /nope: no such run folder/ })
+  writeFileSync(join(dir, 'a.png'), 'not a folder')
+  await t.throwsAsync(writeReport(join(dir, 'a.png')), { message: /a\.png: is a file, not a run folder; give the --out folder of a training run$/ })
   mkdirSync(join(dir, 'empty'))
   writeFileSync(join(dir, 'empty', 'metrics.jsonl'), '')
   await t.throwsAsync(writeReport(join(dir, 'empty')), { message: /holds no training steps yet/ })

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import type { DCGANOptions, DeviceSpec, ModelConfig, OptimizerConfig } from './config'
 import * as native from './native'
 import { codedError, DcganError, ErrorCode } from './errors'
@@ -89,6 +90,14 @@ function numberArg<T extends number | undefined>(v: T, what: string): T {
   return v
 }
 
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false // the native side says what is wrong with it
+  }
+}
+
 function wrap(t: native.TensorData): Tensor {
   return { data: t.data, shape: t.shape }
 }
@@ -129,6 +138,9 @@ export class DCGAN {
 
   /** Loads a model written by {@link DCGAN.save}: weights, Adam state, configuration, random state. */
   static async load(path: string, options: { device?: DeviceSpec } = {}): Promise<DCGAN> {
+    if (typeof path === 'string' && isFolder(path)) {
+      throw new DcganError(ErrorCode.FILE, `${path}: is a folder; DCGAN.load takes a checkpoint file (for a run folder's latest: DCGAN.load(findCheckpoint(${JSON.stringify(path)})))`)
+    }
     return new DCGAN(await native.loadGan(path, options.device))
   }
 

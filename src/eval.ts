@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, type Tensor } from './dcgan'
 import { type DatasetSpec, mnistImagesPath } from './datasets'
-import { codedError, DcganError, ErrorCode } from './errors'
+import { codedError, DcganError, ErrorCode, hasErrorCode } from './errors'
 import * as native from './native'
 import { toOptionsJson } from './options'
 import { datasetConfirmed, findCheckpoint, quoted, readCheckpointInfo, RunDir, writeFileAtomic } from './run-dir'
@@ -131,7 +131,15 @@ export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions
   const info = readCheckpointInfo(file)
   const dataset = options.dataset ?? checkpointDataset(file, info.trainer?.config.dataset as DatasetSpec | undefined)
   const gan = await DCGAN.load(file, { device: options.device })
-  return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
+  try {
+    return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
+  } catch (e) {
+    // The run's own images, read where training found them: they may have moved since.
+    if (options.dataset === undefined && dataset?.path !== undefined && hasErrorCode(e, ErrorCode.FILE)) {
+      throw new DcganError(ErrorCode.FILE, `${e.message}; the run trained on ${quoted(dataset.path)}: if its images moved, say where they are now with dcgan eval --data-path PATH (evaluateCheckpoint(run, { dataset }))`)
+    }
+    throw e
+  }
 }
 
 /** The dataset a checkpoint names, if its path may be read (see {@link datasetConfirmed}). */

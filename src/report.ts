@@ -117,7 +117,8 @@ type MetricKey = 'lossD' | 'lossG' | 'dReal' | 'dFake' | 'imagesPerSec'
 
 function readMetrics(run: RunDir): Row[] {
   const runDir = run.path
-  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${runDir}: no such run folder; give the --out folder of a training run`)
+  if (!existsSync(runDir)) throw new DcganError(ErrorCode.FILE, `${runDir}: no such run folder; give the --out folder of a training run`)
+  if (!statSync(runDir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${runDir}: is a file, not a run folder; give the --out folder of a training run`)
   const file = run.metricsFile
   if (!existsSync(file)) throw new DcganError(ErrorCode.FILE, `${runDir}: has no metrics.jsonl; is it the output folder of \`dcgan train\` or Trainer.fit?`)
   const byStep = new Map<number, Row>()
