@@ -1,15 +1,23 @@
 """The GAN stabilisers dcgan offers as training options, on the seed's loop, for the parity fixtures.
 
-StabilisedLoop is the seed's loop (dcgan.SeedLoop, with fake.detach() for the D update as
-OptionsLoop) with:
+StabilisedLoop is the seed's loop (dcgan.SeedLoop, with fake.detach() for the D update) with every
+training option dcgan has, alone or together:
+  d_steps        k discriminator updates per generator update, the batch split in k equal parts,
+                 one per update; only the last part's fakes keep a graph and feed the generator
+                 update (what dcgan.OptionsLoop computes, which make_ddp_fixtures.py still uses on
+                 DDP-wrapped modules)
+  generator_loss 'minimax': G minimises mean log(1 - D(G(z))) on D's probabilities (the paper's
+                 objective) instead of the non-saturating BCE(D(G(z)), 1)
   lr_d, lr_g     separate learning rates of D's and G's Adam (TTUR, Heusel et al. 2017)
+  beta1, beta2, eps  Adam's hyperparameters for both optimisers (unset: the seed's 0.5, 0.999, 1e-8)
   real_label     D's BCE target for real images (0.9: one-sided label smoothing, Salimans et al. 2016)
   loss 'hinge'   D minimises mean relu(1 - D(x)) + mean relu(1 + D(G(z))) on logits, G minimises
                  -mean D(G(z)) (SNGAN, Miyato et al. 2018)
   spectral norm  torch.nn.utils.spectral_norm on every Conv2d of D (apply_spectral_norm)
   r1_gamma       gamma/2 * mean ||grad_x D(x)||^2 on D's logits for the (augmented) real batch, added
                  to D's loss (Mescheder et al. 2018); r1_every N: on every N-th D update only
-                 (counting from the first), scaled by N (lazy regularisation, StyleGAN2)
+                 (counting D updates from the first, d_steps of them a step), scaled by N (lazy
+                 regularisation, StyleGAN2)
   augment        DiffAugment (Zhao et al. 2020) 'translation', 'cutout' or 'translation,cutout' on
                  every image D sees: real then fake in the D update, fake in the G update; the
                  draws are recorded in self.draws (one N×4 int64 tensor per call) for the fixture
@@ -94,13 +102,20 @@ def apply_spectral_norm(disc):
 
 
 class StabilisedLoop(SeedLoop):
-    def __init__(self, gen, disc, lr_d=None, lr_g=None, real_label=1.0, loss="bce", r1_gamma=0.0, r1_every=1,
-                 augment="none", ema_decay=0.0):
+    def __init__(self, gen, disc, d_steps=1, generator_loss="non-saturating", lr_d=None, lr_g=None, beta1=None,
+                 beta2=None, eps=None, real_label=1.0, loss="bce", r1_gamma=0.0, r1_every=1, augment="none",
+                 ema_decay=0.0):
         super().__init__(gen, disc)
         for opt, lr in ((self.opt_disc, lr_d), (self.opt_gen, lr_g)):
-            if lr is not None:
-                for group in opt.param_groups:
+            for group in opt.param_groups:
+                if lr is not None:
                     group["lr"] = lr
+                if beta1 is not None or beta2 is not None:
+                    b1, b2 = group["betas"]
+                    group["betas"] = (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
+                if eps is not None:
+                    group["eps"] = eps
+        self.d_steps, self.generator_loss = d_steps, generator_loss
         self.real_label, self.loss, self.r1_gamma, self.r1_every = real_label, loss, r1_gamma, r1_every
         self.policy = augment
         self.needs_logits = loss == "hinge" or r1_gamma > 0
@@ -120,18 +135,21 @@ class StabilisedLoop(SeedLoop):
     def raw(self, x):
         return (self.logits(x) if self.needs_logits else self.disc(x)).reshape(-1)
 
+    def probs(self, raw):
+        return torch.sigmoid(raw) if self.needs_logits else raw
+
     def bce(self, raw, target):
-        p = torch.sigmoid(raw) if self.needs_logits else raw
+        p = self.probs(raw)
         return self.criterion(p, torch.full_like(p, target))
 
     def prob(self, raw):
-        return (torch.sigmoid(raw) if self.needs_logits else raw).mean()
+        return self.probs(raw).mean()
 
-    def step(self, real, noise):
-        gen, disc = self.gen, self.disc
-        fake = gen(noise)
+    def disc_update(self, real, fake):
+        """One D update on a real batch and a detached fake one; returns (loss, D's raw outputs)."""
+        disc = self.disc
         real_in = self.augment(real)
-        fake_in = self.augment(fake.detach())
+        fake_in = self.augment(fake)
         r1 = self.r1_gamma > 0 and self.d_updates % self.r1_every == 0
         if r1:
             real_in = real_in.detach().requires_grad_(True)
@@ -149,9 +167,26 @@ class StabilisedLoop(SeedLoop):
         total.backward()
         self.opt_disc.step()
         self.d_updates += 1
+        return loss_disc, out_real, out_fake
+
+    def step(self, real, noise):
+        gen = self.gen
+        parts = list(zip(real.chunk(self.d_steps), noise.chunk(self.d_steps)))
+        for i, (real_i, noise_i) in enumerate(parts):
+            if i == len(parts) - 1:
+                fake = gen(noise_i)
+            else:
+                with torch.no_grad():  # only the last part's fakes reach the generator update
+                    fake = gen(noise_i)
+            loss_disc, out_real, out_fake = self.disc_update(real_i, fake.detach())
 
         output = self.raw(self.augment(fake))
-        loss_gen = -output.mean() if self.loss == "hinge" else self.bce(output, 1.0)
+        if self.loss == "hinge":
+            loss_gen = -output.mean()
+        elif self.generator_loss == "minimax":
+            loss_gen = torch.log(1 - self.probs(output)).mean()
+        else:
+            loss_gen = self.bce(output, 1.0)
         gen.zero_grad()
         loss_gen.backward()
         self.opt_gen.step()

@@ -1,6 +1,9 @@
 //! Checkpoints of a model trained with the stabilisers: the moving average, spectral
 //! normalisation's u and v and the random generator that DiffAugment draws from come back
-//! identical, so that training resumes exactly; a checkpoint without a moving average still loads.
+//! identical, so that training resumes exactly; a checkpoint without a moving average still loads;
+//! a checkpoint's Adam state is torch.optim.Adam's after the same steps, by name.
+mod support;
+
 use dcgan_core::model::Network;
 use dcgan_core::{weights, AdversarialLoss, Augment, Gan, Init, ModelConfig, NormMode, TrainOptions};
 use std::collections::HashMap;
@@ -120,4 +123,68 @@ fn option_rules_name_the_field() {
     assert_eq!(bad(r#"{"lrD": 0}"#), "invalid lrD: got 0; allowed: a finite number > 0 (unset: lr)");
     assert_eq!(bad(r#"{"augment": "flip"}"#), "invalid augment: got 'flip'; allowed: 'none', 'translation', 'cutout', 'translation,cutout'");
     assert_eq!(bad(r#"{"loss": "wasserstein"}"#), "invalid loss: got 'wasserstein'; allowed: 'bce', 'hinge'");
+}
+
+/// How `actual` differs from `expected` beyond float32 rounding, if it does. Adam's moments lie far
+/// below the parameters' TOL (the generator's second moments near 1e-13), so each tensor is
+/// compared relative to its largest value: within 1e-4 of it (measured: 9e-7 or less).
+fn moment_difference(actual: &Tensor, expected: &Tensor) -> Option<String> {
+    let scale = expected.abs().max().double_value(&[]);
+    let d = support::max_abs_diff(actual, expected);
+    (!(d <= 1e-4 * scale) || scale == 0.0).then(|| format!("max |diff| {d:e}, largest |value| {scale:e}"))
+}
+
+/// The `combo16` fixture's three steps (dSteps 2, so D's Adam counts 6; Adam's beta1 0.9, beta2
+/// 0.99, eps 1e-6), saved: every `optim.*` tensor of the file is torch.optim.Adam's `exp_avg` or
+/// `exp_avg_sq` of the parameter it names (make_fixtures.py writes PyTorch's under the same names,
+/// adam3.safetensors), the step counts are PyTorch's `state['step']`, and loading the file puts
+/// PyTorch's moments back in the optimisers. A save and a load that swapped the moments (or the
+/// parameters) the same way would pass the round trip of checkpoint.rs, not this.
+#[test]
+fn a_checkpoints_adam_state_is_pytorchs_by_name() {
+    let f = support::fixture("combo16");
+    let mut gan = f.gan();
+    for step in 1..=3 {
+        gan.fed_augment_draws.extend(f.io(&format!("augment.{step}")).unbind(0));
+        gan.train_step(f.io(&format!("real.{step}")), Some(f.io(&format!("noise.{step}")))).unwrap();
+    }
+    let path = temp_file("adam-vs-pytorch.safetensors");
+    gan.save(&path, HashMap::new()).unwrap();
+    let saved = weights::load(&path).unwrap();
+    let pytorch = f.file("adam3.safetensors");
+
+    let mut ours: Vec<&String> = saved.tensors.keys().filter(|k| k.starts_with("optim.")).collect();
+    let mut theirs: Vec<&String> = pytorch.tensors.keys().collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "the checkpoint's Adam tensors and PyTorch's have different names");
+    // Two moments of G's 8 and of D's 7 parameters at 16×16.
+    assert_eq!(theirs.len(), 30);
+    let mut failures: Vec<String> = Vec::new();
+    for (name, expected) in &pytorch.tensors {
+        if let Some(diff) = moment_difference(&saved.tensors[name], expected) {
+            failures.push(format!("{name} in the file: {diff}"));
+        }
+    }
+    for net in ["gen", "disc"] {
+        let key = format!("optim.{net}.step");
+        assert_eq!(saved.metadata[&key], pytorch.metadata[&key], "{key}");
+    }
+    assert_eq!(pytorch.metadata["optim.disc.step"], "6");
+
+    let back = Gan::load(&path, Device::Cpu).unwrap();
+    for (net, state, opt) in [("gen", back.generator.state(), &back.opt_g), ("disc", back.discriminator.state(), &back.opt_d)] {
+        let params: Vec<String> = state.into_iter().filter(|s| !s.2).map(|s| s.0).collect();
+        assert_eq!(params.len(), opt.exp_avg.len());
+        for (name, (m, v)) in params.iter().zip(opt.exp_avg.iter().zip(&opt.exp_avg_sq)) {
+            for (kind, t) in [("exp_avg", m), ("exp_avg_sq", v)] {
+                let key = format!("optim.{net}.{kind}.{name}");
+                if let Some(diff) = moment_difference(t, &pytorch.tensors[&key]) {
+                    failures.push(format!("{key} loaded: {diff}"));
+                }
+            }
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(failures, Vec::<String>::new());
 }
