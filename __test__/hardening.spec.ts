@@ -268,10 +268,10 @@ test('wrong argument types get errors that name the argument', async (t) => {
   await t.throwsAsync(gan.trainStep({ data } as never), { code: ErrorCode.INVALID_INPUT, message: 'real.shape must be an array of integers (e.g. [n, C, S, S]), got undefined' })
   await t.throwsAsync(gan.trainStep({ data, shape: ['2', 1, 16, 16] } as never), { code: ErrorCode.INVALID_INPUT, message: "real.shape[0] must be an integer ≥ 0, got the string '2'" })
   await t.throwsAsync(gan.trainStep({ data, shape: [2, 1, 16, 16.5] }), { code: ErrorCode.INVALID_INPUT, message: 'real.shape[3] must be an integer ≥ 0, got 16.5' })
-  await t.throwsAsync(gan.generate(2, { seed: 10n as never }), { code: ErrorCode.INVALID_INPUT, message: 'invalid seed: got the BigInt 10n; allowed: a number' })
-  await t.throwsAsync(gan.generate('2' as never), { code: ErrorCode.INVALID_INPUT, message: "invalid n: got the string '2'; allowed: a number" })
+  await t.throwsAsync(gan.generate(2, { seed: 10n as never }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got the BigInt 10n; allowed: a number' })
+  await t.throwsAsync(gan.generate('2' as never), { code: ErrorCode.INVALID_OPTION, message: "invalid n: got the string '2'; allowed: a number" })
   await t.throwsAsync(gan.discriminate({ data, shape: 'x' } as never), { code: ErrorCode.INVALID_INPUT, message: "images.shape must be an array of integers (e.g. [n, C, S, S]), got the string 'x'" })
-  await t.throwsAsync(saveImageGrid({ data, shape: [2, 1, 16, 16] }, join(tmp(), 'g.png'), { nrow: 2n as never }), { code: ErrorCode.INVALID_INPUT, message: 'invalid nrow: got the BigInt 2n; allowed: a number' })
+  await t.throwsAsync(saveImageGrid({ data, shape: [2, 1, 16, 16] }, join(tmp(), 'g.png'), { nrow: 2n as never }), { code: ErrorCode.INVALID_OPTION, message: 'invalid nrow: got the BigInt 2n; allowed: a number' })
 })
 
 test('a bad DCGAN_MEMORY_LIMIT is named', async (t) => {

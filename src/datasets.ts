@@ -149,7 +149,10 @@ export type BatchSource = AsyncIterable<TensorInput> | Iterable<TensorInput> | (
 
 /**
  * Batches from your own iterable. Given a function, it is called again for each new epoch;
- * given an iterable, training ends when it is exhausted.
+ * given an iterable, training ends when it is exhausted. An epoch's end is known only when the
+ * source runs out, so the step after an epoch's last batch (the first of the next) is the one that
+ * reports the new epoch and fires `onEpochEnd`; a built-in dataset, which knows its length, does
+ * so with the last batch itself.
  */
 export class IterableDataset implements Dataset {
   readonly #source: BatchSource
