@@ -86,7 +86,7 @@ export function testNeeding(title: string, need: Need, fn: (t: ExecutionContext)
  * file `to`, byte for byte and without `__metadata__` (as `safetensors.torch.save_file` writes a
  * bare `state_dict`): an 8-byte little-endian header length, the JSON header, the data.
  */
-export function filterSafetensors(from: string, to: string, keep: (name: string) => boolean): string[] {
+export function filterSafetensors(from: string, to: string, keep: (name: string) => boolean, rename: (name: string) => string = (n) => n): string[] {
   const file = readFileSync(from)
   const headerLength = Number(file.readBigUInt64LE(0))
   const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>
@@ -97,7 +97,7 @@ export function filterSafetensors(from: string, to: string, keep: (name: string)
   const names = Object.keys(header).filter((name) => name !== '__metadata__' && keep(name))
   for (const name of names) {
     const { dtype, shape, data_offsets: [begin, end] } = header[name]
-    out[name] = { dtype, shape, data_offsets: [offset, offset + end - begin] }
+    out[rename(name)] = { dtype, shape, data_offsets: [offset, offset + end - begin] }
     chunks.push(data.subarray(begin, end))
     offset += end - begin
   }

@@ -1,7 +1,7 @@
 // Saving, loading, PyTorch interop, PNG grids and MNIST batches.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
@@ -46,31 +46,41 @@ const pythonNeed = {
   reason: 'no Python with torch is configured (.dcgan-env.json names none: a LIBTORCH install); install with DCGAN_PYTHON or the default venv',
 }
 
-testNeeding("a saved model loads into the seed's PyTorch modules and computes the same images", pythonNeed, async (t) => {
-  const dir = tmp()
-  const path = join(dir, 'model.safetensors')
-  const gan = new DCGAN({ ...cfg, channels: 3, seed: 5 })
-  await gan.trainStep({ data: new Float32Array(6 * 3 * 256).fill(0.3), shape: [6, 3, 16, 16] })
-  await gan.save(path)
-  const z = new Float32Array(4 * 12).map((_, i) => Math.cos(i))
-  const ours = await gan.generateFrom(z)
-  const script = `
+testNeeding("a saved model loads into the seed's PyTorch modules as the README shows, and computes the images dcgan samples", pythonNeed, async (t) => {
+  // Both kinds of run: without a moving average, and with one (emaDecay, the `best` preset), whose
+  // average is what gan.generate samples and what the README's snippet must load.
+  for (const emaDecay of [0, 0.5]) {
+    const dir = tmp()
+    const path = join(dir, 'model.safetensors')
+    const gan = new DCGAN({ ...cfg, channels: 3, seed: 5, emaDecay })
+    for (let i = 0; i < 3; i++) await gan.trainStep({ data: new Float32Array(6 * 3 * 256).map((_, k) => Math.sin(k * (i + 1)) * 0.5), shape: [6, 3, 16, 16] })
+    await gan.save(path)
+    const z = new Float32Array(4 * 12).map((_, i) => Math.cos(i))
+    const ours = await gan.generateFrom(z)
+    // The README's lines, with the module from the path the package ships it at.
+    const script = `
 import json, sys, torch
 sys.path.insert(0, ${JSON.stringify(join(__dirname, '..', 'benchmark', 'reference'))})
 from safetensors.torch import load_file
 from dcgan import Generator, Discriminator
 sd = load_file(${JSON.stringify(path)})
 gen, disc = Generator(12, 3, 4, 16), Discriminator(3, 4, 16)
-gen.load_state_dict({k: v for k, v in sd.items() if k.startswith('gen.')}, strict=True)
+prefix = "ema.gen." if any(k.startswith("ema.gen.") for k in sd) else "gen."
+gen.load_state_dict({k.removeprefix("ema."): v for k, v in sd.items() if k.startswith(prefix)})
 disc.load_state_dict({k: v for k, v in sd.items() if k.startswith('disc.')}, strict=True)
 gen.eval()
 z = torch.tensor(json.loads(sys.stdin.read())).reshape(4, 12, 1, 1)
 with torch.no_grad():
     print(json.dumps(gen(z).flatten().tolist()))
 `
-  const out = execFileSync(python!, ['-c', script], { input: JSON.stringify(Array.from(z)), encoding: 'utf8' })
-  const theirs: number[] = JSON.parse(out)
-  t.true(maxAbsDiff(ours.data, theirs) < 1e-5)
+    const out = execFileSync(python!, ['-c', script], { input: JSON.stringify(Array.from(z)), encoding: 'utf8' })
+    const theirs: number[] = JSON.parse(out)
+    t.true(maxAbsDiff(ours.data, theirs) < 1e-5, `emaDecay ${emaDecay}: ${maxAbsDiff(ours.data, theirs)}`)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8')
+  t.true(readme.includes('prefix = "ema.gen." if any(k.startswith("ema.gen.") for k in sd) else "gen."'), "the README's snippet is the one tested")
+  t.true(readme.includes('gen.load_state_dict({k.removeprefix("ema."): v for k, v in sd.items() if k.startswith(prefix)})'), "the README's snippet is the one tested")
 })
 
 test('saveImageGrid writes a PNG laid out like torchvision save_image', async (t) => {
@@ -164,6 +174,47 @@ test('loadWeights of a generator-only file (weights from PyTorch) loads the gene
   // Adam's moments alone (optim.*): neither network; refused, and the model is left as it was.
   const neither = join(dir, 'optim.safetensors')
   t.true(filterSafetensors(saved, neither, (name) => name.startsWith('optim.')).length > 0)
-  await t.throwsAsync(target.loadWeights(neither), { code: 'ERR_DCGAN_FILE', message: `${neither}: holds no 'gen.*' or 'disc.*' tensors: not DCGAN weights` })
+  await t.throwsAsync(target.loadWeights(neither), { code: 'ERR_DCGAN_FILE', message: new RegExp(`^${neither}: holds no 'gen\\.\\*' or 'disc\\.\\*' tensors \\(it holds 'optim\\.disc\\.exp_avg\\.disc\\.0\\.bias', '[^']+', '[^']+', '[^']+', … \\d+ in all\\): not DCGAN weights under the seed's names$`) })
   t.deepEqual([...(await target.state())], [...after])
+})
+
+test('weights as PyTorch users have them: DataParallel and torch.compile prefixes, no batch counts, torch.save files', async (t) => {
+  const dir = tmp()
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const source = new DCGAN({ ...cfg, seed: 31 })
+  await source.trainStep(batch(1))
+  const saved = join(dir, 'model.safetensors')
+  await source.save(saved)
+  const weights = (name: string) => name.startsWith('gen.') || name.startsWith('disc.')
+  const networks = async (gan: DCGAN) => [...(await gan.state())].filter(([k]) => weights(k))
+  // DataParallel's module., torch.compile's _orig_mod., both: the names of the module inside.
+  for (const prefix of ['module.', '_orig_mod.', '_orig_mod.module.']) {
+    const wrapped = join(dir, `${prefix}safetensors`)
+    filterSafetensors(saved, wrapped, weights, (name) => prefix + name)
+    const target = new DCGAN({ ...cfg, seed: 32 })
+    t.deepEqual(await target.loadWeights(wrapped), ['generator', 'discriminator'], prefix)
+    t.deepEqual(await networks(target), await networks(source), prefix)
+  }
+  // Without num_batches_tracked, as PyTorch's BatchNorm takes it: the counts start at 0.
+  const uncounted = join(dir, 'uncounted.safetensors')
+  filterSafetensors(saved, uncounted, (name) => weights(name) && !name.endsWith('num_batches_tracked'))
+  const target = new DCGAN({ ...cfg, seed: 33 })
+  t.deepEqual(await target.loadWeights(uncounted), ['generator', 'discriminator'])
+  for (const [name, tensor] of await networks(target)) {
+    if (name.endsWith('num_batches_tracked')) t.deepEqual([...tensor.data], [0], name)
+    else t.deepEqual(tensor, (await source.state()).get(name), name)
+  }
+  // Other names (pytorch/examples' netG): refused, showing what the file holds.
+  const examples = join(dir, 'netG.safetensors')
+  filterSafetensors(saved, examples, (name) => name.startsWith('gen.'), (name) => name.replace(/^gen\./, 'main.'))
+  await t.throwsAsync(target.loadWeights(examples), { code: 'ERR_DCGAN_FILE', message: /holds no 'gen\.\*' or 'disc\.\*' tensors \(it holds 'main\.0\.0\.weight', .* in all\)/ })
+  // Files torch.save wrote (a zip archive; an old-style bare pickle): named, with the conversion.
+  for (const [name, bytes] of [['netG.pth', Buffer.from('PK\x03\x04archive/data.pkl........', 'latin1')], ['old.pt', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8])]] as const) {
+    const file = join(dir, name)
+    writeFileSync(file, Buffer.concat([bytes, Buffer.alloc(64)]))
+    await t.throwsAsync(target.loadWeights(file), { code: 'ERR_DCGAN_FILE', message: /not a valid safetensors file \(.*\); it is a file torch\.save wrote \(\.pt\/\.pth\): dcgan reads safetensors only .* save_file\(torch\.load\('model\.pth'\), 'model\.safetensors'\)$/ }, name)
+    await t.throwsAsync(DCGAN.load(file), { message: /it is a file torch\.save wrote/ }, name)
+  }
+  // A PyTorch safetensors file given to DCGAN.load: pointed to loadWeights.
+  await t.throwsAsync(DCGAN.load(uncounted), { code: 'ERR_DCGAN_FILE', message: /it was not written by dcgan's save\(\) \(weights saved elsewhere, from PyTorch say, load into a model with gan\.loadWeights\(file\)\)$/ })
 })

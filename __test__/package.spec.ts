@@ -74,6 +74,7 @@ test.serial('the prebuilt tarballs install without cargo or c++ and train 20 ste
   const pkg = join(project, 'node_modules', 'dcgan')
   t.false(existsSync(join(pkg, 'dcgan.linux-x64-gnu.node')), 'the addon came from the platform package, not a build')
   t.true(existsSync(join(project, 'node_modules', 'dcgan-linux-x64-gnu', 'dcgan.linux-x64-gnu.node')))
+  t.true(existsSync(join(pkg, 'benchmark', 'reference', 'dcgan.py')), "the seed's PyTorch module, which the README's PyTorch snippet imports")
   const run = join(project, 'run')
   const r = sh(join(project, 'node_modules', '.bin', 'dcgan'), ['train', ...TINY, '--steps', '20', '--out', run], project)
   t.is(r.status, 0, r.stderr)

@@ -354,7 +354,11 @@ impl Gan {
         header.train.validate().map_err(unusable)?;
         let loaded = weights::load(path)?;
         let meta = &loaded.metadata;
-        let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
+        let field = |key: &str| {
+            meta.get(key).ok_or_else(|| {
+                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save() (weights saved elsewhere, from PyTorch say, load into a model with gan.loadWeights(file))"))
+            })
+        };
         // A bf16 model trained on a GPU loads on a CPU without bfloat16 convolutions too: it
         // samples, exports and evaluates in float32; training it there is refused at its first
         // step, and resuming it in fp32 works.
@@ -396,27 +400,27 @@ impl Gan {
     /// restarts from the loaded generator. Every tensor of each network found is checked before
     /// any is copied, so a refused file leaves the model as it was. Returns the networks loaded.
     pub fn load_weights(&mut self, path: &Path) -> Result<Vec<&'static str>> {
-        let loaded = weights::load(path)?;
-        let has = |prefix: &str| loaded.tensors.keys().any(|k| k.starts_with(prefix));
+        let tensors = weights::without_wrapper_prefixes(weights::load(path)?.tensors);
+        let has = |prefix: &str| tensors.keys().any(|k| k.starts_with(prefix));
         let (gen, disc) = (has("gen."), has("disc."));
         if !gen && !disc {
-            return Err(Error::file(path, "holds no 'gen.*' or 'disc.*' tensors: not DCGAN weights"));
+            return Err(Error::file(path, format!("holds no 'gen.*' or 'disc.*' tensors ({}): not DCGAN weights under the seed's names", weights::some_names(&tensors))));
         }
         let in_file = |e: Error| Error::file(path, e);
         if gen {
-            self.generator.check_state(&loaded.tensors).map_err(in_file)?;
+            self.generator.check_state(&tensors).map_err(in_file)?;
         }
         if disc {
-            self.discriminator.check_state(&loaded.tensors).map_err(in_file)?;
+            self.discriminator.check_state(&tensors).map_err(in_file)?;
         }
         let mut found = Vec::new();
         if gen {
-            self.generator.copy_state(&loaded.tensors).map_err(in_file)?;
+            self.generator.copy_state(&tensors).map_err(in_file)?;
             self.reset_ema()?;
             found.push("generator");
         }
         if disc {
-            self.discriminator.copy_state(&loaded.tensors).map_err(in_file)?;
+            self.discriminator.copy_state(&tensors).map_err(in_file)?;
             found.push("discriminator");
         }
         Ok(found)
@@ -468,7 +472,11 @@ impl Header {
     }
 
     fn parse(path: &Path, meta: &HashMap<String, String>) -> Result<Header> {
-        let field = |key: &str| meta.get(key).ok_or_else(|| Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save()")));
+        let field = |key: &str| {
+            meta.get(key).ok_or_else(|| {
+                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save() (weights saved elsewhere, from PyTorch say, load into a model with gan.loadWeights(file))"))
+            })
+        };
         if field("format")? != FORMAT {
             return Err(Error::file(path, format!("has format '{}', this version reads '{FORMAT}'", field("format")?)));
         }

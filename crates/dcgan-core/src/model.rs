@@ -41,6 +41,12 @@ fn bn_weight_mean(init: Init) -> f32 {
     }
 }
 
+/// BatchNorm's count of batches seen: a buffer that only momentum-free BatchNorm reads, which
+/// weights saved without it (an older PyTorch, a hand-made state_dict) leave out.
+fn is_batch_count(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
 /// One network: its stride-2 blocks between an input and an output layer.
 pub trait Network {
     /// Every parameter and buffer with its PyTorch name, in `state_dict` order; the flag marks buffers.
@@ -56,6 +62,9 @@ pub trait Network {
     /// whole and not negative. Named when wrong.
     fn check_state(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (name, target, _) in &self.state() {
+            if is_batch_count(name) && !tensors.contains_key(name) {
+                continue; // as PyTorch's BatchNorm takes a state_dict without it: 0
+            }
             let source = tensors.get(name).ok_or_else(|| {
                 Error::Input(format!("the weights lack '{name}': they were saved from a different model configuration"))
             })?;
@@ -84,11 +93,14 @@ pub trait Network {
         let state = self.state();
         let mut tracked = Vec::new();
         for (name, target, _) in &state {
-            let source = tensors.get(name).ok_or_else(|| Error::Input(format!("the weights lack '{name}'")))?;
-            if name.ends_with("num_batches_tracked") {
-                tracked.push(source.f_int64_value(&[])?);
+            if is_batch_count(name) {
+                tracked.push(match tensors.get(name) {
+                    Some(source) => source.f_int64_value(&[])?,
+                    None => 0,
+                });
                 continue;
             }
+            let source = tensors.get(name).ok_or_else(|| Error::Input(format!("the weights lack '{name}'")))?;
             tch::no_grad(|| {
                 let src = source.f_to_kind(Kind::Float)?.f_to_device(target.device())?;
                 target.shallow_clone().f_copy_(&src)

@@ -109,6 +109,48 @@ pub struct Loaded {
 /// Longest safetensors header read (the JSON that lists the tensors and the metadata).
 const MAX_HEADER: u64 = 100_000_000;
 
+/// "not a valid safetensors file (why)", and for a file that torch.save wrote (a zip archive, or
+/// a bare pickle), how to convert it: that is what a PyTorch user has at hand.
+fn not_safetensors(path: &Path, why: impl std::fmt::Display, first_bytes: &[u8]) -> Error {
+    let torch_save = first_bytes.starts_with(b"PK\x03\x04") || matches!(first_bytes, [0x80, 2..=5, ..]);
+    let hint = if torch_save {
+        "; it is a file torch.save wrote (.pt/.pth): dcgan reads safetensors only (a pickle can run code when loaded). \
+         Convert it in Python: from safetensors.torch import save_file; save_file(torch.load('model.pth'), 'model.safetensors')"
+    } else {
+        ""
+    };
+    Error::file(path, format!("not a valid safetensors file ({why}){hint}"))
+}
+
+/// What wraps a module's names in PyTorch: DataParallel and DistributedDataParallel (`module.`),
+/// torch.compile (`_orig_mod.`).
+const WRAPPER_PREFIXES: [&str; 2] = ["module.", "_orig_mod."];
+
+/// `tensors` under the names of the unwrapped module: `module.gen.0.0.weight` → `gen.0.0.weight`.
+pub fn without_wrapper_prefixes(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    tensors
+        .into_iter()
+        .map(|(mut name, t)| {
+            while let Some(rest) = WRAPPER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
+                name = rest.to_string();
+            }
+            (name, t)
+        })
+        .collect()
+}
+
+/// A few of `tensors`' names, sorted, and how many there are: what a refusal shows of a file.
+pub fn some_names(tensors: &HashMap<String, Tensor>) -> String {
+    let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let shown: Vec<String> = names.iter().take(4).map(|n| format!("'{n}'")).collect();
+    match names.len() {
+        0 => "it holds no tensors".into(),
+        n if n <= 4 => format!("it holds {}", shown.join(", ")),
+        n => format!("it holds {}, … {n} in all", shown.join(", ")),
+    }
+}
+
 /// The metadata of a safetensors file, reading only its header.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
@@ -118,7 +160,7 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     f.read_exact(&mut len).map_err(|_| Error::file(path, "not a valid safetensors file (shorter than its 8-byte header length)"))?;
     let n = u64::from_le_bytes(len);
     if n > MAX_HEADER || n > size - 8 {
-        return Err(Error::file(path, format!("not a valid safetensors file (header length {n} in a file of {size} bytes)")));
+        return Err(not_safetensors(path, format!("header length {n} in a file of {size} bytes"), &len));
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|_| Error::file(path, "not a valid safetensors file (truncated header)"))?;
@@ -140,7 +182,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 /// The tensors and metadata of safetensors `bytes` (read from `path`, named in errors).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded> {
-    let invalid = |e: safetensors::SafeTensorError| Error::file(path, format!("not a valid safetensors file ({e})"));
+    let invalid = |e: safetensors::SafeTensorError| not_safetensors(path, e, &bytes[..bytes.len().min(8)]);
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
