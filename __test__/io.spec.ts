@@ -215,6 +215,19 @@ test('weights as PyTorch users have them: DataParallel and torch.compile prefixe
     await t.throwsAsync(target.loadWeights(file), { code: 'ERR_DCGAN_FILE', message: /not a valid safetensors file \(.*\); it is a file torch\.save wrote \(\.pt\/\.pth\): dcgan reads safetensors only .* save_file\(torch\.load\('model\.pth'\), 'model\.safetensors'\)$/ }, name)
     await t.throwsAsync(DCGAN.load(file), { message: /it is a file torch\.save wrote/ }, name)
   }
+  // Spectral norm as torch.nn.utils.parametrizations names it: the same tensors as the older API's.
+  const sn = new DCGAN({ ...cfg, seed: 34, spectralNorm: true })
+  await sn.trainStep(batch(1))
+  const snSaved = join(dir, 'sn.safetensors')
+  await sn.save(snSaved)
+  const parametrized = join(dir, 'sn-parametrized.safetensors')
+  const renamed = filterSafetensors(snSaved, parametrized, (name) => name.startsWith('disc.'), (name) =>
+    name.replace(/\.weight_orig$/, '.parametrizations.weight.original').replace(/\.weight_u$/, '.parametrizations.weight.0._u').replace(/\.weight_v$/, '.parametrizations.weight.0._v'))
+  t.true(renamed.some((n) => n.endsWith('.weight_u')))
+  const snTarget = new DCGAN({ ...cfg, seed: 35, spectralNorm: true })
+  t.deepEqual(await snTarget.loadWeights(parametrized), ['discriminator'])
+  const disc = (state: Map<string, Tensor>) => [...state].filter(([k]) => k.startsWith('disc.'))
+  t.deepEqual(disc(await snTarget.state()), disc(await sn.state()))
   // A PyTorch safetensors file given to DCGAN.load: pointed to loadWeights.
   await t.throwsAsync(DCGAN.load(uncounted), { code: 'ERR_DCGAN_FILE', message: /it was not written by dcgan's save\(\) \(weights saved elsewhere, from PyTorch say, load into a model with gan\.loadWeights\(file\)\)$/ })
 })

@@ -126,13 +126,22 @@ fn not_safetensors(path: &Path, why: impl std::fmt::Display, first_bytes: &[u8])
 /// torch.compile (`_orig_mod.`).
 const WRAPPER_PREFIXES: [&str; 2] = ["module.", "_orig_mod."];
 
-/// `tensors` under the names of the unwrapped module: `module.gen.0.0.weight` → `gen.0.0.weight`.
-pub fn without_wrapper_prefixes(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+/// Spectral norm's tensors as `torch.nn.utils.parametrizations.spectral_norm` names them, and as
+/// the older `torch.nn.utils.spectral_norm` (this library's names) does: the same three tensors.
+const PARAMETRIZED_SPECTRAL_NORM: [(&str, &str); 3] =
+    [(".parametrizations.weight.original", ".weight_orig"), (".parametrizations.weight.0._u", ".weight_u"), (".parametrizations.weight.0._v", ".weight_v")];
+
+/// `tensors` under this library's names for the same module: without the prefixes of wrappers
+/// (`module.gen.0.0.weight` → `gen.0.0.weight`), spectral norm's parametrizations as its older names.
+pub fn as_module_names(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
     tensors
         .into_iter()
         .map(|(mut name, t)| {
             while let Some(rest) = WRAPPER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
                 name = rest.to_string();
+            }
+            if let Some((stem, old)) = PARAMETRIZED_SPECTRAL_NORM.iter().find_map(|(new, old)| name.strip_suffix(new).map(|stem| (stem, old))) {
+                name = format!("{stem}{old}");
             }
             (name, t)
         })
