@@ -109,7 +109,7 @@ test('bad inputs give clear errors', async (t) => {
   const gan = new DCGAN({ imageSize: 16, featuresG: 4, featuresD: 4, zDim: 16, device: 'cpu', seed: 1 })
   await t.throwsAsync(evaluate(gan, { samples: 0 }), { message: 'invalid samples: got 0; allowed: an integer from 2 to 50000' })
   await t.throwsAsync(evaluate(gan, { samples: 2.5 }), { message: 'invalid samples: got 2.5; allowed: an integer from 2 to 50000' })
-  await t.throwsAsync(evaluate(gan, { seed: -1 }), { message: 'invalid seed: got -1; allowed: an integer ≥ 0' })
+  await t.throwsAsync(evaluate(gan, { seed: -1 }), { message: 'invalid seed: got -1; allowed: an integer from 0 to 9007199254740991' })
   await t.throwsAsync(evaluate(gan, { samples: 10001 }), { message: /the real yardstick needs 10001 distinct real images but the dataset .*t10k-images-idx3-ubyte\) holds 10000; use samples ≤ 10000/ })
   await t.throwsAsync(evaluate({} as DCGAN), { code: ErrorCode.INVALID_INPUT, message: 'evaluate(gan, options) takes a DCGAN (new DCGAN(…) or await DCGAN.load(file))' })
   // MNIST comes with the package: a path given with it is refused, not silently dropped.
@@ -149,15 +149,18 @@ test('dcgan eval: a table, eval.json in the run folder, one-line errors', async 
     // A run trained on MNIST takes no --data-path: refused, not ignored.
     [['eval', '--checkpoint', run, '--samples', '20', '--data-path', '/nonexistent'], /^dcgan: invalid dataset.path: the mnist dataset comes with the package and takes no path/],
     // Where the result goes is checked before the evaluation, not after it.
-    [['eval', '--checkpoint', run, '--samples', '20', '--out', '/nonexistent/dir/eval.json'], /^dcgan: \/nonexistent\/dir\/eval\.json: cannot be written \(ENOENT\); give another --out\n$/],
+    [['eval', '--checkpoint', run, '--samples', '20', '--out', join(bad, 'dir', 'eval.json')], /^dcgan: .*x\.safetensors\/dir\/eval\.json: cannot be written \(.*x\.safetensors is not a folder\); give another --out\n$/],
+    [['eval', '--checkpoint', run, '--samples', '20', '--out', run], /^dcgan: .*: cannot be written \(it is a folder: give a file name, e\.g\. eval\.json in it\); give another --out\n$/],
+    // A checkpoint that is not there is named as such, not as an eval.json that cannot be written.
+    [['eval', '--checkpoint', join(run, 'nope', 'checkpoints', 'step-00000001.safetensors'), '--samples', '20'], /^dcgan: .*step-00000001\.safetensors: no such file or folder/],
   ] as Array<[string[], RegExp]>) {
     const e = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
     t.is(e.status, 1, args.join(' '))
     t.regex(e.stderr, message)
     t.is(e.stdout, '', 'nothing was evaluated')
   }
-  // --out writes the evaluation elsewhere, and leaves the run's eval.json alone.
-  const elsewhere = join(tmp(), 'mine.json')
+  // --out writes the evaluation elsewhere (making its folder), and leaves the run's eval.json alone.
+  const elsewhere = join(tmp(), 'new', 'mine.json')
   const before = readFileSync(join(run, 'eval.json'), 'utf8')
   const o = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', run, '--samples', '20', '--out', elsewhere], { encoding: 'utf8' })
   t.is(o.status, 0, o.stderr)
@@ -178,4 +181,9 @@ test("a run whose image folder moved: the error says where the run trained and h
   })
   const r = await evaluateCheckpoint(run, { samples: 4, dataset: { kind: 'folder', path: moved } })
   t.is(r.kind, 'discriminator-features')
+  // Images in place but one unreadable: that error alone, no word of moving.
+  renameSync(moved, images)
+  writeFileSync(join(images, '0.png'), 'not a png')
+  const e = await t.throwsAsync(evaluateCheckpoint(run, { samples: 4 }), { code: ErrorCode.FILE, message: /0\.png: cannot decode image/ })
+  t.false(e!.message.includes('moved'), e!.message)
 })

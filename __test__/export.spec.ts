@@ -243,6 +243,10 @@ test('a web export that fails leaves no half-written site: a folder it made goes
   writeFileSync(join(site, 'mine.txt'), "the user's")
   await t.throwsAsync(exportWeb(gan, site), { code: ErrorCode.FILE, message: /index\.html/ })
   t.deepEqual(readdirSync(site).sort(), ['index.html', 'mine.txt'], "files added by the failed export are gone, the user's stay")
+  // Under a file: the folder cannot be made, and the error is that, with its code.
+  const file = join(tmp(), 'afile')
+  writeFileSync(file, 'x')
+  await t.throwsAsync(exportWeb(gan, join(file, 'site')), { code: ErrorCode.FILE, message: /afile\/site: cannot create the folder/ })
   const fresh = join(tmp(), 'site')
   // A seed that is not one is refused before anything is written.
   await t.throwsAsync(exportWeb(gan, fresh, { seed: 2 ** 60 }), { code: ErrorCode.INVALID_OPTION, message: 'invalid seed: got 1152921504606847000; allowed: an integer from 0 to 9007199254740991' })

@@ -87,20 +87,41 @@ export function testNeeding(title: string, need: Need, fn: (t: ExecutionContext)
  * bare `state_dict`): an 8-byte little-endian header length, the JSON header, the data.
  */
 export function filterSafetensors(from: string, to: string, keep: (name: string) => boolean, rename: (name: string) => string = (n) => n): string[] {
+  const kept = readTensors(from).filter(([name]) => keep(name))
+  writeTensors(kept.map(([name, v]) => [rename(name), v]), to)
+  return kept.map(([name]) => name)
+}
+
+/** Writes the tensors of several safetensors files into one (no metadata); returns their names. */
+export function mergeSafetensors(from: string[], to: string): string[] {
+  return writeTensors(from.flatMap(readTensors), to)
+}
+
+type RawTensor = { dtype: string; shape: number[]; bytes: Buffer }
+
+function readTensors(from: string): Array<[string, RawTensor]> {
   const file = readFileSync(from)
   const headerLength = Number(file.readBigUInt64LE(0))
   const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>
   const data = file.subarray(8 + headerLength)
+  return Object.keys(header)
+    .filter((name) => name !== '__metadata__')
+    .map((name) => {
+      const { dtype, shape, data_offsets: [begin, end] } = header[name]
+      return [name, { dtype, shape, bytes: data.subarray(begin, end) }]
+    })
+}
+
+function writeTensors(tensors: Array<[string, RawTensor]>, to: string): string[] {
   const out: Record<string, unknown> = {}
   const chunks: Buffer[] = []
   let offset = 0
-  const names = Object.keys(header).filter((name) => name !== '__metadata__' && keep(name))
-  for (const name of names) {
-    const { dtype, shape, data_offsets: [begin, end] } = header[name]
-    out[rename(name)] = { dtype, shape, data_offsets: [offset, offset + end - begin] }
-    chunks.push(data.subarray(begin, end))
-    offset += end - begin
+  for (const [name, { dtype, shape, bytes }] of tensors) {
+    out[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] }
+    chunks.push(bytes)
+    offset += bytes.length
   }
+  const names = tensors.map(([name]) => name)
   let json = JSON.stringify(out)
   json += ' '.repeat((8 - (json.length % 8)) % 8)
   const length = Buffer.alloc(8)

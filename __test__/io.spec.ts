@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inflateSync } from 'node:zlib'
 import { DCGAN, mnist, mnistImagesPath, readSafetensors, saveImageGrid, type Tensor } from '../src/index'
-import { filterSafetensors, IN_CI, maxAbsDiff, testNeeding, torchPython } from './helpers'
+import { filterSafetensors, IN_CI, mergeSafetensors, maxAbsDiff, testNeeding, torchPython } from './helpers'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dcgan-io-'))
 const cfg = { imageSize: 16, featuresG: 4, featuresD: 4, zDim: 12, device: 'cpu' as const }
@@ -195,6 +195,10 @@ test('weights as PyTorch users have them: DataParallel and torch.compile prefixe
     t.deepEqual(await target.loadWeights(wrapped), ['generator', 'discriminator'], prefix)
     t.deepEqual(await networks(target), await networks(source), prefix)
   }
+  // A file that holds both a wrapped and an unwrapped name for one tensor: refused, not one at random.
+  const merged = join(dir, 'merged.safetensors')
+  t.true(mergeSafetensors([saved, join(dir, 'module.safetensors')], merged).includes('module.disc.0.bias'))
+  await t.throwsAsync(new DCGAN({ ...cfg, seed: 36 }).loadWeights(merged), { code: 'ERR_DCGAN_FILE', message: /holds both 'disc\.0\.bias' and 'module\.disc\.0\.bias', which name the same tensor 'disc\.0\.bias': keep one of them$/ })
   // Without num_batches_tracked, as PyTorch's BatchNorm takes it: the counts start at 0.
   const uncounted = join(dir, 'uncounted.safetensors')
   filterSafetensors(saved, uncounted, (name) => weights(name) && !name.endsWith('num_batches_tracked'))

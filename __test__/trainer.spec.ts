@@ -254,11 +254,13 @@ test('an unreadable image stops training with its name and how to skip it; skipC
   const dir = tmp()
   const spec = { kind: 'folder' as const, path: data, shuffle: false }
   const trainer = new Trainer(tiny(dir, { steps: 3, batchSize: 2, checkpointEvery: 1, dataset: spec }))
-  await t.throwsAsync(trainer.fit({ progress: false }), {
+  const ends: string[] = []
+  await t.throwsAsync(trainer.fit({ progress: false, callbacks: { onTrainEnd: (r) => void ends.push(r.reason) } }), {
     code: ErrorCode.FILE,
     message: /3\.png: cannot decode image: .*; to skip unreadable images with a warning, set skipCorrupt: true in the dataset \(dcgan train --skip-corrupt; a resumed run may add it\)$/,
   })
   t.deepEqual(listCheckpoints(dir).map((c) => c.step), [1])
+  t.deepEqual(ends, ['failed'], 'onTrainEnd hears that training failed')
   const resumed = await Trainer.resume(dir, { dataset: { ...spec, skipCorrupt: true } })
   const warnings: string[] = []
   const onWarning = (w: Error) => void warnings.push(w.message)

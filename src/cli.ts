@@ -2,7 +2,7 @@
 // The `dcgan` command: train, generate, interpolate, arithmetic, eval, export, inspect, report.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import type { DeviceSpec } from './config'
 import { DCGAN, cudaAvailable, saveImageGrid } from './dcgan'
 import { evaluateCheckpoint, formatEval, runDirOf, writeEvalFile } from './eval'
@@ -341,8 +341,10 @@ async function arithmeticCmd(o: { checkpoint: string; a: number[]; b: number[]; 
 }
 
 async function evalCmd(o: { checkpoint: string; samples: number; seed: number; batchStats?: boolean; device?: DeviceSpec; dataset?: DatasetKind; dataPath?: string; out?: string }): Promise<void> {
-  // Where the result goes is settled, and found writable, before the (possibly long) evaluation.
-  const runDir = runDirOf(o.checkpoint) ?? runDirOf(findCheckpoint(o.checkpoint))
+  // Where the result goes is settled, and found writable, before the (possibly long) evaluation;
+  // first the checkpoint is found, so that a missing one is named as such.
+  const file = findCheckpoint(o.checkpoint)
+  const runDir = runDirOf(o.checkpoint) ?? runDirOf(file)
   const target = o.out ?? (runDir === null ? null : join(runDir, 'eval.json'))
   if (target !== null) checkWritable(target, o.out === undefined ? 'give --out FILE.json elsewhere' : 'give another --out')
   // The flags name the real images; the checkpoint's kind is kept when only the path is given.
@@ -354,14 +356,29 @@ async function evalCmd(o: { checkpoint: string; samples: number; seed: number; b
   else console.error('not in a run folder: eval.json not written (--out FILE.json writes it)')
 }
 
-/** Fails now, naming `path` and `fix`, if a file cannot be written there (a read-only or immutable folder). */
+/** Fails now, naming `path` and `fix`, if the file cannot be written later: a folder in its place, a
+ * read-only or immutable folder. Folders still missing are made by the write, so the test file goes
+ * into the nearest one that exists. */
 function checkWritable(path: string, fix: string): void {
-  const probe = join(dirname(path), `.dcgan-write-test-${process.pid}`)
+  const fail = (why: string) => new DcganError(ErrorCode.FILE, `${path}: cannot be written (${why}); ${fix}`)
+  if (statOrNull(path)?.isDirectory()) throw fail('it is a folder: give a file name, e.g. eval.json in it')
+  let dir = dirname(resolve(path))
+  while (statOrNull(dir) === null && dirname(dir) !== dir) dir = dirname(dir)
+  if (!statOrNull(dir)?.isDirectory()) throw fail(`${dir} is not a folder`)
+  const probe = join(dir, `.dcgan-write-test-${process.pid}`)
   try {
     closeSync(openSync(probe, 'wx'))
     rmSync(probe)
   } catch (e) {
-    throw new DcganError(ErrorCode.FILE, `${path}: cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`)
+    throw fail((e as NodeJS.ErrnoException).code ?? (e as Error).message)
+  }
+}
+
+function statOrNull(path: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(path)
+  } catch {
+    return null
   }
 }
 

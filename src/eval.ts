@@ -135,7 +135,8 @@ export async function evaluateCheckpoint(pathOrRun: string, options: EvalOptions
     return { ...(await evaluate(gan, { ...options, dataset })), checkpoint: file }
   } catch (e) {
     // The run's own images, read where training found them: they may have moved since.
-    if (options.dataset === undefined && dataset?.path !== undefined && hasErrorCode(e, ErrorCode.FILE)) {
+    const gone = dataset?.path !== undefined && [dataset.path].flat().some((p) => !existsSync(p))
+    if (options.dataset === undefined && gone && hasErrorCode(e, ErrorCode.FILE)) {
       throw new DcganError(ErrorCode.FILE, `${e.message}; the run trained on ${quoted(dataset.path)}: if its images moved, say where they are now with dcgan eval --data-path PATH (evaluateCheckpoint(run, { dataset }))`)
     }
     throw e

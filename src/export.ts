@@ -1,6 +1,6 @@
 // A trained generator anywhere: an ONNX file for any ONNX runtime, and a static web page that
 // samples, interpolates and does latent arithmetic in the browser with onnxruntime-web.
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { lstatSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { ModelConfig } from './config'
 import type { DCGAN } from './dcgan'
@@ -138,22 +138,37 @@ export async function exportWeb(gan: DCGAN, dir: string, options: ExportWebOptio
   const seed = checkSeed(options.seed ?? 1)
   const title = options.title ?? 'DCGAN generator'
   if (typeof title !== 'string') throw codedError(TypeError, ErrorCode.INVALID_OPTION, `invalid title: got ${typeof title}; allowed: a string`)
-  const existed = existsSync(dir)
-  const created: string[] = [] // files this call adds, removed again if it fails
+  const made = makeDir(dir) // the folders this call makes, outermost first
+  const created: string[] = [] // and the files it adds: removed again if it fails
   try {
     return await writeSite(gan, dir, seed, title, (path) => {
-      if (!existsSync(path)) created.push(path)
+      if (!lexists(path)) created.push(path)
     })
   } catch (e) {
-    // No half-written site: a folder this call made goes, and in one that was there, the files it added.
-    if (!existed) rmSync(dir, { recursive: true, force: true })
-    else for (const path of created) rmSync(path, { force: true })
+    // No half-written site: what this call added goes; what was there stays.
+    for (const path of created) rmSync(path, { force: true })
+    for (const d of made.reverse()) {
+      try {
+        rmdirSync(d) // only if empty
+      } catch {
+        break
+      }
+    }
     throw e
   }
 }
 
+/** Whether anything is at `path`, a dangling symbolic link included (existsSync follows links). */
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
 async function writeSite(gan: DCGAN, dir: string, seed: number, title: string, adding: (path: string) => void): Promise<SiteFile[]> {
-  makeDir(dir)
   const written = new Map<string, number>()
   const write = (name: string, contents: string | Buffer) => {
     adding(join(dir, name))

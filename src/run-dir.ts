@@ -249,7 +249,7 @@ function lockHolder(file: string): number | null {
  * { recursive: true })` spins forever on a path under `/proc` (it retries on ENOENT), so it is
  * not used. Throws `ERR_DCGAN_FILE` naming the folder that cannot be made.
  */
-export function makeDir(dir: string): void {
+export function makeDir(dir: string): string[] {
   const missing: string[] = []
   for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
     missing.push(d)
@@ -263,6 +263,7 @@ export function makeDir(dir: string): void {
     }
   }
   if (!statSync(dir).isDirectory()) throw new DcganError(ErrorCode.FILE, `${dir}: is not a folder`)
+  return missing // the folders made, outermost first
 }
 
 /**

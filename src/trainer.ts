@@ -475,6 +475,7 @@ export class Trainer {
       }
       if (dist) await this.#finishGroup(dist)
     } catch (e) {
+      reason = 'failed'
       // The numbers of a deferred step that completed before the failure still reach the log.
       await catchUp().catch(() => undefined)
       await leaving(e, dist)

@@ -400,7 +400,7 @@ impl Gan {
     /// restarts from the loaded generator. Every tensor of each network found is checked before
     /// any is copied, so a refused file leaves the model as it was. Returns the networks loaded.
     pub fn load_weights(&mut self, path: &Path) -> Result<Vec<&'static str>> {
-        let tensors = weights::as_module_names(weights::load(path)?.tensors);
+        let tensors = weights::as_module_names(path, weights::load(path)?.tensors)?;
         let has = |prefix: &str| tensors.keys().any(|k| k.starts_with(prefix));
         let (gen, disc) = (has("gen."), has("disc."));
         if !gen && !disc {

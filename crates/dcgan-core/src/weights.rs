@@ -131,21 +131,35 @@ const WRAPPER_PREFIXES: [&str; 2] = ["module.", "_orig_mod."];
 const PARAMETRIZED_SPECTRAL_NORM: [(&str, &str); 3] =
     [(".parametrizations.weight.original", ".weight_orig"), (".parametrizations.weight.0._u", ".weight_u"), (".parametrizations.weight.0._v", ".weight_v")];
 
-/// `tensors` under this library's names for the same module: without the prefixes of wrappers
-/// (`module.gen.0.0.weight` → `gen.0.0.weight`), spectral norm's parametrizations as its older names.
-pub fn as_module_names(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
-    tensors
-        .into_iter()
-        .map(|(mut name, t)| {
-            while let Some(rest) = WRAPPER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
-                name = rest.to_string();
-            }
-            if let Some((stem, old)) = PARAMETRIZED_SPECTRAL_NORM.iter().find_map(|(new, old)| name.strip_suffix(new).map(|stem| (stem, old))) {
-                name = format!("{stem}{old}");
-            }
-            (name, t)
-        })
-        .collect()
+/// `tensors` (from `path`) under this library's names for the same module: without the prefixes
+/// of wrappers (`module.gen.0.0.weight` → `gen.0.0.weight`), spectral norm's parametrizations as
+/// its older names. Two tensors that come to the same name are refused: which one is meant?
+pub fn as_module_names(path: &Path, tensors: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::with_capacity(tensors.len());
+    let mut origin: HashMap<String, String> = HashMap::new();
+    let mut names: Vec<String> = tensors.keys().cloned().collect();
+    names.sort_unstable(); // the same refusal whatever the hash order
+    let mut tensors = tensors;
+    for original in names {
+        let t = tensors.remove(&original).expect("a listed name");
+        let name = module_name(&original);
+        if let Some(first) = origin.insert(name.clone(), original.clone()) {
+            return Err(Error::file(path, format!("holds both '{first}' and '{original}', which name the same tensor '{name}': keep one of them")));
+        }
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
+fn module_name(original: &str) -> String {
+    let mut name = original;
+    while let Some(rest) = WRAPPER_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
+        name = rest;
+    }
+    match PARAMETRIZED_SPECTRAL_NORM.iter().find_map(|(new, old)| name.strip_suffix(new).map(|stem| (stem, old))) {
+        Some((stem, old)) => format!("{stem}{old}"),
+        None => name.to_string(),
+    }
 }
 
 /// A few of `tensors`' names, sorted, and how many there are: what a refusal shows of a file.

@@ -146,7 +146,7 @@ fn request(options: NativeEvalOptions) -> dcgan_core::Result<Request> {
     let samples = integer_in("samples", options.samples, eval::MIN_SAMPLES, eval::MAX_SAMPLES)?;
     Ok(Request {
         samples,
-        seed: integer_in("seed", options.seed, 0, i64::MAX)? as u64,
+        seed: integer_in("seed", options.seed, 0, dcgan_core::options::MAX_SEED as i64)? as u64,
         mode: if options.batch_stats.unwrap_or(false) { NormMode::BatchStats } else { NormMode::Eval },
         kind,
         classifier: options.classifier.map(PathBuf::from),

@@ -151,7 +151,8 @@ impl TempRoom {
         if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
             return None;
         }
-        let block = st.f_bsize as u64;
+        // Block counts are in fragment units (statvfs's f_frsize); f_bsize is only the I/O size.
+        let block = if st.f_frsize > 0 { st.f_frsize as u64 } else { st.f_bsize as u64 };
         Some(TempRoom {
             total: (st.f_blocks as u64).saturating_mul(block),
             free: (st.f_bavail as u64).saturating_mul(block),
