@@ -13,7 +13,7 @@ import { distributedFromEnv, launchLocal, rankDevice } from './distributed'
 import { DcganError, ErrorCode } from './errors'
 import { OPTION_SCHEMA } from './options'
 import { reportPaths, writeReport } from './report'
-import { datasetConfirmed, findCheckpoint, readCheckpointInfo } from './run-dir'
+import { datasetConfirmed, findCheckpoint, readCheckpointInfo, statOrNull } from './run-dir'
 import { interpolate, saveImages, vectorArithmetic } from './sampling'
 import { PRESETS, type PresetName, type TrainConfig } from './train-config'
 import { Trainer } from './trainer'
@@ -374,13 +374,6 @@ function checkWritable(path: string, fix: string): void {
   }
 }
 
-function statOrNull(path: string): ReturnType<typeof statSync> | null {
-  try {
-    return statSync(path)
-  } catch {
-    return null
-  }
-}
 
 async function exportCmd(o: { checkpoint: string; format: 'onnx' | 'web'; out: string; what: 'generator' | 'discriminator'; seed?: number }): Promise<void> {
   if (o.format === 'web' && o.what !== 'generator') throw new Error('--format web exports the generator only: drop --what')

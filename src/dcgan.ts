@@ -90,11 +90,14 @@ function numberArg<T extends number | undefined>(v: T, what: string): T {
   return v
 }
 
+/** Whether `path` is a folder (named here: the native side would only say it is not a regular
+ * file); whatever else is wrong with it, the native side says. dcgan.ts cannot import run-dir.ts's
+ * statOrNull without an import cycle. */
 function isFolder(path: string): boolean {
   try {
     return statSync(path).isDirectory()
   } catch {
-    return false // the native side says what is wrong with it
+    return false
   }
 }
 

@@ -35,6 +35,15 @@ function stepOf(line: Buffer): number {
     return Infinity
   }
 }
+/** What `statSync` says of `path`, or null when there is nothing there (or it cannot be asked). */
+export function statOrNull(path: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(path)
+  } catch {
+    return null
+  }
+}
+
 /** config.json of a run: a few hundred bytes. */
 const MAX_CONFIG_BYTES = 1024 * 1024
 

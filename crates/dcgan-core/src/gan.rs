@@ -354,11 +354,7 @@ impl Gan {
         header.train.validate().map_err(unusable)?;
         let loaded = weights::load(path)?;
         let meta = &loaded.metadata;
-        let field = |key: &str| {
-            meta.get(key).ok_or_else(|| {
-                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save() (weights saved elsewhere, from PyTorch say, load into a model with gan.loadWeights(file))"))
-            })
-        };
+        let field = |key: &str| metadata_field(path, meta, key);
         // A bf16 model trained on a GPU loads on a CPU without bfloat16 convolutions too: it
         // samples, exports and evaluates in float32; training it there is refused at its first
         // step, and resuming it in fp32 works.
@@ -465,6 +461,13 @@ pub struct Header {
     pub trainer: Option<serde_json::Value>,
 }
 
+/// A metadata field that `save` writes, or the error for a file that lacks it.
+fn metadata_field<'a>(path: &Path, meta: &'a HashMap<String, String>, key: &str) -> Result<&'a String> {
+    meta.get(key).ok_or_else(|| {
+        Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save() (weights saved elsewhere, from PyTorch say, load into a model with gan.loadWeights(file))"))
+    })
+}
+
 impl Header {
     /// Reads only the file's header (not its tensors).
     pub fn read(path: &Path) -> Result<Header> {
@@ -472,11 +475,7 @@ impl Header {
     }
 
     fn parse(path: &Path, meta: &HashMap<String, String>) -> Result<Header> {
-        let field = |key: &str| {
-            meta.get(key).ok_or_else(|| {
-                Error::file(path, format!("has no '{key}' metadata: it was not written by dcgan's save() (weights saved elsewhere, from PyTorch say, load into a model with gan.loadWeights(file))"))
-            })
-        };
+        let field = |key: &str| metadata_field(path, meta, key);
         if field("format")? != FORMAT {
             return Err(Error::file(path, format!("has format '{}', this version reads '{FORMAT}'", field("format")?)));
         }
